@@ -1,0 +1,135 @@
+"""OpenAI and OpenAI-compatible judges through the official async SDK.
+
+The verdict comes through ``response_format`` with a strict JSON schema; with
+``logprobs`` on, the alternatives at the verdict token give a soft label.
+A ``base_url`` (option or ``OPENAI_BASE_URL``) points it at any compatible
+server: vLLM, Ollama, llama.cpp, TGI.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import openai
+
+from judges.backends._sdk_errors import translate
+from judges.base import Judge, RawAnswer
+from judges.config import JudgeConfig
+from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
+from judges.parsing import (
+    TEXT_FORMAT_INSTRUCTIONS,
+    parse_verdict_json,
+    parse_verdict_text,
+    probabilities_from_top_logprobs,
+    winner_token_index,
+)
+from judges.prompts import VERDICT_SCHEMA, get_template
+from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Usage
+
+_RESPONSE_FORMAT: dict[str, Any] = {
+    "type": "json_schema",
+    "json_schema": {"name": "verdict", "strict": True, "schema": VERDICT_SCHEMA},
+}
+TOP_LOGPROBS = 5
+# Self-hosted compatible servers usually ignore the key, but the SDK insists on one.
+_PLACEHOLDER_KEY_FOR_SELF_HOSTED = "not-needed"
+
+
+class OpenAIJudge(Judge):
+    """``openai:<model>``. Reads ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``."""
+
+    provider = "openai"
+    supports_logprobs = True
+
+    def __init__(self, config: JudgeConfig) -> None:
+        super().__init__(config)
+        api_key = os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            if config.base_url is None:
+                raise MissingCredentialsError("openai", "OPENAI_API_KEY")
+            api_key = _PLACEHOLDER_KEY_FOR_SELF_HOSTED
+        # max_retries=0: judges.retry is the only retry policy, so attempts don't multiply.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=config.timeout_s,
+        )
+
+    async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
+        system, user = get_template(self.config.template).render(shown, question)
+        request: dict[str, Any] = {"model": self.config.model, "max_tokens": self.config.max_tokens}
+        if self.config.output == "structured":
+            request["response_format"] = _RESPONSE_FORMAT
+        else:
+            user = f"{user}\n\n{TEXT_FORMAT_INSTRUCTIONS}"
+        request["messages"] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
+        if self.config.temperature is not None:
+            request["temperature"] = self.config.temperature
+        if self.config.logprobs:
+            request["logprobs"] = True
+            request["top_logprobs"] = TOP_LOGPROBS
+        try:
+            completion = await self._client.chat.completions.create(**request)
+        except openai.OpenAIError as exc:
+            raise translate(exc, openai, self.provider) from exc
+        return self._parse(completion)
+
+    def _parse(self, completion: Any) -> RawAnswer:
+        usage = _usage(completion.usage)
+        if not completion.choices:
+            raise UnparseableError("the answer has no choices", usage=usage)
+        choice = completion.choices[0]
+        raw_output = choice.message.content or choice.message.refusal or ""
+        try:
+            answer = self._answer_from_choice(choice, raw_output)
+        except JudgeError as exc:
+            exc.usage = usage  # a failed call still cost tokens
+            raise
+        return RawAnswer(answer, raw_output, usage)
+
+    def _answer_from_choice(self, choice: Any, raw_output: str) -> PairwiseAnswer:
+        if choice.message.refusal:
+            raise RefusedError(
+                f"the model refused: {choice.message.refusal}", raw_output=raw_output
+            )
+        if choice.finish_reason == "length":
+            raise UnparseableError("the answer was cut off at max_tokens", raw_output=raw_output)
+        if self.config.output == "text":
+            return parse_verdict_text(raw_output)
+        answer = parse_verdict_json(raw_output)
+        probabilities = _verdict_probabilities(choice, raw_output)
+        if probabilities is None:
+            return answer
+        return PairwiseAnswer(answer.position, answer.rationale, probabilities)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cache_read_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+    )
+
+
+def _verdict_probabilities(choice: Any, content: str) -> PositionProbabilities | None:
+    logprobs = getattr(choice, "logprobs", None)
+    tokens = getattr(logprobs, "content", None) if logprobs else None
+    if not tokens:
+        return None
+    index = winner_token_index([t.token for t in tokens], content)
+    if index is None:
+        return None
+    entry = tokens[index]
+    alternatives = [(alt.token, alt.logprob) for alt in (entry.top_logprobs or [])]
+    return probabilities_from_top_logprobs(alternatives or [(entry.token, entry.logprob)])

@@ -1,0 +1,47 @@
+"""The judge backend contract.
+
+A backend implements one abstract method, :meth:`Judge.answer`: show the
+model one ordered pair and return its parsed answer. Orders, retries and
+the mapping back to a/b live in :mod:`judges.protocol`, once for every
+backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from judges.config import JudgeConfig
+from judges.types import PairwiseAnswer, ShownPair, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """One successful model call: the parsed answer plus what it cost."""
+
+    answer: PairwiseAnswer
+    raw_output: str
+    usage: Usage
+
+
+class Judge(ABC):
+    """A configured judge model. Built once per process and shared by all tasks."""
+
+    provider: ClassVar[str]
+    supports_logprobs: ClassVar[bool] = False
+
+    def __init__(self, config: JudgeConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
+        """Ask the model about one ordered pair.
+
+        ``question`` replaces the template's default question (a
+        constitution principle, for instance). Raises a
+        :class:`judges.errors.JudgeError` subclass on any failure.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release clients and connections."""

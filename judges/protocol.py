@@ -1,0 +1,191 @@
+"""The both-orders pairwise protocol.
+
+A swap bug (mapping "the first response won" to the wrong caller response)
+silently flips chosen and rejected, so the mapping lives in exactly one
+function, :func:`winner_from_position`, and everything else goes through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from statistics import fmean
+
+from judges.base import Judge
+from judges.errors import JudgeError
+from judges.retry import transient_retrying
+from judges.types import (
+    CallRecord,
+    Order,
+    Pair,
+    PairOutcome,
+    Position,
+    PositionProbabilities,
+    ShownPair,
+    Usage,
+    Verdict,
+    Winner,
+)
+
+
+def show(pair: Pair, order: Order) -> ShownPair:
+    """Lay a pair out in the given order."""
+    if order is Order.AB:
+        return ShownPair(pair.prompt, first=pair.response_a, second=pair.response_b)
+    return ShownPair(pair.prompt, first=pair.response_b, second=pair.response_a)
+
+
+def winner_from_position(order: Order, position: Position) -> Winner:
+    """Map a position the judge chose, in the order it was shown, to the caller's a/b."""
+    if position is Position.TIE:
+        return Winner.TIE
+    first_is_a = order is Order.AB
+    if (position is Position.FIRST) == first_is_a:
+        return Winner.A
+    return Winner.B
+
+
+def _winner_probabilities(order: Order, probs: PositionProbabilities) -> dict[Winner, float]:
+    return {
+        winner_from_position(order, Position.FIRST): probs.first,
+        winner_from_position(order, Position.SECOND): probs.second,
+        Winner.TIE: probs.tie,
+    }
+
+
+def combine(calls: list[CallRecord]) -> Verdict:
+    """Turn the successful calls for one pair (one per order) into a verdict.
+
+    Both orders agree → that winner. They disagree → a tie with
+    ``position_consistent=False``. Log-probabilities, where every call has
+    them, are averaged over orders into P(a ≻ b).
+    """
+    answered = [(c.order, c.answer) for c in calls if c.answer is not None]
+    if not answered:
+        raise ValueError("combine() needs at least one successful call")
+    votes = [winner_from_position(order, answer.position) for order, answer in answered]
+    if len(set(votes)) == 1:
+        winner = votes[0]
+        consistent: bool | None = True if len(votes) > 1 else None
+    else:
+        winner, consistent = Winner.TIE, False
+
+    distributions = [
+        _winner_probabilities(order, answer.probabilities)
+        for order, answer in answered
+        if answer.probabilities is not None
+    ]
+    soft_preference: float | None = None
+    if distributions and len(distributions) == len(answered):
+        p_a = fmean(d[Winner.A] / ((d[Winner.A] + d[Winner.B]) or 1.0) for d in distributions)
+        soft_preference = p_a
+        confidence: float | None = fmean(d[winner] for d in distributions)
+    else:
+        confidence = sum(vote is winner for vote in votes) / len(votes)
+
+    rationale = answered[0][1].rationale
+    if consistent is False:
+        flips = ", ".join(
+            f"{order.value}→{vote.value}" for (order, _), vote in zip(answered, votes, strict=True)
+        )
+        rationale = f"Position-biased: the verdict changed with the order ({flips}). {rationale}"
+    return Verdict(
+        winner=winner,
+        confidence=confidence,
+        position_consistent=consistent,
+        soft_preference=soft_preference,
+        rationale=rationale,
+    )
+
+
+def orders_for(judge: Judge, pair: Pair) -> list[Order]:
+    """Both orders, or one order chosen from the pair's content (stable across runs)."""
+    if judge.config.order == "both":
+        return [Order.AB, Order.BA]
+    digest = hashlib.sha256(repr(pair).encode()).digest()
+    return [Order.AB if digest[0] % 2 == 0 else Order.BA]
+
+
+async def call_with_retries(
+    judge: Judge,
+    shown: ShownPair,
+    order: Order,
+    question: str | None = None,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> list[CallRecord]:
+    """Call the judge for one order, retrying transient failures.
+
+    Returns every attempt as a record, the last one being the success or the
+    final failure, so failed attempts are stored rather than forgotten.
+    """
+    config = judge.config
+    records: list[CallRecord] = []
+    try:
+        async for attempt in transient_retrying(config.max_attempts, sleep):
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                started = time.perf_counter()
+                try:
+                    raw = await judge.answer(shown, question)
+                except JudgeError as exc:
+                    records.append(_failed_record(judge, order, number, started, exc))
+                    raise
+                records.append(
+                    CallRecord(
+                        order=order,
+                        attempt=number,
+                        model=config.model,
+                        template_version=config.template,
+                        parameters=config.parameters(),
+                        raw_output=raw.raw_output,
+                        usage=raw.usage,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        answer=raw.answer,
+                    )
+                )
+    except JudgeError:
+        pass  # the failure is the last record; the caller turns it into a stored failure
+    return records
+
+
+def _failed_record(
+    judge: Judge, order: Order, attempt: int, started: float, exc: JudgeError
+) -> CallRecord:
+    return CallRecord(
+        order=order,
+        attempt=attempt,
+        model=judge.config.model,
+        template_version=judge.config.template,
+        parameters=judge.config.parameters(),
+        raw_output=exc.raw_output,
+        usage=exc.usage or Usage(),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        error_class=exc.error_class,
+        error_message=exc.message,
+    )
+
+
+async def judge_pair(judge: Judge, pair: Pair, question: str | None = None) -> PairOutcome:
+    """Judge a pair in every order the judge's policy asks for, concurrently.
+
+    If any order ends in a failure, there is no verdict: a one-order answer
+    from a both-orders judge would hide position bias.
+    """
+    orders = orders_for(judge, pair)
+    per_order = await asyncio.gather(
+        *(call_with_retries(judge, show(pair, order), order, question) for order in orders)
+    )
+    calls = tuple(record for records in per_order for record in records)
+    finals = [records[-1] for records in per_order]
+    failed = [record for record in finals if not record.succeeded]
+    if failed:
+        return PairOutcome(
+            calls=calls,
+            verdict=None,
+            error_class=failed[0].error_class,
+            error_message=failed[0].error_message,
+        )
+    return PairOutcome(calls=calls, verdict=combine(finals))

@@ -1,0 +1,129 @@
+"""The judge registry: providers from the ``referee.judges`` entry points, named judges from a file.
+
+Built-in backends register through the same entry-point group as
+third-party ones (see ``pyproject.toml``), so a plugin is a package with one
+entry point. The registry is built at start-up, never at import, and keeps
+one judge instance (one SDK client) per distinct configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from judges.base import Judge
+from judges.config import JudgeConfig, config_from_spec, parse_spec
+from judges.errors import JudgeConfigError, UnknownJudgeError
+
+ENTRY_POINT_GROUP = "referee.judges"
+JudgeFactory = Callable[[JudgeConfig], Judge]
+
+
+class JudgeRegistry:
+    """Resolves judge specs and names to configurations and shared judge instances."""
+
+    def __init__(
+        self,
+        factories: Mapping[str, JudgeFactory] | None = None,
+        named: Mapping[str, JudgeConfig] | None = None,
+    ) -> None:
+        self._factories: dict[str, JudgeFactory] = dict(factories or {})
+        self._named: dict[str, JudgeConfig] = dict(named or {})
+        self._instances: dict[str, Judge] = {}
+
+    @classmethod
+    def from_entry_points(cls, named: Mapping[str, JudgeConfig] | None = None) -> JudgeRegistry:
+        """Load every provider registered under the ``referee.judges`` group."""
+        factories: dict[str, JudgeFactory] = {}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            factories[ep.name] = ep.load()
+        return cls(factories, named)
+
+    def register(self, provider: str, factory: JudgeFactory) -> None:
+        """Add or replace a provider (plugins and tests)."""
+        self._factories[provider] = factory
+
+    def add_named(self, config: JudgeConfig) -> None:
+        if config.name is None:
+            raise JudgeConfigError("a named judge needs a name")
+        self._check_provider(config.spec, config.provider)
+        self._named[config.name] = config
+
+    @property
+    def providers(self) -> list[str]:
+        return sorted(self._factories)
+
+    @property
+    def named(self) -> dict[str, JudgeConfig]:
+        return dict(self._named)
+
+    def resolve(self, spec_or_name: str, **options: Any) -> JudgeConfig:
+        """A named judge from the config file, or a ``provider:model`` spec."""
+        named = self._named.get(spec_or_name)
+        if named is not None:
+            return named.with_options(**options) if options else named
+        if ":" not in spec_or_name:
+            known = [*self.providers, *(f"{n} (named)" for n in self._named)]
+            raise UnknownJudgeError(spec_or_name, known)
+        provider, _ = parse_spec(spec_or_name)
+        self._check_provider(spec_or_name, provider)
+        return config_from_spec(spec_or_name, **options)
+
+    def judge(self, config: JudgeConfig) -> Judge:
+        """The shared judge instance for a configuration, built on first use."""
+        key = json.dumps(asdict(config), sort_keys=True, default=str)
+        judge = self._instances.get(key)
+        if judge is None:
+            self._check_provider(config.spec, config.provider)
+            judge = self._factories[config.provider](config)
+            self._instances[key] = judge
+        return judge
+
+    async def aclose(self) -> None:
+        for judge in self._instances.values():
+            await judge.aclose()
+        self._instances.clear()
+
+    def _check_provider(self, spec: str, provider: str) -> None:
+        if provider not in self._factories:
+            raise UnknownJudgeError(spec, self.providers)
+
+
+def load_named_judges(path: Path) -> dict[str, JudgeConfig]:
+    """Read named judges from a YAML file.
+
+    ```yaml
+    judges:
+      fast:
+        spec: openai:gpt-4o-mini
+        temperature: 0
+        logprobs: true
+      local-vllm:
+        spec: openai:Qwen/Qwen2.5-7B-Instruct
+        base_url: http://localhost:8000/v1
+    ```
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise JudgeConfigError(f"{path}: cannot read judge config: {exc}") from None
+    entries = document.get("judges") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise JudgeConfigError(f"{path}: expected a top-level 'judges' mapping")
+    named: dict[str, JudgeConfig] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or "spec" not in entry:
+            raise JudgeConfigError(f"{path}: judge {name!r}: field 'spec' is required")
+        options = {k: v for k, v in entry.items() if k != "spec"}
+        try:
+            config = config_from_spec(str(entry["spec"]), **options)
+        except JudgeConfigError as exc:
+            raise JudgeConfigError(f"{path}: judge {name!r}: {exc.message}") from None
+        named[str(name)] = JudgeConfig(**{**asdict(config), "name": str(name)})
+    return named

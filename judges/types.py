@@ -1,0 +1,151 @@
+"""Plain typed values that flow in and out of judges.
+
+Nothing here knows about HTTP or SQL. Positions ("1"/"2") are what a judge
+saw; winners ("a"/"b") are what the caller sent. The two vocabularies never
+mix: the only bridge is :func:`judges.protocol.winner_from_position`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat turn."""
+
+    role: Role
+    content: str
+
+
+Conversation: TypeAlias = tuple[Message, ...]
+Text: TypeAlias = str | Conversation
+"""A prompt is a plain string or a conversation; a response is a string or
+a one-message assistant conversation."""
+
+
+class Order(enum.StrEnum):
+    """The order in which a pair was shown to the judge."""
+
+    AB = "ab"
+    BA = "ba"
+
+
+class Position(enum.StrEnum):
+    """What a judge answered about the order it was shown."""
+
+    FIRST = "1"
+    SECOND = "2"
+    TIE = "tie"
+
+
+class Winner(enum.StrEnum):
+    """The verdict in the caller's terms."""
+
+    A = "a"
+    B = "b"
+    TIE = "tie"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two candidate responses to one prompt, in the caller's a/b terms."""
+
+    prompt: Text
+    response_a: Text
+    response_b: Text
+
+
+@dataclass(frozen=True, slots=True)
+class ShownPair:
+    """A pair as it is shown to a judge: first and second, no a/b."""
+
+    prompt: Text
+    first: Text
+    second: Text
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call consumed."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionProbabilities:
+    """The judge's probability for each position, from token log-probabilities.
+
+    Normalised over the three choices, so they add up to 1.
+    """
+
+    first: float
+    second: float
+    tie: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairwiseAnswer:
+    """The parsed answer of one pairwise call, in positions."""
+
+    position: Position
+    rationale: str
+    probabilities: PositionProbabilities | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """Everything one model call left behind, successful or not.
+
+    Exactly one of ``answer`` and ``error_class`` is set.
+    """
+
+    order: Order
+    attempt: int
+    model: str
+    template_version: str
+    parameters: dict[str, Any]
+    raw_output: str | None
+    usage: Usage
+    latency_ms: float
+    answer: PairwiseAnswer | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.answer is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for a pair, in the caller's a/b terms.
+
+    ``position_consistent`` is ``None`` when only one order was asked.
+    ``soft_preference`` is P(a preferred over b), present only where the
+    backend gave log-probabilities.
+    """
+
+    winner: Winner
+    confidence: float | None
+    position_consistent: bool | None
+    soft_preference: float | None
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
+class PairOutcome:
+    """What judging one pair produced: every call, and a verdict or an error."""
+
+    calls: tuple[CallRecord, ...]
+    verdict: Verdict | None
+    error_class: str | None = None
+    error_message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
