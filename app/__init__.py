@@ -1,0 +1,1 @@
+"""Referee: the service, the CLI, storage and labeling use cases."""

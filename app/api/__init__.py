@@ -1,0 +1,1 @@
+"""The HTTP shell: FastAPI routes over app.labeling."""

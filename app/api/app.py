@@ -1,0 +1,56 @@
+"""The FastAPI application: engine, judges and labeler built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api.deps import require_api_key
+from app.api.routes import comparisons, meta
+from app.api.schemas import ErrorOut
+from app.errors import RefereeError
+from app.runtime import runtime
+from app.settings import Settings
+from judges import JudgeRegistry
+
+_UNAUTHORIZED: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "Missing or invalid API key."}
+}
+
+
+def create_app(settings: Settings | None = None, registry: JudgeRegistry | None = None) -> FastAPI:
+    """Build the app. ``registry`` lets tests plug in fake judges through the real registry."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime(settings or Settings(), registry) as labeler:
+            app.state.labeler = labeler
+            app.state.db = labeler.db
+            yield
+
+    app = FastAPI(
+        title="Referee",
+        version="0.1.0",
+        summary="AI-feedback labeling: pairwise verdicts stored with provenance.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RefereeError, _referee_error)  # type: ignore[arg-type]
+    app.include_router(meta.health_router)
+    protected = [Depends(require_api_key)]
+    app.include_router(
+        comparisons.router,
+        dependencies=protected,
+        responses=_UNAUTHORIZED,
+    )
+    app.include_router(meta.judges_router, dependencies=protected, responses=_UNAUTHORIZED)
+    return app
+
+
+async def _referee_error(_request: Request, exc: RefereeError) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+    )

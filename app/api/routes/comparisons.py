@@ -1,0 +1,101 @@
+"""/v1/comparisons: judge a pair, fetch one, list them."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import DatabaseDep, LabelerDep
+from app.api.schemas import ComparisonCreate, ComparisonOut, ComparisonPage, ErrorOut
+from app.errors import InvalidInputError, NotFoundError
+from app.labeling.inputs import PairIn
+from app.store import comparisons
+from app.store.comparisons import ComparisonFilters
+
+router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ComparisonOut,
+    responses={
+        200: {"model": ComparisonOut, "description": "A stored verdict was reused."},
+        400: {"model": ErrorOut, "description": "Unknown judge."},
+        413: {"model": ErrorOut, "description": "A text is over the size limit."},
+        502: {"model": ErrorOut, "description": "The judge failed; failed calls are stored."},
+        503: {"model": ErrorOut, "description": "The judge's provider key is not configured."},
+    },
+)
+async def create_comparison(
+    body: ComparisonCreate, labeler: LabelerDep, response: Response
+) -> ComparisonOut:
+    """Judge a pair in both orders and store the verdict with its calls.
+
+    The same pair with the same judge configuration returns the stored
+    verdict (status 200, `reused: true`) without calling the model, unless
+    `force` is set.
+    """
+    pair = PairIn.model_validate(body.model_dump(exclude={"judge", "force"}))
+    result = await labeler.compare(pair, body.judge, force=body.force)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return ComparisonOut.build(result.comparison, reused=not result.created)
+
+
+@router.get(
+    "/{comparison_id}",
+    response_model=ComparisonOut,
+    responses={404: {"model": ErrorOut}},
+)
+async def get_comparison(comparison_id: uuid.UUID, db: DatabaseDep) -> ComparisonOut:
+    """One comparison with its current verdict, earlier verdicts and every judge call."""
+    async with db.transaction() as session:
+        found = await comparisons.get(session, comparison_id)
+    if found is None:
+        raise NotFoundError(f"no comparison {comparison_id}")
+    return ComparisonOut.build(found)
+
+
+@router.get("", response_model=ComparisonPage, responses={422: {"model": ErrorOut}})
+async def list_comparisons(
+    db: DatabaseDep,
+    judge: Annotated[str | None, Query(description="Judge name or provider:model.")] = None,
+    winner: Annotated[Literal["a", "b", "tie"] | None, Query()] = None,
+    status_: Annotated[
+        Literal["pending", "labeled", "failed"] | None, Query(alias="status")
+    ] = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ComparisonPage:
+    """Comparisons oldest first, filtered, with cursor pagination."""
+    filters = ComparisonFilters(judge, winner, status_, created_after, created_before)
+    async with db.transaction() as session:
+        rows = await comparisons.page(session, filters, after=_decode(cursor), limit=limit + 1)
+    next_cursor = (
+        _encode(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    )
+    return ComparisonPage(
+        items=[ComparisonOut.build(row) for row in rows[:limit]], next_cursor=next_cursor
+    )
+
+
+def _encode(created_at: datetime, comparison_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{comparison_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, comparison_id = base64.urlsafe_b64decode(cursor).decode().split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(comparison_id)
+    except ValueError:
+        raise InvalidInputError("cursor is not one this API returned", field="cursor") from None

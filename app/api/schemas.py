@@ -1,0 +1,149 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.labeling.inputs import PairIn
+from app.store.models import Comparison, JudgeCall
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["unknown_judge"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    """Every error the API raises itself has this shape (422 validation errors use FastAPI's)."""
+
+    error: ErrorBody
+
+
+class ComparisonCreate(PairIn):
+    """A pair to judge, and the judge to judge it with."""
+
+    judge: str | None = Field(
+        None,
+        description="provider:model or a named judge; REFEREE_DEFAULT_JUDGE when omitted.",
+        examples=["anthropic:claude-sonnet-4-5"],
+    )
+    force: bool = Field(False, description="Judge again even if a verdict is stored.")
+
+
+class VerdictOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    winner: Literal["a", "b", "tie"]
+    confidence: float | None
+    position_consistent: bool | None = Field(
+        description="False: the two orders disagreed, so the verdict is a position-biased tie."
+    )
+    soft_preference: float | None = Field(description="P(a preferred), from log-probabilities.")
+    rationale: str
+    length_a: int
+    length_b: int
+    created_at: datetime
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    verdict_id: int | None
+    order: Literal["ab", "ba"] = Field(description="ab: response_a was shown first.")
+    attempt: int
+    provider: str
+    model: str
+    template_version: str
+    parameters: dict[str, Any]
+    raw_output: str | None
+    parsed: dict[str, Any] | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    error_class: str | None
+    error_message: str | None
+    created_at: datetime
+
+
+class ComparisonOut(BaseModel):
+    id: uuid.UUID
+    external_id: str | None
+    status: Literal["pending", "labeled", "failed"]
+    error_class: str | None
+    judge: str
+    judge_spec: str
+    judge_config: dict[str, Any]
+    template_version: str
+    prompt: Any
+    response_a: Any
+    response_b: Any
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    verdict: VerdictOut | None = Field(description="The current (newest) verdict.")
+    previous_verdicts: list[VerdictOut]
+    calls: list[CallOut]
+    reused: bool = Field(False, description="True when a stored verdict was returned.")
+
+    @classmethod
+    def build(cls, comparison: Comparison, *, reused: bool = False) -> ComparisonOut:
+        verdicts = [VerdictOut.model_validate(v) for v in comparison.verdicts]
+        return cls(
+            id=comparison.id,
+            external_id=comparison.external_id,
+            status=comparison.status,
+            error_class=comparison.error_class,
+            judge=comparison.judge,
+            judge_spec=comparison.judge_spec,
+            judge_config=comparison.judge_config,
+            template_version=comparison.template_version,
+            prompt=comparison.prompt,
+            response_a=comparison.response_a,
+            response_b=comparison.response_b,
+            metadata=comparison.meta,
+            created_at=comparison.created_at,
+            verdict=verdicts[-1] if verdicts else None,
+            previous_verdicts=verdicts[:-1],
+            calls=[_call(c) for c in comparison.calls],
+            reused=reused,
+        )
+
+
+def _call(call: JudgeCall) -> CallOut:
+    out = CallOut.model_validate(call)
+    if call.cost_usd is not None:
+        out.cost_usd = float(call.cost_usd)
+    return out
+
+
+class ComparisonPage(BaseModel):
+    items: list[ComparisonOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class NamedJudgeOut(BaseModel):
+    name: str
+    spec: str
+    options: dict[str, Any]
+
+
+class JudgesOut(BaseModel):
+    providers: list[str]
+    named: list[NamedJudgeOut]
+    default: str | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]

@@ -1,0 +1,1 @@
+"""Use cases: the one place where labeling behaviour lives. HTTP and CLI are shells over it."""

@@ -1,0 +1,217 @@
+"""Compare a pair: judge it in both orders and store every call and the verdict.
+
+This use case owns its transactions rather than running inside the
+request's: a model call takes seconds, and holding a database transaction
+(and, on SQLite, the write lock) open across it would serialise every
+request. So it reads, calls the judge with no transaction open, then writes
+everything in one short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import (
+    JudgeFailedError,
+    JudgeUnavailableError,
+    TextTooLargeError,
+    UnknownJudgeSpecError,
+)
+from app.labeling.inputs import PairIn, text_length
+from app.labeling.keys import label_key
+from app.labeling.pricing import call_cost
+from app.settings import Settings
+from app.store import comparisons
+from app.store.db import Database
+from app.store.models import Comparison
+from judges import (
+    CallRecord,
+    JudgeConfig,
+    JudgeConfigError,
+    JudgeRegistry,
+    MissingCredentialsError,
+    PairOutcome,
+    judge_pair,
+)
+from judges.base import Judge
+
+
+@dataclass(frozen=True, slots=True)
+class CompareResult:
+    comparison: Comparison
+    created: bool
+    """False when a stored verdict was reused and no model was called."""
+
+
+class Labeler:
+    """Labeling use cases over one database and one judge registry."""
+
+    def __init__(self, db: Database, registry: JudgeRegistry, settings: Settings) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+
+    def resolve(self, spec: str | None) -> JudgeConfig:
+        """The judge configuration for a spec or name; 400 when unknown."""
+        spec = spec or self.settings.default_judge
+        if not spec:
+            raise UnknownJudgeSpecError(
+                "no judge given and REFEREE_DEFAULT_JUDGE is not set; "
+                f"name one as provider:model (providers: {', '.join(self.registry.providers)})"
+            )
+        try:
+            return self.registry.resolve(spec)
+        except JudgeConfigError as exc:
+            raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
+
+    def judge_for(self, config: JudgeConfig) -> Judge:
+        try:
+            return self.registry.judge(config)
+        except MissingCredentialsError as exc:
+            raise JudgeUnavailableError(exc.message, env_var=exc.env_var) from None
+        except JudgeConfigError as exc:
+            raise UnknownJudgeSpecError(exc.message) from None
+
+    def check_sizes(self, pair: PairIn) -> None:
+        limit = self.settings.max_text_chars
+        converted = pair.to_pair()
+        for field in ("prompt", "response_a", "response_b"):
+            size = text_length(getattr(converted, field))
+            if size > limit:
+                raise TextTooLargeError(
+                    f"{field} has {size} characters; the limit is {limit} (REFEREE_MAX_TEXT_CHARS)",
+                    field=field,
+                )
+
+    async def compare(
+        self, pair: PairIn, judge_spec: str | None, *, force: bool = False
+    ) -> CompareResult:
+        """Judge a pair, or return its stored verdict for the same judge configuration.
+
+        A stored failure is judged again; ``force`` judges again even when a
+        verdict exists (the old verdict stays, the new one becomes current).
+        """
+        self.check_sizes(pair)
+        config = self.resolve(judge_spec)
+        judge = self.judge_for(config)
+        stored = pair.stored()
+        key = label_key(stored, config)
+        if not force:
+            async with self.db.transaction() as session:
+                existing = await comparisons.get_by_label_key(session, key)
+            if existing is not None and existing.verdicts:
+                return CompareResult(existing, created=False)
+
+        outcome = await judge_pair(judge, pair.to_pair())
+
+        async with self.db.transaction() as session:
+            comparison_id = await store_outcome(
+                session,
+                comparison_values(pair, stored, config, key),
+                pair_lengths(pair),
+                config,
+                outcome,
+            )
+            comparison = await comparisons.get(session, comparison_id)
+        assert comparison is not None
+        if outcome.verdict is None:
+            raise JudgeFailedError(
+                f"judge {config.label} failed: {outcome.error_class}: {outcome.error_message}",
+                comparison_id=str(comparison_id),
+                error_class=outcome.error_class,
+            )
+        return CompareResult(comparison, created=True)
+
+
+def comparison_values(
+    pair: PairIn, stored: dict[str, Any], config: JudgeConfig, key: str
+) -> dict[str, Any]:
+    return {
+        "label_key": key,
+        "external_id": pair.id,
+        "meta": pair.metadata,
+        "judge": config.label,
+        "judge_spec": config.spec,
+        "judge_config": config.fingerprint(),
+        "template_version": config.template,
+        **stored,
+    }
+
+
+def pair_lengths(pair: PairIn) -> dict[str, int]:
+    converted = pair.to_pair()
+    return {
+        "length_a": text_length(converted.response_a),
+        "length_b": text_length(converted.response_b),
+    }
+
+
+async def store_outcome(
+    session: AsyncSession,
+    values: dict[str, Any],
+    lengths: dict[str, int],
+    config: JudgeConfig,
+    outcome: PairOutcome,
+) -> uuid.UUID:
+    """Write a comparison (once), its calls, and its verdict or failure status."""
+    comparison_id = await comparisons.insert_if_absent(session, values)
+    verdict_id = None
+    if outcome.verdict is not None:
+        verdict = outcome.verdict
+        verdict_id = await comparisons.add_verdict(
+            session,
+            comparison_id,
+            winner=verdict.winner.value,
+            confidence=verdict.confidence,
+            position_consistent=verdict.position_consistent,
+            soft_preference=verdict.soft_preference,
+            rationale=verdict.rationale,
+            **lengths,
+        )
+    await comparisons.add_calls(
+        session, [call_row(comparison_id, verdict_id, config, call) for call in outcome.calls]
+    )
+    status = "labeled" if outcome.verdict is not None else "failed"
+    await comparisons.set_status(session, comparison_id, status, outcome.error_class)
+    return comparison_id
+
+
+def call_row(
+    comparison_id: uuid.UUID, verdict_id: int | None, config: JudgeConfig, call: CallRecord
+) -> dict[str, Any]:
+    parsed = None
+    if call.answer is not None:
+        probabilities = call.answer.probabilities
+        parsed = {
+            "position": call.answer.position.value,
+            "rationale": call.answer.rationale,
+            "probabilities": (
+                None
+                if probabilities is None
+                else {"1": probabilities.first, "2": probabilities.second, "tie": probabilities.tie}
+            ),
+        }
+    return {
+        "comparison_id": comparison_id,
+        "verdict_id": verdict_id,
+        "order": call.order.value,
+        "attempt": call.attempt,
+        "provider": config.provider,
+        "model": call.model,
+        "template_version": call.template_version,
+        "parameters": call.parameters,
+        "raw_output": call.raw_output,
+        "parsed": parsed,
+        "input_tokens": call.usage.input_tokens,
+        "output_tokens": call.usage.output_tokens,
+        "cache_read_tokens": call.usage.cache_read_tokens,
+        "cache_write_tokens": call.usage.cache_write_tokens,
+        "cost_usd": call_cost(config.provider, call.model, call.usage),
+        "latency_ms": call.latency_ms,
+        "error_class": call.error_class,
+        "error_message": call.error_message,
+    }

@@ -1,0 +1,46 @@
+"""Settings from the environment (prefix ``REFEREE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./referee.db"
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration, read once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="REFEREE_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path or postgresql://user@host/db.",
+    )
+    judges_file: Path | None = Field(
+        None, description="YAML file of named judges; ./judges.yaml is read when it exists."
+    )
+    default_judge: str | None = Field(None, description="Judge used when a request names none.")
+    max_text_chars: int = Field(
+        200_000, gt=0, description="Largest prompt or response accepted, in characters."
+    )
+    auto_migrate: bool = Field(
+        False, description="Let `referee serve` upgrade an outdated schema instead of refusing."
+    )
+    db_pool_size: int = Field(10, gt=0)
+    db_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("REFEREE_DATABASE_URL is empty")
+        return value.strip()
+
+    def resolved_judges_file(self) -> Path | None:
+        if self.judges_file is not None:
+            return self.judges_file
+        default = Path("judges.yaml")
+        return default if default.exists() else None

@@ -1,0 +1,131 @@
+"""Queries for comparisons, their verdicts and their judge calls.
+
+Functions take a session inside a transaction someone else owns; none of
+them commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.store.models import Comparison, JudgeCall, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonFilters:
+    judge: str | None = None
+    winner: str | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _with_children(statement: Select[Any]) -> Select[Any]:
+    return statement.options(selectinload(Comparison.verdicts), selectinload(Comparison.calls))
+
+
+async def get(session: AsyncSession, comparison_id: uuid.UUID) -> Comparison | None:
+    result = await session.execute(
+        _with_children(select(Comparison).where(Comparison.id == comparison_id))
+    )
+    found: Comparison | None = result.scalar_one_or_none()
+    return found
+
+
+async def get_by_label_key(session: AsyncSession, label_key: str) -> Comparison | None:
+    result = await session.execute(
+        _with_children(select(Comparison).where(Comparison.label_key == label_key))
+    )
+    found: Comparison | None = result.scalar_one_or_none()
+    return found
+
+
+async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
+    """Insert a comparison unless its label key exists; return the id either way.
+
+    ``ON CONFLICT DO NOTHING`` makes two concurrent identical requests
+    converge on one row instead of failing or duplicating.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    row = {"id": uuid.uuid4(), **values}
+    await session.execute(
+        insert(Comparison).values(**row).on_conflict_do_nothing(index_elements=["label_key"])
+    )
+    existing = await session.scalar(
+        select(Comparison.id).where(Comparison.label_key == values["label_key"])
+    )
+    assert existing is not None  # inserted just now or already there
+    return existing
+
+
+async def add_verdict(session: AsyncSession, comparison_id: uuid.UUID, **values: Any) -> int:
+    verdict = Verdict(comparison_id=comparison_id, **values)
+    session.add(verdict)
+    await session.flush()
+    return verdict.id
+
+
+async def add_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    session.add_all(JudgeCall(**row) for row in rows)
+    await session.flush()
+
+
+async def set_status(
+    session: AsyncSession, comparison_id: uuid.UUID, status: str, error_class: str | None
+) -> None:
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.id == comparison_id)
+        .values(status=status, error_class=error_class, updated_at=func.now())
+    )
+
+
+def _latest_verdict_ids() -> Select[Any]:
+    return select(func.max(Verdict.id)).group_by(Verdict.comparison_id)
+
+
+async def page(
+    session: AsyncSession,
+    filters: ComparisonFilters,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Comparison]:
+    """One page of comparisons, oldest first, starting after a (created_at, id) cursor."""
+    statement = select(Comparison)
+    if filters.judge is not None:
+        statement = statement.where(Comparison.judge == filters.judge)
+    if filters.status is not None:
+        statement = statement.where(Comparison.status == filters.status)
+    if filters.created_after is not None:
+        statement = statement.where(Comparison.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        statement = statement.where(Comparison.created_at < filters.created_before)
+    if filters.winner is not None:
+        statement = statement.join(
+            Verdict,
+            and_(Verdict.comparison_id == Comparison.id, Verdict.id.in_(_latest_verdict_ids())),
+        ).where(Verdict.winner == filters.winner)
+    if after is not None:
+        created_at, last_id = after
+        statement = statement.where(
+            or_(
+                Comparison.created_at > created_at,
+                and_(Comparison.created_at == created_at, Comparison.id > last_id),
+            )
+        )
+    statement = statement.order_by(Comparison.created_at, Comparison.id).limit(limit)
+    result = await session.execute(_with_children(statement))
+    found: list[Comparison] = list(result.scalars().unique())
+    return found

@@ -1,0 +1,88 @@
+"""Engines and transactions.
+
+Users write plain URLs (``sqlite:///referee.db``, ``postgresql://…``); the
+service runs on async drivers (aiosqlite, psycopg) and Alembic on their sync
+twins. Engines are built by whoever starts the process, never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.errors import BadRequestError
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+def _backend(url: URL) -> str:
+    backend = url.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise BadRequestError(
+            f"unsupported database {url.drivername!r}: use sqlite:///path or postgresql://…"
+        )
+    return backend
+
+
+def async_url(raw: str) -> URL:
+    url = make_url(raw)
+    return url.set(drivername=_ASYNC_DRIVERS[_backend(url)])
+
+
+def sync_url(raw: str) -> URL:
+    url = make_url(raw)
+    return url.set(drivername=_SYNC_DRIVERS[_backend(url)])
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
+    # WAL lets readers run beside the writer; the busy timeout makes a
+    # second writer wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """One engine and its session factory; the owner of a unit of work opens a transaction."""
+
+    def __init__(self, raw_url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        url = async_url(raw_url)
+        self.raw_url = raw_url
+        self.dialect = _backend(url)
+        options: dict[str, Any] = {"echo": echo}
+        if self.dialect == "postgresql":
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        """Round-trip to the database; raises if it is unreachable."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

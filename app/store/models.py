@@ -1,0 +1,175 @@
+"""SQLAlchemy models.
+
+Machine labels never overwrite anything: a re-judged comparison gets a new
+verdict row and new call rows, and the newest verdict is the current one.
+Every model call, failed attempts included, is a ``judge_calls`` row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# A fixed naming convention keeps constraint names identical on SQLite and
+# PostgreSQL, so migrations can drop and alter them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Comparison(Base):
+    """A pair of responses to judge with one judge configuration, keyed by content."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    label_key: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    prompt: Mapped[Any] = mapped_column(JsonType)
+    response_a: Mapped[Any] = mapped_column(JsonType)
+    response_b: Mapped[Any] = mapped_column(JsonType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
+    judge: Mapped[str] = mapped_column(String(256))
+    judge_spec: Mapped[str] = mapped_column(String(256))
+    judge_config: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    template_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    verdicts: Mapped[list[Verdict]] = relationship(
+        back_populates="comparison", order_by="Verdict.id", lazy="raise"
+    )
+    calls: Mapped[list[JudgeCall]] = relationship(
+        back_populates="comparison", order_by="JudgeCall.id", lazy="raise"
+    )
+
+    __table_args__ = (
+        Index("ix_comparisons_created_at_id", "created_at", "id"),
+        Index("ix_comparisons_judge", "judge"),
+        Index("ix_comparisons_status", "status"),
+    )
+
+
+class Verdict(Base):
+    """One machine decision on a comparison."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    winner: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    position_consistent: Mapped[bool | None] = mapped_column(Boolean)
+    soft_preference: Mapped[float | None] = mapped_column(Float)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    length_a: Mapped[int] = mapped_column(Integer)
+    length_b: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    comparison: Mapped[Comparison] = relationship(back_populates="verdicts", lazy="raise")
+
+    __table_args__ = (Index("ix_verdicts_winner", "winner"),)
+
+
+class JudgeCall(Base):
+    """One model call: the order shown, what was sent and what came back, or the error."""
+
+    __tablename__ = "judge_calls"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    verdict_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="SET NULL"), index=True
+    )
+    order: Mapped[str] = mapped_column("shown_order", String(2))
+    attempt: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    template_version: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    raw_output: Mapped[str | None] = mapped_column(Text)
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 8))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    comparison: Mapped[Comparison] = relationship(back_populates="calls", lazy="raise")
+
+
+class ApiKey(Base):
+    """An API key for the HTTP service, stored only as its SHA-256."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
