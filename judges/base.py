@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from judges.config import JudgeConfig
+from judges.limits import RateLimits
 from judges.types import PairwiseAnswer, ShownPair, Usage
 
 
@@ -33,6 +34,7 @@ class Judge(ABC):
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
+        self.limits = RateLimits(config.rpm, config.tpm)
 
     @abstractmethod
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:

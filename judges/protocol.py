@@ -15,6 +15,7 @@ from statistics import fmean
 
 from judges.base import Judge
 from judges.errors import JudgeError
+from judges.prompts import render_text
 from judges.retry import transient_retrying
 from judges.types import (
     CallRecord,
@@ -28,6 +29,9 @@ from judges.types import (
     Verdict,
     Winner,
 )
+
+# The template's instructions, roughly, in tokens.
+PROMPT_OVERHEAD_TOKENS = 250
 
 
 def show(pair: Pair, order: Order) -> ShownPair:
@@ -127,6 +131,7 @@ async def call_with_retries(
         async for attempt in transient_retrying(config.max_attempts, sleep):
             with attempt:
                 number = attempt.retry_state.attempt_number
+                await judge.limits.acquire(estimate_tokens(shown, judge.config.max_tokens))
                 started = time.perf_counter()
                 try:
                     raw = await judge.answer(shown, question)
@@ -149,6 +154,12 @@ async def call_with_retries(
     except JudgeError:
         pass  # the failure is the last record; the caller turns it into a stored failure
     return records
+
+
+def estimate_tokens(shown: ShownPair, max_tokens: int) -> int:
+    """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit."""
+    characters = sum(len(render_text(t)) for t in (shown.prompt, shown.first, shown.second))
+    return characters // 4 + PROMPT_OVERHEAD_TOKENS + min(max_tokens, 256)
 
 
 def _failed_record(
