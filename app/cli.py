@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections import Counter
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
 
 from app.errors import RefereeError
+from app.labeling.jsonl import LineError, open_input
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.labeling.batch import Progress
+    from app.labeling.run import Estimate, LabelSummary
 
 cli = typer.Typer(
     name="referee",
@@ -97,49 +113,197 @@ def db_current() -> None:
 
 @cli.command()
 def label(
-    file: Annotated[str, typer.Argument(help="JSONL of pairs, or - for stdin.")],
+    file: Annotated[
+        str, typer.Argument(help="JSONL (or .jsonl.gz, or a JSON array) of pairs; - for stdin.")
+    ],
     judge: Annotated[
         str | None,
         typer.Option(
             "--judge", "-j", envvar="REFEREE_DEFAULT_JUDGE", help="provider:model or a named judge."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Judge again pairs that have a verdict.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="Pairs in flight at once.")] = 16,
+    rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Judge this batch's failed pairs again.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Estimate tokens and cost; send nothing.")] = False,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop cleanly once this many USD are spent.")
+    ] = None,
+    input_format: Annotated[
+        str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
+    ] = "auto",
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Field mapping, e.g. prompt=input,response_a=output_1,response_b=output_2.",
+        ),
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="Batch name (default: file + judge).")] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
+    ] = None,
 ) -> None:
-    """Judge every pair in a JSONL file (both orders) and store the verdicts.
+    """Judge every pair in a file (both orders) and store the verdicts.
 
-    Each line: {"id"?, "prompt", "response_a", "response_b", "metadata"?}.
-    Pairs already judged with the same judge configuration are skipped.
-    Bad lines are reported with their line number; the others proceed.
+    Lines are canonical pairs {"id"?, "prompt", "response_a", "response_b",
+    "metadata"?}, TRL rows (prompt/chosen/rejected), hh-rlhf transcripts,
+    PandaLM or LLMBar items, or anything with --map. Killed or interrupted,
+    the same command resumes: finished pairs are never judged again. Bad
+    lines are reported with their line number and written to a rejects
+    file; the others proceed; the exit code is 1 if any line was rejected.
 
     Examples:
 
-      referee label pairs.jsonl --judge anthropic:claude-sonnet-4-5
+      referee label pairs.jsonl --judge anthropic:claude-sonnet-4-6 --concurrency 64
 
-      cat pairs.jsonl | referee label - --judge openai:gpt-4o-mini
+      referee label prefs.jsonl.gz --judge openai:gpt-4o-mini --rpm 500 --max-cost 20
+
+      referee label pairs.jsonl --judge openai:gpt-4o-mini --dry-run
+
+      cat pairs.jsonl | referee label - --judge fast --retry-failed
     """
-    from app.labeling.run import label_stream
+    from app.labeling.run import LabelOptions, estimate, label_stream
+    from app.labeling.shapes import converter, parse_mapping
 
     settings = load_settings()
+    source = "<stdin>" if file == "-" else str(Path(file).resolve())
     try:
-        stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8")  # noqa: SIM115
+        options = LabelOptions(
+            judge=judge,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            retry_failed=retry_failed,
+            max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
+            batch_name=batch,
+            rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
+            convert=converter(input_format, parse_mapping(mapping) if mapping else None),
+        )
+        stream = open_input(file)
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
-    source = "<stdin>" if file == "-" else file
+    except RefereeError as exc:
+        fail(exc.message)
     with stream:
         try:
+            if dry_run:
+                result, rejected = asyncio.run(estimate(settings, stream, source, options))
+                print_estimate(result, len(rejected))
+                return
             summary = asyncio.run(
-                label_stream(settings, stream, source, judge, force=force, err=err)
+                label_stream(settings, stream, source, options, progress_view, report_reject)
             )
         except RefereeError as exc:
             fail(exc.message)
-    counts: Counter[str] = summary.counts
-    out.print(
-        f"labeled {counts['labeled']} (reused {counts['reused']}), "
-        f"failed {counts['failed']}, rejected lines {counts['rejected']}"
-    )
-    if counts["failed"] or counts["rejected"]:
+    print_summary(summary, file)
+    if summary.rejected or summary.status_counts.get("failed"):
         raise typer.Exit(1)
+
+
+def report_reject(error: LineError) -> None:
+    err.print(str(error), markup=False)
+
+
+@contextmanager
+def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
+    """A progress bar with rate, ETA, tokens and cost so far."""
+    columns = (
+        TextColumn("judging"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}"),
+    )
+    started = time.monotonic()
+    with RichProgress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("judging", total=total, rate="", tokens=0, cost="0.00")
+
+        def update(p: Progress) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(
+                task,
+                completed=p.done,
+                rate=f"{p.done / elapsed:.1f} pairs/s",
+                tokens=p.input_tokens + p.output_tokens,
+                cost=f"{p.cost:.4f}",
+            )
+
+        yield update
+
+
+def print_estimate(result: Estimate, rejected: int) -> None:
+    cost = (
+        f"${result.cost:.4f}"
+        if result.cost is not None
+        else "unknown (model not in the price table)"
+    )
+    out.print(
+        f"dry run: {result.pairs} pairs, {result.calls} calls, "
+        f"~{result.input_tokens} input + ~{result.output_tokens} output tokens, "
+        f"estimated cost {cost}; {rejected} lines would be rejected"
+    )
+
+
+def print_summary(summary: LabelSummary, file: str) -> None:
+    p, counts = summary.progress, summary.status_counts
+    outcome = summary.outcome_counts
+    failures = ", ".join(
+        f"{k.split(':', 1)[1]} {v}" for k, v in sorted(outcome.items()) if k.startswith("failed:")
+    )
+    out.print(
+        f"batch {summary.batch_id}: {counts.get('labeled', 0)} labeled "
+        f"({outcome.get('tied', 0)} tied, {outcome.get('position_biased', 0)} position-biased), "
+        f"{counts.get('failed', 0)} failed{f' ({failures})' if failures else ''}, "
+        f"{counts.get('pending', 0)} pending, {summary.rejected} rejected lines; "
+        f"this run judged {p.done} pairs, {p.input_tokens + p.output_tokens} tokens, ${p.cost:.4f}"
+    )
+    if p.stop_reason:
+        err.print(f"stopped: {p.stop_reason}. Run the same command again to resume.")
+    if counts.get("failed"):
+        err.print("re-run with --retry-failed to judge the failed pairs again")
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Pairs in flight at once.")] = 16,
+    batch: Annotated[str | None, typer.Option(help="Only this batch id.")] = None,
+    forever: Annotated[bool, typer.Option(help="Keep polling for new work.")] = False,
+    lease_seconds: Annotated[
+        float, typer.Option(help="Lease length; renewed while judging.")
+    ] = 120.0,
+) -> None:
+    """Work off pending pairs from the shared database, beside any number of other workers.
+
+    On PostgreSQL, workers on any machines claim disjoint pairs (FOR UPDATE
+    SKIP LOCKED) under leases; a worker that dies loses its leases and the
+    others finish its pairs. On SQLite run one worker.
+
+    Example: REFEREE_DATABASE_URL=postgresql://… referee worker --concurrency 64 --forever
+    """
+    from app.labeling.worker import run_worker
+
+    try:
+        progress = asyncio.run(
+            run_worker(
+                load_settings(),
+                concurrency,
+                uuid.UUID(batch) if batch else None,
+                forever,
+                lease_seconds,
+            )
+        )
+    except (RefereeError, ValueError) as exc:
+        fail(getattr(exc, "message", str(exc)))
+    out.print(
+        f"worker judged {progress.done} pairs "
+        f"({progress.failed} failed, {progress.discarded} discarded)"
+    )
 
 
 @keys_cli.command("create")

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         False, description="Let `referee serve` upgrade an outdated schema instead of refusing."
     )
+    api_worker_concurrency: int = Field(
+        16, gt=0, description="Pairs in flight for batches the API process works off itself."
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

@@ -9,9 +9,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import require_api_key
-from app.api.routes import comparisons, meta
+from app.api.routes import batches, comparisons, meta
 from app.api.schemas import ErrorOut
 from app.errors import RefereeError
+from app.labeling.worker import BackgroundWorkers, WorkerOptions
 from app.runtime import runtime
 from app.settings import Settings
 from judges import JudgeRegistry
@@ -29,7 +30,13 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         async with runtime(settings or Settings(), registry) as labeler:
             app.state.labeler = labeler
             app.state.db = labeler.db
-            yield
+            app.state.workers = BackgroundWorkers(
+                labeler, WorkerOptions(concurrency=labeler.settings.api_worker_concurrency)
+            )
+            try:
+                yield
+            finally:
+                await app.state.workers.aclose()
 
     app = FastAPI(
         title="Referee",
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         responses=_UNAUTHORIZED,
     )
     app.include_router(meta.judges_router, dependencies=protected, responses=_UNAUTHORIZED)
+    app.include_router(batches.router, dependencies=protected, responses=_UNAUTHORIZED)
     return app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,6 +160,21 @@ async def store_outcome(
 ) -> uuid.UUID:
     """Write a comparison (once), its calls, and its verdict or failure status."""
     comparison_id = await comparisons.insert_if_absent(session, values)
+    await write_result(session, comparison_id, lengths, config, outcome)
+    return comparison_id
+
+
+async def write_result(
+    session: AsyncSession,
+    comparison_id: uuid.UUID,
+    lengths: dict[str, int],
+    config: JudgeConfig,
+    outcome: PairOutcome,
+) -> Decimal:
+    """Add one judging run to a stored comparison: its calls, and a verdict or the failure.
+
+    Returns the run's cost in USD (calls with no known price count as zero).
+    """
     verdict_id = None
     if outcome.verdict is not None:
         verdict = outcome.verdict
@@ -172,12 +188,11 @@ async def store_outcome(
             rationale=verdict.rationale,
             **lengths,
         )
-    await comparisons.add_calls(
-        session, [call_row(comparison_id, verdict_id, config, call) for call in outcome.calls]
-    )
+    rows = [call_row(comparison_id, verdict_id, config, call) for call in outcome.calls]
+    await comparisons.add_calls(session, rows)
     status = "labeled" if outcome.verdict is not None else "failed"
     await comparisons.set_status(session, comparison_id, status, outcome.error_class)
-    return comparison_id
+    return sum((row["cost_usd"] for row in rows if row["cost_usd"] is not None), Decimal(0))
 
 
 def call_row(

@@ -1,15 +1,24 @@
-"""Reading JSONL input line by line, with errors that say file, line and field."""
+"""Reading pair files line by line, with errors that say file, line and field.
+
+JSONL (optionally gzip-compressed) is streamed: memory does not grow with
+the file. A file that is one JSON array (PandaLM, LLMBar) is read whole;
+its "line" numbers are the array positions, starting at 1.
+"""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from pydantic import ValidationError
 
 from app.labeling.inputs import PairIn
+from app.labeling.shapes import Document, ShapeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +51,66 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(f"field {field!r}: {message}" for field, message in by_field.items())
 
 
-def parse_pair(document: Any) -> PairIn:
-    return PairIn.model_validate(document)
+def open_input(path: str) -> IO[str]:
+    """A text stream for a path, ``-`` (stdin) or a ``.gz`` file."""
+    if path == "-":
+        return sys.stdin
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
-def read_pairs(stream: IO[str], source: str) -> Iterator[ParsedLine | LineError]:
-    """Yield each non-blank line as a parsed pair or an error; never reads the whole file."""
-    for number, text in enumerate(stream, start=1):
-        if not text.strip():
+def _documents(stream: IO[str]) -> Iterator[tuple[int, str, Any]]:
+    """(line number, raw text, parsed JSON or the decode error) for each non-blank line."""
+    first, skipped = "", 0
+    for first in stream:
+        if first.strip():
+            break
+        skipped += 1
+    if first.lstrip().startswith("["):
+        text = first + stream.read()
+        try:
+            array = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield exc.lineno, "", exc
+            return
+        for index, item in enumerate(array, start=1):
+            yield index, json.dumps(item, ensure_ascii=False), item
+        return
+    for number, line in enumerate(_chain(first, stream), start=skipped + 1):
+        if not line.strip():
             continue
         try:
-            document = json.loads(text)
+            yield number, line, json.loads(line)
         except json.JSONDecodeError as exc:
-            yield LineError(source, number, f"invalid JSON: {exc.msg} (column {exc.colno})", text)
+            yield number, line, exc
+
+
+def _chain(first: str, stream: IO[str]) -> Iterator[str]:
+    # The first non-blank line was consumed to sniff the format: put it back.
+    yield first
+    yield from stream
+
+
+def read_pairs(
+    stream: IO[str], source: str, convert: Callable[[Document], Document] | None = None
+) -> Iterator[ParsedLine | LineError]:
+    """Yield each record as a canonical pair or an error; a bad record never stops the rest."""
+    for number, text, document in _documents(stream):
+        if isinstance(document, json.JSONDecodeError):
+            yield LineError(
+                source, number, f"invalid JSON: {document.msg} (column {document.colno})", text
+            )
             continue
         if not isinstance(document, dict):
             yield LineError(source, number, "expected a JSON object", text)
             continue
         try:
-            yield ParsedLine(number, parse_pair(document))
+            canonical = convert(document) if convert else document
+            yield ParsedLine(number, PairIn.model_validate(canonical))
+        except ShapeError as exc:
+            yield LineError(source, number, str(exc), text)
+        except KeyError as exc:
+            yield LineError(source, number, f"field {exc.args[0]!r}: Field required", text)
         except ValidationError as exc:
             yield LineError(source, number, describe_validation_error(exc), text)

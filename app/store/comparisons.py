@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.store.models import Comparison, JudgeCall, Verdict
+from app.store.models import Comparison, JudgeCall, Verdict, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,7 @@ class ComparisonFilters:
     judge: str | None = None
     winner: str | None = None
     status: str | None = None
+    batch_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -57,10 +58,10 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
     converge on one row instead of failing or duplicating.
     """
     dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     row = {"id": uuid.uuid4(), **values}
     await session.execute(
-        insert(Comparison).values(**row).on_conflict_do_nothing(index_elements=["label_key"])
+        upsert(Comparison).values(**row).on_conflict_do_nothing(index_elements=["label_key"])
     )
     existing = await session.scalar(
         select(Comparison.id).where(Comparison.label_key == values["label_key"])
@@ -70,15 +71,18 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
 
 
 async def add_verdict(session: AsyncSession, comparison_id: uuid.UUID, **values: Any) -> int:
-    verdict = Verdict(comparison_id=comparison_id, **values)
-    session.add(verdict)
-    await session.flush()
-    return verdict.id
+    verdict_id = await session.scalar(
+        insert(Verdict)
+        .values(comparison_id=comparison_id, created_at=utcnow(), **values)
+        .returning(Verdict.id)
+    )
+    assert verdict_id is not None
+    return int(verdict_id)
 
 
 async def add_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    session.add_all(JudgeCall(**row) for row in rows)
-    await session.flush()
+    if rows:
+        await session.execute(insert(JudgeCall), list(rows))
 
 
 async def set_status(
@@ -108,6 +112,8 @@ async def page(
         statement = statement.where(Comparison.judge == filters.judge)
     if filters.status is not None:
         statement = statement.where(Comparison.status == filters.status)
+    if filters.batch_id is not None:
+        statement = statement.where(Comparison.batch_id == filters.batch_id)
     if filters.created_after is not None:
         statement = statement.where(Comparison.created_at >= filters.created_after)
     if filters.created_before is not None:

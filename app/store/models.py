@@ -89,6 +89,12 @@ class Comparison(Base):
     template_version: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error_class: Mapped[str | None] = mapped_column(String(64))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), index=True
+    )
+    source_line: Mapped[int | None] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -103,7 +109,24 @@ class Comparison(Base):
         Index("ix_comparisons_created_at_id", "created_at", "id"),
         Index("ix_comparisons_judge", "judge"),
         Index("ix_comparisons_status", "status"),
+        Index("ix_comparisons_claim", "batch_id", "status", "lease_expires_at"),
     )
+
+
+class Batch(Base):
+    """Comparisons enqueued together (a file, an upload); workers claim its pending rows."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    judge: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    submitted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Verdict(Base):

@@ -69,13 +69,21 @@ async def list_comparisons(
     status_: Annotated[
         Literal["pending", "labeled", "failed"] | None, Query(alias="status")
     ] = None,
+    batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch.")] = None,
     created_after: Annotated[datetime | None, Query()] = None,
     created_before: Annotated[datetime | None, Query()] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ComparisonPage:
     """Comparisons oldest first, filtered, with cursor pagination."""
-    filters = ComparisonFilters(judge, winner, status_, created_after, created_before)
+    filters = ComparisonFilters(
+        judge=judge,
+        winner=winner,
+        status=status_,
+        batch_id=batch_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
     async with db.transaction() as session:
         rows = await comparisons.page(session, filters, after=_decode(cursor), limit=limit + 1)
     next_cursor = (

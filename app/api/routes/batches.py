@@ -1,0 +1,94 @@
+"""/v1/batches: submit a JSONL upload or JSON array, watch it, cancel it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel
+
+from app.api.deps import LabelerDep
+from app.api.schemas import ErrorOut
+from app.labeling import batch_api
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+
+class RejectedLine(BaseModel):
+    line: int
+    reason: str
+
+
+class BatchSubmitted(BaseModel):
+    id: uuid.UUID
+    name: str
+    submitted: int
+    new: int
+    rejected: list[RejectedLine]
+
+
+class BatchCounts(BaseModel):
+    pending: int
+    labeled: int
+    failed: int
+    cancelled: int
+
+
+class BatchOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    judge: str
+    status: Literal["open", "done", "cancelled"]
+    submitted: int
+    rejected: int
+    counts: BatchCounts
+    outcomes: dict[str, int]
+    progress: float
+    created_at: datetime
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchSubmitted,
+    responses={400: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def submit_batch(
+    request: Request,
+    labeler: LabelerDep,
+    judge: Annotated[str | None, Query(description="provider:model or a named judge.")] = None,
+    name: Annotated[
+        str | None, Query(description="Batch name; resubmitting a name resumes it.")
+    ] = None,
+) -> dict[str, Any]:
+    """Queue pairs (JSONL lines, or one JSON array) for judging; returns at once.
+
+    Bad records are listed in `rejected` with their line numbers; the rest are queued.
+    """
+    body = (await request.body()).decode("utf-8")
+    return await batch_api.submit(labeler, request.app.state.workers, body, judge, name)
+
+
+@router.get("/{batch_id}", response_model=BatchOut, responses={404: {"model": ErrorOut}})
+async def get_batch(batch_id: uuid.UUID, labeler: LabelerDep) -> dict[str, Any]:
+    """Progress and counts. The results are `GET /v1/comparisons?batch_id=…`."""
+    return await batch_api.describe(labeler, batch_id)
+
+
+@router.post("/{batch_id}/cancel", response_model=BatchOut, responses={404: {"model": ErrorOut}})
+async def cancel_batch(
+    batch_id: uuid.UUID, request: Request, labeler: LabelerDep
+) -> dict[str, Any]:
+    """Stop judging: pending pairs become cancelled; finished ones stay."""
+    return await batch_api.cancel(labeler, request.app.state.workers, batch_id)

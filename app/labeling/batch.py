@@ -1,0 +1,132 @@
+"""Batch labeling: enqueue pairs as pending comparisons, then work them off under leases.
+
+``referee label``, ``POST /v1/batches`` and ``referee worker`` all go through
+here. Every pair is a row before any model is called, so a crash loses at
+most the pairs in flight; results are committed in small transactions as
+they complete; the label key makes a finished pair never judged again, and
+the lease guard keeps a pair from being stored twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from app.labeling.compare import Labeler, comparison_values
+from app.labeling.inputs import PairIn
+from app.labeling.jsonl import LineError, ParsedLine
+from app.labeling.keys import label_key
+from app.store import batches
+from app.store.models import utcnow
+from judges import JudgeConfig
+
+ENQUEUE_CHUNK = 500
+
+
+@dataclass
+class EnqueueResult:
+    submitted: int = 0
+    new: int = 0
+    rejected: list[LineError] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """What a run has done so far; the CLI draws it, the API reports it."""
+
+    done: int = 0
+    labeled: int = 0
+    failed: int = 0
+    tied: int = 0
+    position_biased: int = 0
+    discarded: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    failures: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def pending_row(
+    pair: PairIn, config: JudgeConfig, batch_id: uuid.UUID, line: int | None
+) -> dict[str, Any]:
+    stored = pair.stored()
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(),
+        **comparison_values(pair, stored, config, label_key(stored, config)),
+        "status": "pending",
+        "batch_id": batch_id,
+        "source_line": line,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def enqueue(
+    labeler: Labeler,
+    batch_id: uuid.UUID,
+    config: JudgeConfig,
+    records: Iterable[ParsedLine | LineError],
+    on_reject: Callable[[LineError], None] = lambda _error: None,
+) -> EnqueueResult:
+    """Store every good record as a pending comparison, a chunk per transaction."""
+    result = EnqueueResult()
+    for chunk in _chunks(records, ENQUEUE_CHUNK):
+        rows = []
+        for record in chunk:
+            if isinstance(record, LineError):
+                result.rejected.append(record)
+                on_reject(record)
+                continue
+            try:
+                labeler.check_sizes(record.pair)
+            except Exception as exc:  # TextTooLargeError: reject the line, keep going
+                error = LineError(record.pair.id or "", record.line, str(exc), "")
+                result.rejected.append(error)
+                on_reject(error)
+                continue
+            rows.append(pending_row(record.pair, config, batch_id, record.line))
+        async with labeler.db.transaction() as session:
+            result.new += await batches.enqueue(session, rows)
+            await batches.add_counts(session, batch_id, len(rows), len(chunk) - len(rows))
+        result.submitted += len(rows)
+    return result
+
+
+def worker_id() -> str:
+    """host:pid:nonce — the pid lets a restarted process on the same host reclaim dead leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def release_dead_local_leases(labeler: Labeler) -> int:
+    """Free leases held by processes of this host that no longer exist (a SIGKILLed run)."""
+    host = socket.gethostname()
+    async with labeler.db.transaction() as session:
+        owners = await batches.lease_owners_like(session, f"{host}:")
+        dead = [
+            o for o in owners if o.split(":")[1].isdigit() and not _pid_alive(int(o.split(":")[1]))
+        ]
+        return await batches.release(session, dead) if dead else 0

@@ -1,0 +1,85 @@
+"""Batches submitted over HTTP: enqueue an upload, report progress, cancel."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+from app.errors import NotFoundError
+from app.labeling.batch import enqueue
+from app.labeling.compare import Labeler
+from app.labeling.jsonl import read_pairs
+from app.labeling.shapes import converter
+from app.labeling.worker import BackgroundWorkers
+from app.store import batches
+from app.store.models import Batch
+
+
+async def submit(
+    labeler: Labeler,
+    workers: BackgroundWorkers | None,
+    body: str,
+    judge: str | None,
+    name: str | None,
+) -> dict[str, Any]:
+    """Enqueue every good record of a JSONL or JSON-array body; bad ones are reported, not fatal."""
+    config = labeler.resolve(judge)
+    labeler.judge_for(config)
+    batch_name = name or f"upload-{uuid.uuid4()}"
+    async with labeler.db.transaction() as session:
+        batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
+    records = read_pairs(io.StringIO(body), "upload", converter())
+    result = await enqueue(labeler, batch.id, config, records)
+    if workers is not None:
+        workers.start(batch.id)
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "submitted": result.submitted,
+        "new": result.new,
+        "rejected": [{"line": e.line, "reason": e.reason} for e in result.rejected],
+    }
+
+
+async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:
+    async with labeler.db.transaction() as session:
+        batch = await batches.get(session, batch_id)
+        if batch is None:
+            raise NotFoundError(f"no batch {batch_id}")
+        counts = await batches.status_counts(session, batch_id)
+        outcomes = await batches.outcome_counts(session, batch_id)
+    return _describe(batch, counts, outcomes)
+
+
+def _describe(batch: Batch, counts: dict[str, int], outcomes: dict[str, int]) -> dict[str, Any]:
+    finished = counts.get("labeled", 0) + counts.get("failed", 0)
+    total = sum(counts.values())
+    status = batch.status
+    if status == "open" and total and not counts.get("pending"):
+        status = "done"
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "judge": batch.judge,
+        "status": status,
+        "submitted": batch.submitted,
+        "rejected": batch.rejected,
+        "counts": {k: counts.get(k, 0) for k in ("pending", "labeled", "failed", "cancelled")},
+        "outcomes": outcomes,
+        "progress": finished / total if total else 1.0,
+        "created_at": batch.created_at,
+    }
+
+
+async def cancel(
+    labeler: Labeler, workers: BackgroundWorkers | None, batch_id: uuid.UUID
+) -> dict[str, Any]:
+    if workers is not None:
+        workers.stop(batch_id)
+    async with labeler.db.transaction() as session:
+        if await batches.get(session, batch_id) is None:
+            raise NotFoundError(f"no batch {batch_id}")
+        await batches.cancel_pending(session, batch_id)
+        await batches.set_status(session, batch_id, "cancelled")
+    return await describe(labeler, batch_id)

@@ -1,0 +1,173 @@
+"""Input shapes accepted by ``referee label``, each turned into the canonical pair.
+
+Detected from a line's fields (or forced with ``--format``):
+
+- ``canonical``: ``prompt``, ``response_a``, ``response_b``;
+- ``trl``: ``prompt``, ``chosen``, ``rejected`` (strings or messages) — re-judged,
+  the original preference kept as ``metadata.original_label = "a"``;
+- ``hh-rlhf``: ``chosen``/``rejected`` whole ``\\n\\nHuman: … \\n\\nAssistant: …``
+  transcripts, split at the last assistant turn;
+- ``pandalm``: ``instruction``, ``input``, ``response1``, ``response2``, annotators;
+- ``llmbar``: ``input``, ``output_1``, ``output_2``, ``label`` (1 or 2);
+- anything else through ``--map prompt=input,response_a=output_1,…``.
+
+Fields a shape does not use are kept in ``metadata``, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from app.errors import InvalidInputError
+
+Document = dict[str, Any]
+CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata")
+_TURN = re.compile(r"\n\n(Human|Assistant): ")
+
+
+class ShapeError(ValueError):
+    """A line that fits no shape, or breaks its shape's rules."""
+
+
+def _with_rest(document: Document, used: set[str], canonical: Document) -> Document:
+    rest = {k: v for k, v in document.items() if k not in used}
+    metadata = dict(document.get("metadata") or {})
+    metadata.update(rest)
+    canonical["metadata"] = metadata or None
+    return canonical
+
+
+def from_canonical(document: Document) -> Document:
+    return _with_rest(
+        document, set(CANONICAL), {k: document[k] for k in CANONICAL if k in document}
+    )
+
+
+def from_trl(document: Document) -> Document:
+    canonical = {
+        "id": document.get("id"),
+        "prompt": document["prompt"],
+        "response_a": document["chosen"],
+        "response_b": document["rejected"],
+    }
+    result = _with_rest(document, {"id", "prompt", "chosen", "rejected", "metadata"}, canonical)
+    result["metadata"] = {**(result["metadata"] or {}), "original_label": "a"}
+    return result
+
+
+def split_transcript(transcript: str) -> tuple[list[dict[str, str]], str]:
+    """Split an hh-rlhf transcript into the prompt conversation and the last assistant reply."""
+    parts = _TURN.split(transcript)
+    # parts: [preamble, role, text, role, text, ...]
+    turns = [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+    if not turns or turns[-1][0] != "Assistant":
+        raise ShapeError("transcript does not end with an Assistant turn")
+    messages = [
+        {"role": "user" if role == "Human" else "assistant", "content": text}
+        for role, text in turns[:-1]
+    ]
+    if not messages:
+        raise ShapeError("transcript has no Human turn before the last Assistant turn")
+    return messages, turns[-1][1]
+
+
+def from_hh_rlhf(document: Document) -> Document:
+    prompt_chosen, chosen = split_transcript(str(document["chosen"]))
+    prompt_rejected, rejected = split_transcript(str(document["rejected"]))
+    if prompt_chosen != prompt_rejected:
+        raise ShapeError("chosen and rejected transcripts differ before the last Assistant turn")
+    canonical = {
+        "id": document.get("id"),
+        "prompt": prompt_chosen,
+        "response_a": chosen,
+        "response_b": rejected,
+    }
+    result = _with_rest(document, {"id", "chosen", "rejected", "metadata"}, canonical)
+    result["metadata"] = {**(result["metadata"] or {}), "original_label": "a"}
+    return result
+
+
+def from_pandalm(document: Document) -> Document:
+    instruction, extra = str(document["instruction"]), str(document.get("input") or "")
+    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    canonical = {
+        "id": str(document["idx"]) if "idx" in document else None,
+        "prompt": prompt,
+        "response_a": document["response1"],
+        "response_b": document["response2"],
+    }
+    return _with_rest(
+        document, {"idx", "instruction", "input", "response1", "response2"}, canonical
+    )
+
+
+def from_llmbar(document: Document) -> Document:
+    canonical = {
+        "prompt": document["input"],
+        "response_a": document["output_1"],
+        "response_b": document["output_2"],
+    }
+    result = _with_rest(document, {"input", "output_1", "output_2", "label"}, canonical)
+    if document.get("label") in (1, 2):
+        result["metadata"] = {
+            **(result["metadata"] or {}),
+            "original_label": "a" if document["label"] == 1 else "b",
+        }
+    return result
+
+
+SHAPES: dict[str, tuple[set[str], Callable[[Document], Document]]] = {
+    "canonical": ({"prompt", "response_a", "response_b"}, from_canonical),
+    "trl": ({"prompt", "chosen", "rejected"}, from_trl),
+    "hh-rlhf": ({"chosen", "rejected"}, from_hh_rlhf),
+    "pandalm": ({"instruction", "response1", "response2"}, from_pandalm),
+    "llmbar": ({"input", "output_1", "output_2"}, from_llmbar),
+}
+
+
+def parse_mapping(spec: str) -> dict[str, str]:
+    """``prompt=input,response_a=output_1`` → {canonical field: source field}."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        target, sep, source = item.partition("=")
+        if not sep or target not in CANONICAL or not source:
+            raise InvalidInputError(
+                f"--map entry {item!r} must be FIELD=SOURCE, FIELD one of {', '.join(CANONICAL)}"
+            )
+        mapping[target] = source
+    return mapping
+
+
+def converter(
+    fmt: str = "auto", mapping: dict[str, str] | None = None
+) -> Callable[[Document], Document]:
+    """A function from one input document to a canonical document."""
+    if mapping:
+
+        def mapped(document: Document) -> Document:
+            missing = [source for source in mapping.values() if source not in document]
+            if missing:
+                raise ShapeError(f"mapped field(s) {', '.join(missing)} missing")
+            canonical = {target: document[source] for target, source in mapping.items()}
+            return _with_rest(document, set(mapping.values()), canonical)
+
+        return mapped
+    if fmt != "auto":
+        if fmt not in SHAPES:
+            raise InvalidInputError(f"unknown --format {fmt!r}; known: auto, {', '.join(SHAPES)}")
+        return SHAPES[fmt][1]
+
+    def detect(document: Document) -> Document:
+        for required, convert in SHAPES.values():
+            if required <= document.keys():
+                return convert(document)
+        if document.keys() & {"prompt", "response_a", "response_b"}:
+            return from_canonical(document)  # validation then names the missing fields
+        raise ShapeError(
+            "no known shape: expected prompt/response_a/response_b (or TRL, hh-rlhf, PandaLM, "
+            "LLMBar fields); use --map for others"
+        )
+
+    return detect

@@ -1,0 +1,278 @@
+"""The claim → judge → store loop shared by ``referee label``, ``referee worker`` and the API.
+
+Up to ``concurrency`` pairs are in flight; rows are claimed in chunks under
+a lease that a heartbeat renews while they are being judged; finished pairs
+go to one writer task that commits them in small transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from app.labeling.batch import Progress, worker_id
+from app.labeling.compare import Labeler, pair_lengths, write_result
+from app.labeling.inputs import PairIn
+from app.settings import Settings
+from app.store import batches
+from app.store.models import Comparison
+from judges import JudgeConfig, JudgeConfigError, PairOutcome, judge_pair
+
+log = logging.getLogger("referee.worker")
+WRITE_BATCH = 64
+WRITE_WAIT_S = 0.05
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 16
+    lease_seconds: float = 120.0
+    max_cost: Decimal | None = None
+    poll_seconds: float = 1.0
+    stop_when_empty: bool = True
+
+
+def stored_pair(row: Comparison) -> PairIn:
+    return PairIn.model_validate(
+        {"prompt": row.prompt, "response_a": row.response_a, "response_b": row.response_b}
+    )
+
+
+class Worker:
+    """Works off pending comparisons of one batch (or of all batches)."""
+
+    def __init__(
+        self,
+        labeler: Labeler,
+        options: WorkerOptions,
+        batch_id: uuid.UUID | None = None,
+        on_progress: Callable[[Progress], None] = lambda _p: None,
+    ) -> None:
+        self.labeler = labeler
+        self.options = options
+        self.batch_id = batch_id
+        self.owner = worker_id()
+        self.progress = Progress()
+        self.on_progress = on_progress
+        self._lease = timedelta(seconds=options.lease_seconds)
+        self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._results: asyncio.Queue[tuple[Comparison, JudgeConfig, PairOutcome] | None] = (
+            asyncio.Queue()
+        )
+        self._stopping = False
+        self._configs: dict[str, JudgeConfig] = {}
+
+    def use(self, config: JudgeConfig) -> None:
+        """Judge rows queued for ``config.label`` with this configuration (say, rate limits)."""
+        self._configs[config.label] = config
+
+    def stop(self, reason: str) -> None:
+        """Claim nothing more; pairs in flight finish and are stored."""
+        if not self._stopping:
+            self._stopping = True
+            self.progress.stop_reason = reason
+
+    async def run(self) -> Progress:
+        writer = asyncio.create_task(self._write_loop())
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._claim_loop()
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight.values())
+        finally:
+            for task in self._in_flight.values():
+                task.cancel()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await self._results.put(None)
+            await writer
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await asyncio.shield(self._release())
+        return self.progress
+
+    async def _release(self) -> None:
+        async with self.labeler.db.transaction() as session:
+            await batches.release(session, [self.owner])
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            room = self.options.concurrency - len(self._in_flight)
+            claimed: list[Comparison] = []
+            if room >= max(1, self.options.concurrency // 4) or not self._in_flight:
+                async with self.labeler.db.transaction() as session:
+                    claimed = await batches.claim(
+                        session, self.batch_id, self.owner, room, self._lease
+                    )
+                for row in claimed:
+                    task = asyncio.create_task(self._judge(row))
+                    self._in_flight[row.id] = task
+                    task.add_done_callback(self._forget)
+            if not claimed and not self._in_flight:
+                if self.options.stop_when_empty and not await self._others_hold_work():
+                    return
+                await asyncio.sleep(self.options.poll_seconds)
+                continue
+            if self._in_flight:
+                await asyncio.wait(
+                    list(self._in_flight.values()),
+                    timeout=self.options.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        for key, running in list(self._in_flight.items()):
+            if running is task:
+                del self._in_flight[key]
+
+    async def _others_hold_work(self) -> bool:
+        """Pending rows leased by other workers: wait for them (they may die and release)."""
+        if self.batch_id is None:
+            return False
+        async with self.labeler.db.transaction() as session:
+            counts = await batches.status_counts(session, self.batch_id)
+        return counts.get("pending", 0) > 0
+
+    def _config_for(self, row: Comparison) -> JudgeConfig:
+        config = self._configs.get(row.judge)
+        if config is None:
+            config = self.labeler.resolve(row.judge)
+            self._configs[row.judge] = config
+        if config.fingerprint() != row.judge_config:
+            raise JudgeConfigError(
+                f"judge {row.judge!r} here is configured differently from when the pair was queued"
+            )
+        return config
+
+    async def _judge(self, row: Comparison) -> None:
+        pair = stored_pair(row)
+        try:
+            config = self._config_for(row)
+            outcome = await judge_pair(self.labeler.judge_for(config), pair.to_pair())
+        except JudgeConfigError as exc:
+            config = JudgeConfig(provider=row.judge_spec.split(":")[0], model=row.judge_spec)
+            outcome = PairOutcome(
+                calls=(), verdict=None, error_class=exc.error_class, error_message=exc.message
+            )
+        await self._results.put((row, config, outcome))
+
+    async def _write_loop(self) -> None:
+        done = False
+        while not done:
+            item = await self._results.get()
+            items = [item]
+            deadline = asyncio.get_running_loop().time() + WRITE_WAIT_S
+            while len(items) < WRITE_BATCH:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    items.append(await asyncio.wait_for(self._results.get(), timeout))
+                except TimeoutError:
+                    break
+            if None in items:
+                done = True
+            await self._write([i for i in items if i is not None])
+
+    async def _write(self, items: list[tuple[Comparison, JudgeConfig, PairOutcome]]) -> None:
+        if not items:
+            return
+        written = []
+        async with self.labeler.db.transaction() as session:
+            for row, config, outcome in items:
+                if not await batches.take_ownership_for_result(session, row.id, self.owner):
+                    self.progress.discarded += 1  # lease lost: another worker owns this pair now
+                    continue
+                lengths = pair_lengths(stored_pair(row))
+                cost = await write_result(session, row.id, lengths, config, outcome)
+                written.append((outcome, cost))
+        for outcome, cost in written:
+            self._count(outcome, cost)
+        self.on_progress(self.progress)
+
+    def _count(self, outcome: PairOutcome, cost: Decimal) -> None:
+        p = self.progress
+        p.done += 1
+        for call in outcome.calls:
+            p.input_tokens += call.usage.input_tokens
+            p.output_tokens += call.usage.output_tokens
+        p.cost += cost
+        if outcome.verdict is None:
+            p.failed += 1
+            key = outcome.error_class or "unknown"
+            p.failures[key] = p.failures.get(key, 0) + 1
+        else:
+            p.labeled += 1
+            p.tied += outcome.verdict.winner.value == "tie"
+            p.position_biased += outcome.verdict.position_consistent is False
+        if self.options.max_cost is not None and p.cost >= self.options.max_cost:
+            self.stop(f"budget of ${self.options.max_cost} reached")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_seconds / 3)
+            ids = list(self._in_flight)
+            if ids:
+                async with self.labeler.db.transaction() as session:
+                    await batches.renew(session, self.owner, ids, self._lease)
+
+
+async def run_worker(
+    settings: Settings,
+    concurrency: int,
+    batch_id: uuid.UUID | None,
+    forever: bool,
+    lease_seconds: float,
+) -> Progress:
+    """``referee worker``: claim and judge pending pairs until none are left (or forever)."""
+    from app.runtime import runtime
+
+    async with runtime(settings) as labeler:
+        worker = Worker(
+            labeler,
+            WorkerOptions(
+                concurrency=concurrency, lease_seconds=lease_seconds, stop_when_empty=not forever
+            ),
+            batch_id,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop, "interrupted")
+        return await worker.run()
+
+
+class BackgroundWorkers:
+    """In-process workers for batches submitted over HTTP; stopped cleanly at shutdown."""
+
+    def __init__(self, labeler: Labeler, options: WorkerOptions) -> None:
+        self.labeler = labeler
+        self.options = options
+        self._running: dict[uuid.UUID, tuple[Worker, asyncio.Task[Progress]]] = {}
+
+    def start(self, batch_id: uuid.UUID) -> None:
+        if batch_id in self._running and not self._running[batch_id][1].done():
+            return
+        worker = Worker(self.labeler, self.options, batch_id)
+        task = asyncio.create_task(worker.run())
+        task.add_done_callback(lambda _t: self._log_failure(batch_id, _t))
+        self._running[batch_id] = (worker, task)
+
+    def _log_failure(self, batch_id: uuid.UUID, task: asyncio.Task[Progress]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker for batch %s failed: %r", batch_id, task.exception())
+
+    def stop(self, batch_id: uuid.UUID) -> None:
+        if batch_id in self._running:
+            self._running[batch_id][0].stop("cancelled")
+
+    async def aclose(self) -> None:
+        for worker, _ in self._running.values():
+            worker.stop("shutting down")
+        await asyncio.gather(*(task for _, task in self._running.values()), return_exceptions=True)

@@ -1,0 +1,242 @@
+"""Batches and the work queue: enqueue pending comparisons, claim them under leases.
+
+Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number
+of workers on any number of machines take disjoint rows; SQLite ignores the
+locking clause and runs one worker. A lease that is not renewed expires, and
+the row becomes claimable again: a killed worker loses its pairs to the others.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.models import Batch, Comparison, Verdict, utcnow
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def get_or_create(
+    session: AsyncSession, name: str, source: str, judge: str
+) -> tuple[Batch, bool]:
+    """The batch with this name, created if new. Returns (batch, created)."""
+    insert = _insert_for(session)
+    await session.execute(
+        insert(Batch)
+        .values(
+            id=uuid.uuid4(),
+            name=name,
+            source=source,
+            judge=judge,
+            status="open",
+            submitted=0,
+            rejected=0,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    batch = (await session.execute(select(Batch).where(Batch.name == name))).scalar_one()
+    return batch, batch.submitted == 0 and batch.status == "open"
+
+
+async def get(session: AsyncSession, batch_id: uuid.UUID) -> Batch | None:
+    found: Batch | None = await session.get(Batch, batch_id)
+    return found
+
+
+async def add_counts(
+    session: AsyncSession, batch_id: uuid.UUID, submitted: int, rejected: int
+) -> None:
+    await session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(
+            submitted=Batch.submitted + submitted,
+            rejected=Batch.rejected + rejected,
+            updated_at=utcnow(),
+        )
+    )
+
+
+async def set_status(session: AsyncSession, batch_id: uuid.UUID, status: str) -> None:
+    await session.execute(
+        update(Batch).where(Batch.id == batch_id).values(status=status, updated_at=utcnow())
+    )
+
+
+async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert pending comparisons; rows whose label key exists are skipped. Returns inserted."""
+    if not rows:
+        return 0
+    insert = _insert_for(session)
+    statement = insert(Comparison).on_conflict_do_nothing(index_elements=["label_key"])
+    result = await session.execute(statement.returning(Comparison.id), list(rows))
+    return len(result.all())
+
+
+async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:
+    """Label key → status for the keys already stored."""
+    result = await session.execute(
+        select(Comparison.label_key, Comparison.status).where(Comparison.label_key.in_(keys))
+    )
+    return {key: status for key, status in result.all()}
+
+
+async def claim(
+    session: AsyncSession,
+    batch_id: uuid.UUID | None,
+    owner: str,
+    limit: int,
+    lease: timedelta,
+) -> list[Comparison]:
+    """Lease up to ``limit`` pending comparisons no live lease holds."""
+    now = utcnow()
+    candidates = (
+        select(Comparison.id)
+        .where(
+            Comparison.status == "pending",
+            or_(Comparison.lease_expires_at.is_(None), Comparison.lease_expires_at < now),
+        )
+        .order_by(Comparison.created_at, Comparison.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if batch_id is not None:
+        candidates = candidates.where(Comparison.batch_id == batch_id)
+    ids = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return []
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.id.in_(ids))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(select(Comparison).where(Comparison.id.in_(ids)))
+    claimed: list[Comparison] = list(result.scalars())
+    return claimed
+
+
+async def renew(
+    session: AsyncSession, owner: str, ids: Sequence[uuid.UUID], lease: timedelta
+) -> None:
+    if ids:
+        await session.execute(
+            update(Comparison)
+            .where(Comparison.id.in_(ids), Comparison.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + lease)
+        )
+
+
+async def release(session: AsyncSession, owners: Sequence[str]) -> int:
+    """Drop the leases of these owners (a clean stop, or owners known to be dead)."""
+    result = await session.execute(
+        update(Comparison)
+        .where(Comparison.lease_owner.in_(owners), Comparison.status == "pending")
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def lease_owners_like(session: AsyncSession, prefix: str) -> list[str]:
+    result = await session.execute(
+        select(Comparison.lease_owner)
+        .where(Comparison.lease_owner.like(f"{prefix}%"), Comparison.status == "pending")
+        .distinct()
+    )
+    return [owner for owner in result.scalars() if owner]
+
+
+async def take_ownership_for_result(
+    session: AsyncSession, comparison_id: uuid.UUID, owner: str
+) -> bool:
+    """Close a leased row before its result is written; False if the lease was lost.
+
+    The guard is what keeps a pair from being stored twice: a worker whose
+    lease expired and was taken over discards its late result.
+    """
+    result = await session.execute(
+        update(Comparison)
+        .where(
+            Comparison.id == comparison_id,
+            Comparison.lease_owner == owner,
+            Comparison.status == "pending",
+        )
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def reset_failed(session: AsyncSession, batch_id: uuid.UUID) -> int:
+    """Put a batch's failed comparisons back in the queue (--retry-failed)."""
+    result = await session.execute(
+        update(Comparison)
+        .where(Comparison.batch_id == batch_id, Comparison.status == "failed")
+        .values(status="pending", error_class=None, lease_owner=None, lease_expires_at=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def cancel_pending(session: AsyncSession, batch_id: uuid.UUID) -> int:
+    result = await session.execute(
+        update(Comparison)
+        .where(Comparison.batch_id == batch_id, Comparison.status == "pending")
+        .values(status="cancelled", lease_owner=None, lease_expires_at=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def status_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str, int]:
+    result = await session.execute(
+        select(Comparison.status, func.count())
+        .where(Comparison.batch_id == batch_id)
+        .group_by(Comparison.status)
+    )
+    return {status: int(n) for status, n in result.all()}
+
+
+async def outcome_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str, int]:
+    """Ties, position-biased ties and failures by error class, for a batch summary."""
+    latest = select(func.max(Verdict.id)).group_by(Verdict.comparison_id)
+    verdicts = await session.execute(
+        select(Verdict.winner, Verdict.position_consistent, func.count())
+        .join(Comparison, and_(Comparison.id == Verdict.comparison_id))
+        .where(Comparison.batch_id == batch_id, Verdict.id.in_(latest))
+        .group_by(Verdict.winner, Verdict.position_consistent)
+    )
+    counts: dict[str, int] = {}
+    for winner, consistent, n in verdicts.all():
+        if winner == "tie":
+            counts["tied"] = counts.get("tied", 0) + int(n)
+        if consistent is False:
+            counts["position_biased"] = counts.get("position_biased", 0) + int(n)
+    failures = await session.execute(
+        select(Comparison.error_class, func.count())
+        .where(Comparison.batch_id == batch_id, Comparison.status == "failed")
+        .group_by(Comparison.error_class)
+    )
+    for error_class, n in failures.all():
+        counts[f"failed:{error_class}"] = int(n)
+    return counts
+
+
+async def list_batches(session: AsyncSession, limit: int = 100) -> list[Batch]:
+    return list(
+        (
+            await session.execute(select(Batch).order_by(Batch.created_at.desc()).limit(limit))
+        ).scalars()
+    )
+
+
+def lease_deadline(lease: timedelta) -> datetime:
+    return utcnow() + lease
