@@ -170,7 +170,9 @@ def label(
     from app.labeling.shapes import converter, parse_mapping
 
     settings = load_settings()
-    source = "<stdin>" if file == "-" else str(Path(file).resolve())
+    # Error lines name the file as given; the batch is keyed by its absolute
+    # path so the same file resumes from any directory.
+    source = "<stdin>" if file == "-" else file
     try:
         options = LabelOptions(
             judge=judge,
@@ -180,6 +182,7 @@ def label(
             retry_failed=retry_failed,
             max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
             batch_name=batch,
+            origin="<stdin>" if file == "-" else str(Path(file).resolve()),
             rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
             convert=converter(input_format, parse_mapping(mapping) if mapping else None),
         )

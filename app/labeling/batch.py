@@ -18,6 +18,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from app.errors import TextTooLargeError
 from app.labeling.compare import Labeler, comparison_values
 from app.labeling.inputs import PairIn
 from app.labeling.jsonl import LineError, ParsedLine
@@ -80,6 +81,7 @@ async def enqueue(
     batch_id: uuid.UUID,
     config: JudgeConfig,
     records: Iterable[ParsedLine | LineError],
+    source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction."""
@@ -93,8 +95,8 @@ async def enqueue(
                 continue
             try:
                 labeler.check_sizes(record.pair)
-            except Exception as exc:  # TextTooLargeError: reject the line, keep going
-                error = LineError(record.pair.id or "", record.line, str(exc), "")
+            except TextTooLargeError as exc:  # reject the line, keep going
+                error = LineError(source, record.line, exc.message, "")
                 result.rejected.append(error)
                 on_reject(error)
                 continue

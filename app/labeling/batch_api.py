@@ -30,7 +30,7 @@ async def submit(
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
     records = read_pairs(io.StringIO(body), "upload", converter())
-    result = await enqueue(labeler, batch.id, config, records)
+    result = await enqueue(labeler, batch.id, config, records, "upload")
     if workers is not None:
         workers.start(batch.id)
     return {

@@ -37,6 +37,8 @@ class LabelOptions:
     retry_failed: bool = False
     max_cost: Decimal | None = None
     batch_name: str | None = None
+    origin: str | None = None
+    """Where the pairs come from (an absolute path): with the judge, the default batch name."""
     rejects_path: Path | None = None
     convert: Callable[[Document], Document] | None = None
 
@@ -120,15 +122,22 @@ async def label_stream(
     summary = LabelSummary()
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
-        name = options.batch_name or f"{source}|{config.label}"
+        name = options.batch_name or f"{options.origin or source}|{config.label}"
         async with labeler.db.transaction() as session:
-            batch, _ = await batches.get_or_create(session, name, source, config.label)
+            batch, _ = await batches.get_or_create(
+                session, name, options.origin or source, config.label
+            )
             if options.retry_failed:
                 await batches.reset_failed(session, batch.id)
         summary.batch_id = str(batch.id)
         summary.released_leases = await release_dead_local_leases(labeler)
         enqueued = await enqueue(
-            labeler, batch.id, config, read_pairs(stream, source, options.convert), on_reject
+            labeler,
+            batch.id,
+            config,
+            read_pairs(stream, source, options.convert),
+            source,
+            on_reject,
         )
         summary.submitted, summary.new, summary.rejected = (
             enqueued.submitted,
