@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.settings import Settings
 from app.store import api_keys
 from app.store.db import Database
 from app.store.models import ApiKey
 
 
-async def create_key(settings: Settings, name: str) -> tuple[int, str]:
+@asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
-            row, plain = await api_keys.create(session, name)
-        return row.id, plain
+            yield session
     finally:
         await db.dispose()
+
+
+async def create_key(settings: Settings, name: str) -> tuple[int, str]:
+    async with _transaction(settings) as session:
+        row, plain = await api_keys.create(session, name)
+    return row.id, plain
 
 
 async def list_keys(settings: Settings) -> list[ApiKey]:
-    db = Database(settings.database_url)
-    try:
-        async with db.transaction() as session:
-            return await api_keys.list_all(session)
-    finally:
-        await db.dispose()
+    async with _transaction(settings) as session:
+        return await api_keys.list_all(session)
 
 
 async def revoke_key(settings: Settings, key_id: int) -> bool:
-    db = Database(settings.database_url)
-    try:
-        async with db.transaction() as session:
-            return await api_keys.revoke(session, key_id)
-    finally:
-        await db.dispose()
+    async with _transaction(settings) as session:
+        return await api_keys.revoke(session, key_id)

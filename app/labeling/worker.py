@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import uuid
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from app.errors import RefereeError
 from app.labeling.batch import Progress, worker_id
 from app.labeling.compare import Labeler, pair_lengths, write_result
 from app.labeling.inputs import PairIn
@@ -114,7 +116,7 @@ class Worker:
                 for row in claimed:
                     task = asyncio.create_task(self._judge(row))
                     self._in_flight[row.id] = task
-                    task.add_done_callback(self._forget)
+                    task.add_done_callback(functools.partial(self._forget, row.id))
             if not claimed and not self._in_flight:
                 if self.options.stop_when_empty and not await self._others_hold_work():
                     return
@@ -127,10 +129,8 @@ class Worker:
                     return_when=asyncio.FIRST_COMPLETED,
                 )
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        for key, running in list(self._in_flight.items()):
-            if running is task:
-                del self._in_flight[key]
+    def _forget(self, comparison_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(comparison_id, None)
 
     async def _others_hold_work(self) -> bool:
         """Pending rows leased by other workers: wait for them (they may die and release)."""
@@ -152,16 +152,15 @@ class Worker:
         return config
 
     async def _judge(self, row: Comparison) -> None:
-        pair = stored_pair(row)
         try:
-            config = self._config_for(row)
-            outcome = await judge_pair(self.labeler.judge_for(config), pair.to_pair())
-        except JudgeConfigError as exc:
-            config = JudgeConfig(provider=row.judge_spec.split(":")[0], model=row.judge_spec)
-            outcome = PairOutcome(
-                calls=(), verdict=None, error_class=exc.error_class, error_message=exc.message
-            )
-        await self._results.put((row, config, outcome))
+            judge = self.labeler.judge_for(self._config_for(row))
+        except (RefereeError, JudgeConfigError) as exc:
+            # The pair is fine; this worker cannot judge it. Stop and leave it
+            # pending (the lease is released on exit) for a worker that can.
+            self.stop(f"cannot judge with {row.judge!r} here: {exc}")
+            return
+        outcome = await judge_pair(judge, stored_pair(row).to_pair())
+        await self._results.put((row, judge.config, outcome))
 
     async def _write_loop(self) -> None:
         done = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store.comparisons import latest_verdict_ids
 from app.store.models import Batch, Comparison, Verdict, utcnow
 
 
@@ -207,11 +208,10 @@ async def status_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str,
 
 async def outcome_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str, int]:
     """Ties, position-biased ties and failures by error class, for a batch summary."""
-    latest = select(func.max(Verdict.id)).group_by(Verdict.comparison_id)
     verdicts = await session.execute(
         select(Verdict.winner, Verdict.position_consistent, func.count())
         .join(Comparison, and_(Comparison.id == Verdict.comparison_id))
-        .where(Comparison.batch_id == batch_id, Verdict.id.in_(latest))
+        .where(Comparison.batch_id == batch_id, Verdict.id.in_(latest_verdict_ids()))
         .group_by(Verdict.winner, Verdict.position_consistent)
     )
     counts: dict[str, int] = {}
@@ -236,7 +236,3 @@ async def list_batches(session: AsyncSession, limit: int = 100) -> list[Batch]:
             await session.execute(select(Batch).order_by(Batch.created_at.desc()).limit(limit))
         ).scalars()
     )
-
-
-def lease_deadline(lease: timedelta) -> datetime:
-    return utcnow() + lease

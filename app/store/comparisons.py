@@ -95,7 +95,8 @@ async def set_status(
     )
 
 
-def _latest_verdict_ids() -> Select[Any]:
+def latest_verdict_ids() -> Select[Any]:
+    """The id of each comparison's current (newest) verdict."""
     return select(func.max(Verdict.id)).group_by(Verdict.comparison_id)
 
 
@@ -121,7 +122,7 @@ async def page(
     if filters.winner is not None:
         statement = statement.join(
             Verdict,
-            and_(Verdict.comparison_id == Comparison.id, Verdict.id.in_(_latest_verdict_ids())),
+            and_(Verdict.comparison_id == Comparison.id, Verdict.id.in_(latest_verdict_ids())),
         ).where(Verdict.winner == filters.winner)
     if after is not None:
         created_at, last_id = after
