@@ -212,6 +212,25 @@ class TestFaults:
         assert rows(database_url, "SELECT count(*) FROM verdicts")[0][0] == 60
 
 
+class TestBadLines:
+    def test_an_oversized_line_is_rejected_with_its_line_and_the_rest_proceed(
+        self, tmp_path: Path, env: dict[str, str], database_url: str, provider: FakeProvider
+    ) -> None:
+        """A text over REFEREE_MAX_TEXT_CHARS rejects that line only, into the rejects file."""
+        source = pairs_file(tmp_path / "pairs.jsonl", 3)
+        with source.open("a") as out:
+            out.write(
+                json.dumps({"prompt": "x" * 500, "response_a": "a", "response_b": "b"}) + "\n"
+            )
+        run = label_cmd(source, {**env, "REFEREE_MAX_TEXT_CHARS": "200"})
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 1
+        assert f"{source}:4: prompt has 500 characters" in err
+        rejects = (tmp_path / "pairs.jsonl.rejects.jsonl").read_text().splitlines()
+        assert [json.loads(r)["line"] for r in rejects] == [4]
+        assert rows(database_url, "SELECT count(*) FROM verdicts")[0][0] == 3
+
+
 class TestWorkers:
     async def test_concurrent_workers_label_each_pair_once(
         self, tmp_path: Path, database_url: str, provider: FakeProvider
@@ -225,7 +244,7 @@ class TestWorkers:
             async with labeler.db.transaction() as session:
                 batch, _ = await batches.get_or_create(session, "w", "test", config.label)
             with source.open() as stream:
-                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"))
+                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"), "t")
             workers = [Worker(labeler, WorkerOptions(concurrency=8), batch.id) for _ in range(3)]
             results = await asyncio.gather(*(w.run() for w in workers))
         assert sum(p.done for p in results) == 60
@@ -245,7 +264,7 @@ class TestWorkers:
             async with labeler.db.transaction() as session:
                 batch, _ = await batches.get_or_create(session, "l", "test", config.label)
             with source.open() as stream:
-                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"))
+                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"), "t")
             async with labeler.db.transaction() as session:
                 dead = await batches.claim(session, batch.id, "gone:1:x", 5, timedelta(seconds=0.5))
             assert len(dead) == 5
@@ -257,6 +276,32 @@ class TestWorkers:
             progress = await Worker(labeler, WorkerOptions(concurrency=4), batch.id).run()
         assert progress.done == 5
 
+    async def test_a_worker_that_cannot_build_the_judge_stops_and_fails_nothing(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A missing provider key on the worker leaves the pairs pending for another worker."""
+        settings = Settings(database_url=database_url)
+        async with runtime(settings) as labeler:
+            config = labeler.resolve(JUDGE)
+            async with labeler.db.transaction() as session:
+                batch, _ = await batches.get_or_create(session, "k", "test", config.label)
+            with pairs_file(tmp_path / "p.jsonl", 3).open() as stream:
+                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"), "t")
+        monkeypatch.delenv("ANTHROPIC_API_KEY")
+        async with runtime(settings) as labeler:
+            progress = await Worker(labeler, WorkerOptions(concurrency=2), batch.id).run()
+        assert progress.done == 0
+        assert progress.stop_reason is not None
+        assert "ANTHROPIC_API_KEY" in progress.stop_reason
+        assert (
+            rows(database_url, "SELECT status, lease_owner FROM comparisons")
+            == [("pending", None)] * 3
+        )
+
     async def test_a_late_result_from_a_lost_lease_is_discarded(
         self, tmp_path: Path, database_url: str, provider: FakeProvider
     ) -> None:
@@ -267,7 +312,7 @@ class TestWorkers:
             async with labeler.db.transaction() as session:
                 batch, _ = await batches.get_or_create(session, "g", "test", config.label)
             with pairs_file(tmp_path / "p.jsonl", 1).open() as stream:
-                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"))
+                await enqueue(labeler, batch.id, config, read_pairs(stream, "t"), "t")
             async with labeler.db.transaction() as session:
                 (row,) = await batches.claim(session, batch.id, "slow", 1, timedelta(seconds=60))
                 await batches.release(session, ["slow"])
