@@ -317,8 +317,8 @@ class TestWorkers:
                 (row,) = await batches.claim(session, batch.id, "slow", 1, timedelta(seconds=60))
                 await batches.release(session, ["slow"])
                 (row,) = await batches.claim(session, batch.id, "fast", 1, timedelta(seconds=60))
-                assert not await batches.take_ownership_for_result(session, row.id, "slow")
-                assert await batches.take_ownership_for_result(session, row.id, "fast")
+                assert await batches.take_ownership(session, "slow", [row.id]) == set()
+                assert await batches.take_ownership(session, "fast", [row.id]) == {row.id}
 
 
 class TestHttpBatches:

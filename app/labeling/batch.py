@@ -52,6 +52,7 @@ class Progress:
     cost: Decimal = Decimal(0)
     failures: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
+    elapsed_s: float = 0.0
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

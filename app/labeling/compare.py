@@ -171,33 +171,41 @@ async def write_result(
     config: JudgeConfig,
     outcome: PairOutcome,
 ) -> Decimal:
-    """Add one judging run to a stored comparison: its calls, and a verdict or the failure.
+    """Add one judging run to a stored comparison; returns its cost in USD."""
+    run = run_rows(comparison_id, lengths, config, outcome)
+    await comparisons.write_runs(session, [run])
+    return run_cost(run)
 
-    Returns the run's cost in USD (calls with no known price count as zero).
-    """
-    verdict_id = None
-    if outcome.verdict is not None:
-        verdict = outcome.verdict
-        verdict_id = await comparisons.add_verdict(
-            session,
-            comparison_id,
-            winner=verdict.winner.value,
-            confidence=verdict.confidence,
-            position_consistent=verdict.position_consistent,
-            soft_preference=verdict.soft_preference,
-            rationale=verdict.rationale,
+
+def run_rows(
+    comparison_id: uuid.UUID, lengths: dict[str, int], config: JudgeConfig, outcome: PairOutcome
+) -> comparisons.RunRows:
+    """The rows one judging run adds: its calls, and a verdict or the failure status."""
+    verdict = outcome.verdict
+    return comparisons.RunRows(
+        comparison_id=comparison_id,
+        verdict=None
+        if verdict is None
+        else {
+            "winner": verdict.winner.value,
+            "confidence": verdict.confidence,
+            "position_consistent": verdict.position_consistent,
+            "soft_preference": verdict.soft_preference,
+            "rationale": verdict.rationale,
             **lengths,
-        )
-    rows = [call_row(comparison_id, verdict_id, config, call) for call in outcome.calls]
-    await comparisons.add_calls(session, rows)
-    status = "labeled" if outcome.verdict is not None else "failed"
-    await comparisons.set_status(session, comparison_id, status, outcome.error_class)
-    return sum((row["cost_usd"] for row in rows if row["cost_usd"] is not None), Decimal(0))
+        },
+        calls=[call_row(comparison_id, config, call) for call in outcome.calls],
+        status="labeled" if verdict is not None else "failed",
+        error_class=outcome.error_class,
+    )
 
 
-def call_row(
-    comparison_id: uuid.UUID, verdict_id: int | None, config: JudgeConfig, call: CallRecord
-) -> dict[str, Any]:
+def run_cost(run: comparisons.RunRows) -> Decimal:
+    """USD the run's calls cost; calls with no known price count as zero."""
+    return sum((c["cost_usd"] for c in run.calls if c["cost_usd"] is not None), Decimal(0))
+
+
+def call_row(comparison_id: uuid.UUID, config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
     parsed = None
     if call.answer is not None:
         probabilities = call.answer.probabilities
@@ -212,7 +220,6 @@ def call_row(
         }
     return {
         "comparison_id": comparison_id,
-        "verdict_id": verdict_id,
         "order": call.order.value,
         "attempt": call.attempt,
         "provider": config.provider,

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from decimal import Decimal
 
 from app.errors import RefereeError
 from app.labeling.batch import Progress, worker_id
-from app.labeling.compare import Labeler, pair_lengths, write_result
+from app.labeling.compare import Labeler, pair_lengths, run_cost, run_rows
 from app.labeling.inputs import PairIn
 from app.settings import Settings
-from app.store import batches
+from app.store import batches, comparisons
 from app.store.models import Comparison
 from judges import JudgeConfig, JudgeConfigError, PairOutcome, judge_pair
 
@@ -39,6 +40,16 @@ class WorkerOptions:
     max_cost: Decimal | None = None
     poll_seconds: float = 1.0
     stop_when_empty: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A judged pair waiting for the writer."""
+
+    row: Comparison
+    config: JudgeConfig
+    lengths: dict[str, int]
+    outcome: PairOutcome
 
 
 def stored_pair(row: Comparison) -> PairIn:
@@ -65,10 +76,9 @@ class Worker:
         self.on_progress = on_progress
         self._lease = timedelta(seconds=options.lease_seconds)
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._results: asyncio.Queue[tuple[Comparison, JudgeConfig, PairOutcome] | None] = (
-            asyncio.Queue()
-        )
+        self._results: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._stopping = False
+        self._slot_freed = asyncio.Event()
         self._configs: dict[str, JudgeConfig] = {}
 
     def use(self, config: JudgeConfig) -> None:
@@ -82,6 +92,7 @@ class Worker:
             self.progress.stop_reason = reason
 
     async def run(self) -> Progress:
+        started = time.perf_counter()
         writer = asyncio.create_task(self._write_loop())
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
@@ -98,6 +109,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await asyncio.shield(self._release())
+            self.progress.elapsed_s = time.perf_counter() - started
         return self.progress
 
     async def _release(self) -> None:
@@ -108,7 +120,9 @@ class Worker:
         while not self._stopping:
             room = self.options.concurrency - len(self._in_flight)
             claimed: list[Comparison] = []
-            if room >= max(1, self.options.concurrency // 4) or not self._in_flight:
+            # Refill in small chunks: waiting for a quarter of the slots to free
+            # up would leave them idle for most of a model call.
+            if room >= max(1, self.options.concurrency // 16) or not self._in_flight:
                 async with self.labeler.db.transaction() as session:
                     claimed = await batches.claim(
                         session, self.batch_id, self.owner, room, self._lease
@@ -123,14 +137,15 @@ class Worker:
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
             if self._in_flight:
-                await asyncio.wait(
-                    list(self._in_flight.values()),
-                    timeout=self.options.poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                # An event rather than asyncio.wait(tasks): waiting on every task
+                # in flight costs O(in flight) per finished pair.
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), self.options.poll_seconds)
 
     def _forget(self, comparison_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(comparison_id, None)
+        self._slot_freed.set()
 
     async def _others_hold_work(self) -> bool:
         """Pending rows leased by other workers: wait for them (they may die and release)."""
@@ -159,8 +174,9 @@ class Worker:
             # pending (the lease is released on exit) for a worker that can.
             self.stop(f"cannot judge with {row.judge!r} here: {exc}")
             return
-        outcome = await judge_pair(judge, stored_pair(row).to_pair())
-        await self._results.put((row, judge.config, outcome))
+        pair = stored_pair(row)
+        outcome = await judge_pair(judge, pair.to_pair())
+        await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
         done = False
@@ -180,20 +196,20 @@ class Worker:
                 done = True
             await self._write([i for i in items if i is not None])
 
-    async def _write(self, items: list[tuple[Comparison, JudgeConfig, PairOutcome]]) -> None:
+    async def _write(self, items: list[WorkItem]) -> None:
         if not items:
             return
-        written = []
         async with self.labeler.db.transaction() as session:
-            for row, config, outcome in items:
-                if not await batches.take_ownership_for_result(session, row.id, self.owner):
-                    self.progress.discarded += 1  # lease lost: another worker owns this pair now
-                    continue
-                lengths = pair_lengths(stored_pair(row))
-                cost = await write_result(session, row.id, lengths, config, outcome)
-                written.append((outcome, cost))
-        for outcome, cost in written:
-            self._count(outcome, cost)
+            owned = await batches.take_ownership(session, self.owner, [i.row.id for i in items])
+            runs = [
+                (run_rows(i.row.id, i.lengths, i.config, i.outcome), i.outcome)
+                for i in items
+                if i.row.id in owned
+            ]
+            await comparisons.write_runs(session, [run for run, _ in runs])
+        self.progress.discarded += len(items) - len(runs)  # lease lost: another worker has them
+        for run, outcome in runs:
+            self._count(outcome, run_cost(run))
         self.on_progress(self.progress)
 
     def _count(self, outcome: PairOutcome, cost: Decimal) -> None:

@@ -158,24 +158,29 @@ async def lease_owners_like(session: AsyncSession, prefix: str) -> list[str]:
     return [owner for owner in result.scalars() if owner]
 
 
-async def take_ownership_for_result(
-    session: AsyncSession, comparison_id: uuid.UUID, owner: str
-) -> bool:
-    """Close a leased row before its result is written; False if the lease was lost.
+async def take_ownership(
+    session: AsyncSession, owner: str, ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Close the leased rows whose results are about to be written; returns those still ours.
 
     The guard is what keeps a pair from being stored twice: a worker whose
-    lease expired and was taken over discards its late result.
+    lease expired and was taken over gets nothing back for that pair and
+    discards its late result.
     """
+    if not ids:
+        return set()
     result = await session.execute(
         update(Comparison)
         .where(
-            Comparison.id == comparison_id,
+            Comparison.id.in_(ids),
             Comparison.lease_owner == owner,
             Comparison.status == "pending",
         )
         .values(lease_owner=None, lease_expires_at=None)
+        .returning(Comparison.id)
+        .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return set(result.scalars())
 
 
 async def reset_failed(session: AsyncSession, batch_id: uuid.UUID) -> int:

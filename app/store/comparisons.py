@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.store.models import Comparison, JudgeCall, Verdict, utcnow
+from app.store.models import Base, Comparison, JudgeCall, Verdict, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +70,62 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
     return existing
 
 
-async def add_verdict(session: AsyncSession, comparison_id: uuid.UUID, **values: Any) -> int:
-    verdict_id = await session.scalar(
-        insert(Verdict)
-        .values(comparison_id=comparison_id, created_at=utcnow(), **values)
-        .returning(Verdict.id)
-    )
-    assert verdict_id is not None
-    return int(verdict_id)
+# Core tables for set-based writes (executemany with RETURNING), bypassing per-object ORM work.
+_VERDICTS = Base.metadata.tables["verdicts"]
+_COMPARISONS = Base.metadata.tables["comparisons"]
 
 
-async def add_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(JudgeCall), list(rows))
+@dataclass(slots=True)
+class RunRows:
+    """One judging run, ready to store: the verdict (if any), its calls, the new status."""
+
+    comparison_id: uuid.UUID
+    verdict: dict[str, Any] | None
+    calls: list[dict[str, Any]]
+    status: str
+    error_class: str | None
 
 
-async def set_status(
-    session: AsyncSession, comparison_id: uuid.UUID, status: str, error_class: str | None
-) -> None:
+async def write_runs(session: AsyncSession, runs: Sequence[RunRows]) -> None:
+    """Store judging runs set-based: one statement per table, whatever the number of runs.
+
+    Batch labeling writes dozens of runs per transaction; statement count,
+    not row count, is what costs here.
+    """
+    if not runs:
+        return
+    now = utcnow()
+    with_verdict = [run for run in runs if run.verdict is not None]
+    verdict_ids: dict[uuid.UUID, int] = {}
+    if with_verdict:
+        result = await session.execute(
+            insert(_VERDICTS).returning(
+                _VERDICTS.c.id,
+                _VERDICTS.c.comparison_id,
+                sort_by_parameter_order=True,
+            ),
+            [
+                {**(run.verdict or {}), "comparison_id": run.comparison_id, "created_at": now}
+                for run in with_verdict
+            ],
+        )
+        verdict_ids = {comparison_id: verdict_id for verdict_id, comparison_id in result.all()}
+    calls = [
+        {**call, "verdict_id": verdict_ids.get(run.comparison_id), "created_at": now}
+        for run in runs
+        for call in run.calls
+    ]
+    if calls:
+        await session.execute(insert(JudgeCall), calls)
+    table = _COMPARISONS
     await session.execute(
-        update(Comparison)
-        .where(Comparison.id == comparison_id)
-        .values(status=status, error_class=error_class, updated_at=func.now())
+        update(table)
+        .where(table.c.id == bindparam("run_id"))
+        .values(status=bindparam("run_status"), error_class=bindparam("run_error"), updated_at=now),
+        [
+            {"run_id": r.comparison_id, "run_status": r.status, "run_error": r.error_class}
+            for r in runs
+        ],
     )
 
 
