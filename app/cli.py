@@ -264,7 +264,9 @@ def print_summary(summary: LabelSummary, file: str) -> None:
         f"({outcome.get('tied', 0)} tied, {outcome.get('position_biased', 0)} position-biased), "
         f"{counts.get('failed', 0)} failed{f' ({failures})' if failures else ''}, "
         f"{counts.get('pending', 0)} pending, {summary.rejected} rejected lines; "
-        f"this run judged {p.done} pairs, {p.input_tokens + p.output_tokens} tokens, ${p.cost:.4f}"
+        f"this run judged {p.done} pairs in {p.elapsed_s:.1f} s "
+        f"({p.done / p.elapsed_s if p.elapsed_s else 0:.1f} pairs/s), "
+        f"{p.input_tokens + p.output_tokens} tokens, ${p.cost:.4f}"
     )
     if p.stop_reason:
         err.print(f"stopped: {p.stop_reason}. Run the same command again to resume.")

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -163,6 +164,13 @@ def main() -> None:
         print(
             f"ideal {ideal:.1f} pairs/s; label/ideal {label_rate / ideal:.3f}, bare/ideal {bare_rate / ideal:.3f}, "
             f"label/bare {label_rate / bare_rate:.3f}"
+        )
+    phase = re.search(r"judged (\d+) pairs in ([\d.]+) s", result.stdout)
+    if phase and args.latency_ms:
+        phase_rate = int(phase.group(1)) / float(phase.group(2))
+        print(
+            f"judging phase alone (after start-up and enqueue): {phase_rate:.1f} pairs/s; "
+            f"/ideal {phase_rate / ideal:.3f}, /bare {phase_rate / bare_rate:.3f}"
         )
     print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
 
