@@ -195,7 +195,7 @@ def label(
         try:
             if dry_run:
                 result, rejected = asyncio.run(estimate(settings, stream, source, options))
-                print_estimate(result, len(rejected))
+                print_estimate(result, rejected)
                 return
             summary = asyncio.run(
                 label_stream(settings, stream, source, options, progress_view, report_reject)

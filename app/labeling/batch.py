@@ -34,7 +34,7 @@ ENQUEUE_CHUNK = 500
 class EnqueueResult:
     submitted: int = 0
     new: int = 0
-    rejected: list[LineError] = field(default_factory=list)
+    rejected: int = 0
 
 
 @dataclass
@@ -85,20 +85,24 @@ async def enqueue(
     source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
 ) -> EnqueueResult:
-    """Store every good record as a pending comparison, a chunk per transaction."""
+    """Store every good record as a pending comparison, a chunk per transaction.
+
+    Bad records go to ``on_reject`` as they come rather than into a list, so
+    memory stays flat however many lines a file gets wrong.
+    """
     result = EnqueueResult()
     for chunk in _chunks(records, ENQUEUE_CHUNK):
         rows = []
         for record in chunk:
             if isinstance(record, LineError):
-                result.rejected.append(record)
+                result.rejected += 1
                 on_reject(record)
                 continue
             try:
                 labeler.check_sizes(record.pair)
             except TextTooLargeError as exc:  # reject the line, keep going
                 error = LineError(source, record.line, exc.message, "")
-                result.rejected.append(error)
+                result.rejected += 1
                 on_reject(error)
                 continue
             rows.append(pending_row(record.pair, config, batch_id, record.line))

@@ -9,7 +9,7 @@ from typing import Any
 from app.errors import NotFoundError
 from app.labeling.batch import enqueue
 from app.labeling.compare import Labeler
-from app.labeling.jsonl import read_pairs
+from app.labeling.jsonl import LineError, read_pairs
 from app.labeling.shapes import converter
 from app.labeling.worker import BackgroundWorkers
 from app.store import batches
@@ -30,7 +30,8 @@ async def submit(
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
     records = read_pairs(io.StringIO(body), "upload", converter())
-    result = await enqueue(labeler, batch.id, config, records, "upload")
+    rejected: list[LineError] = []
+    result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append)
     if workers is not None:
         workers.start(batch.id)
     return {
@@ -38,7 +39,7 @@ async def submit(
         "name": batch.name,
         "submitted": result.submitted,
         "new": result.new,
-        "rejected": [{"line": e.line, "reason": e.reason} for e in result.rejected],
+        "rejected": [{"line": e.line, "reason": e.reason} for e in rejected],
     }
 
 

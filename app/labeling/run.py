@@ -77,15 +77,15 @@ def judge_config(labeler: Labeler, options: LabelOptions) -> JudgeConfig:
 
 async def estimate(
     settings: Settings, stream: IO[str], source: str, options: LabelOptions
-) -> tuple[Estimate, list[LineError]]:
+) -> tuple[Estimate, int]:
     """Tokens and cost the run would spend, from the pairs alone: nothing is stored or sent."""
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
-    result, rejected = Estimate(), []
+    result, rejected = Estimate(), 0
     orders = [Order.AB, Order.BA] if config.order == "both" else [Order.AB]
     for record in read_pairs(stream, source, options.convert):
         if isinstance(record, LineError):
-            rejected.append(record)
+            rejected += 1
             continue
         pair = record.pair.to_pair()
         result.pairs += 1
@@ -99,15 +99,24 @@ async def estimate(
     return result, rejected
 
 
-def write_rejects(path: Path, errors: list[LineError]) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for error in errors:
-            out.write(
-                json.dumps(
-                    {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
-                )
-                + "\n"
-            )
+class RejectsFile:
+    """Writes rejected lines as JSONL, one per line as they come; the file is made on the first."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._out: IO[str] | None = None
+
+    def write(self, error: LineError) -> None:
+        if self.path is None:
+            return
+        if self._out is None:
+            self._out = self.path.open("w", encoding="utf-8")
+        record = {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
+        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
 
 
 async def label_stream(
@@ -131,21 +140,19 @@ async def label_stream(
                 await batches.reset_failed(session, batch.id)
         summary.batch_id = str(batch.id)
         summary.released_leases = await release_dead_local_leases(labeler)
-        enqueued = await enqueue(
-            labeler,
-            batch.id,
-            config,
-            read_pairs(stream, source, options.convert),
-            source,
-            on_reject,
-        )
-        summary.submitted, summary.new, summary.rejected = (
-            enqueued.submitted,
-            enqueued.new,
-            len(enqueued.rejected),
-        )
-        if enqueued.rejected and options.rejects_path is not None:
-            write_rejects(options.rejects_path, enqueued.rejected)
+        rejects = RejectsFile(options.rejects_path)
+
+        def reject(error: LineError) -> None:
+            on_reject(error)
+            rejects.write(error)
+
+        try:
+            records = read_pairs(stream, source, options.convert)
+            enqueued = await enqueue(labeler, batch.id, config, records, source, reject)
+        finally:
+            rejects.close()
+        summary.submitted, summary.new = enqueued.submitted, enqueued.new
+        summary.rejected = enqueued.rejected
 
         async with labeler.db.transaction() as session:
             pending = (await batches.status_counts(session, batch.id)).get("pending", 0)
