@@ -1,8 +1,9 @@
 """Client-side request and token rate limits, shared by every task using one judge.
 
-aiolimiter's leaky bucket with a one-second period: the bucket holds one
-second's worth, so a fresh limiter cannot burst a whole minute's quota at
-once and trip the provider's own sliding-window limit.
+aiolimiter leaky buckets kept small on purpose: a bucket of a minute's quota
+would let a fresh limiter burst it at once and trip the provider's own
+sliding-window limit. Requests are spaced one at a time (60/rpm seconds
+apart); tokens use a one-second bucket, since one request may be large.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ class RateLimits:
     """Requests-per-minute and tokens-per-minute limits; ``None`` means unlimited."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
-        self._requests = AsyncLimiter(rpm / 60.0, 1.0) if rpm else None
+        self._requests = AsyncLimiter(1, 60.0 / rpm) if rpm else None
         self._tokens = AsyncLimiter(tpm / 60.0, 1.0) if tpm else None
 
     async def acquire(self, estimated_tokens: int) -> None:
