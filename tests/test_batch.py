@@ -106,6 +106,32 @@ class TestResume:
         clean.communicate(timeout=120)
         assert rows(clean_url, VERDICTS) == stored
 
+    def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
+        self, tmp_path: Path, env: dict[str, str], database_url: str, provider: FakeProvider
+    ) -> None:
+        """SIGINT: pairs in flight are stored, the rest stay pending, the message says resume."""
+        provider.configure(policy="longer", latency_ms=200)
+        source = pairs_file(tmp_path / "pairs.jsonl", 60)
+        run = label_cmd(source, env, "--concurrency", "4")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            _ready(database_url) and rows(database_url, "SELECT count(*) FROM verdicts")[0][0] >= 4
+        ):
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert "interrupted" in err
+        assert "Run the same command again to resume" in err
+        assert "Traceback" not in err
+        status = dict(
+            rows(database_url, "SELECT status, count(*) FROM comparisons GROUP BY status")
+        )
+        assert status.get("pending", 0) > 0
+        assert rows(
+            database_url, "SELECT count(*) FROM comparisons WHERE lease_owner IS NOT NULL"
+        ) == [(0,)]
+        assert rows(database_url, "SELECT count(*) FROM verdicts")[0][0] == status["labeled"]
+
     def test_dry_run_spends_and_stores_nothing(
         self, tmp_path: Path, env: dict[str, str], database_url: str, provider: FakeProvider
     ) -> None:
