@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +41,8 @@ keys_cli = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=Tr
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
 
+T = TypeVar("T")
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -49,6 +51,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """A user error: one clean line on stderr, no traceback."""
     err.print(f"[red]error:[/red] {message}", markup=True)
     raise typer.Exit(code)
+
+
+def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run long labeling work on uvloop where it exists.
+
+    Thousands of HTTP calls in flight make the event loop itself the hot
+    path; uvloop cuts the per-callback cost that otherwise shows up as
+    added latency on every model call.
+    """
+    try:
+        import uvloop
+    except ImportError:  # Windows: no uvloop, the standard loop works
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def load_settings() -> Settings:
@@ -197,7 +214,7 @@ def label(
                 result, rejected = asyncio.run(estimate(settings, stream, source, options))
                 print_estimate(result, rejected)
                 return
-            summary = asyncio.run(
+            summary = run_fast(
                 label_stream(settings, stream, source, options, progress_view, report_reject)
             )
         except RefereeError as exc:
@@ -294,7 +311,7 @@ def worker(
     from app.labeling.worker import run_worker
 
     try:
-        progress = asyncio.run(
+        progress = run_fast(
             run_worker(
                 load_settings(),
                 concurrency,
