@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.comparisons import latest_verdict_ids
+from app.store.comparisons import is_current_verdict
 from app.store.models import Batch, Comparison, Verdict, utcnow
 
 
@@ -216,7 +216,7 @@ async def outcome_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str
     verdicts = await session.execute(
         select(Verdict.winner, Verdict.position_consistent, func.count())
         .join(Comparison, and_(Comparison.id == Verdict.comparison_id))
-        .where(Comparison.batch_id == batch_id, Verdict.id.in_(latest_verdict_ids()))
+        .where(Comparison.batch_id == batch_id, is_current_verdict())
         .group_by(Verdict.winner, Verdict.position_consistent)
     )
     counts: dict[str, int] = {}
