@@ -139,7 +139,9 @@ def label(
             "--judge", "-j", envvar="REFEREE_DEFAULT_JUDGE", help="provider:model or a named judge."
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Pairs in flight at once.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Model requests in flight at once (two per pair).")
+    ] = 32,
     rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
     retry_failed: Annotated[
@@ -293,7 +295,9 @@ def print_summary(summary: LabelSummary, file: str) -> None:
 
 @cli.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="Pairs in flight at once.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Model requests in flight at once (two per pair).")
+    ] = 32,
     batch: Annotated[str | None, typer.Option(help="Only this batch id.")] = None,
     forever: Annotated[bool, typer.Option(help="Keep polling for new work.")] = False,
     lease_seconds: Annotated[

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         False, description="Let `referee serve` upgrade an outdated schema instead of refusing."
     )
     api_worker_concurrency: int = Field(
-        16, gt=0, description="Pairs in flight for batches the API process works off itself."
+        32, gt=0, description="Requests in flight for batches the API process works off itself."
     )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False

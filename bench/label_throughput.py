@@ -4,8 +4,8 @@ Both run against one fake provider in its own process on loopback, in the same r
 
 - the bare loop sends 2 × N Anthropic calls through AsyncAnthropic with the same
   number in flight (no storage, no protocol);
-- `referee label` judges N pairs in both orders with `--concurrency` pairs in flight
-  (so 2 × concurrency requests), storing everything.
+- `referee label` judges N pairs in both orders with `--concurrency` requests in
+  flight, storing everything.
 
     python -m bench.label_throughput --pairs 5000 --latency-ms 1000 --in-flight 256
     python -m bench.label_throughput --pairs 2000 --latency-ms 0 --in-flight 64   # CPU per pair
@@ -135,7 +135,7 @@ def main() -> None:
             "--judge",
             f"anthropic:{MODEL}",
             "--concurrency",
-            str(args.in_flight // 2),
+            str(args.in_flight),
         ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()

@@ -8,6 +8,7 @@ function, :func:`winner_from_position`, and everything else goes through it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -118,12 +119,15 @@ async def call_with_retries(
     order: Order,
     question: str | None = None,
     *,
+    slots: asyncio.Semaphore | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> list[CallRecord]:
     """Call the judge for one order, retrying transient failures.
 
     Returns every attempt as a record, the last one being the success or the
     final failure, so failed attempts are stored rather than forgotten.
+    ``slots`` bounds the requests in flight; an attempt holds a slot only
+    while its request is out, not while it backs off.
     """
     config = judge.config
     records: list[CallRecord] = []
@@ -134,7 +138,9 @@ async def call_with_retries(
                 await judge.limits.acquire(estimate_tokens(shown, judge.config.max_tokens))
                 started = time.perf_counter()
                 try:
-                    raw = await judge.answer(shown, question)
+                    async with slots or contextlib.nullcontext():
+                        started = time.perf_counter()  # latency is the call's, not the wait's
+                        raw = await judge.answer(shown, question)
                 except JudgeError as exc:
                     records.append(_failed_record(judge, order, number, started, exc))
                     raise
@@ -179,15 +185,27 @@ def _failed_record(
     )
 
 
-async def judge_pair(judge: Judge, pair: Pair, question: str | None = None) -> PairOutcome:
+async def judge_pair(
+    judge: Judge,
+    pair: Pair,
+    question: str | None = None,
+    *,
+    slots: asyncio.Semaphore | None = None,
+) -> PairOutcome:
     """Judge a pair in every order the judge's policy asks for, concurrently.
 
     If any order ends in a failure, there is no verdict: a one-order answer
-    from a both-orders judge would hide position bias.
+    from a both-orders judge would hide position bias. ``slots`` (shared by
+    many pairs) bounds the requests in flight, so an order that finishes
+    early frees its slot for another pair instead of idling until its twin
+    is done.
     """
     orders = orders_for(judge, pair)
     per_order = await asyncio.gather(
-        *(call_with_retries(judge, show(pair, order), order, question) for order in orders)
+        *(
+            call_with_retries(judge, show(pair, order), order, question, slots=slots)
+            for order in orders
+        )
     )
     calls = tuple(record for records in per_order for record in records)
     finals = [records[-1] for records in per_order]

@@ -79,6 +79,9 @@ class Worker:
         self._results: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._stopping = False
         self._slot_freed = asyncio.Event()
+        # ``concurrency`` bounds requests, not pairs: as many pairs as requests
+        # may be open, and each call takes a request slot only while it is out.
+        self._request_slots = asyncio.Semaphore(options.concurrency)
         self._configs: dict[str, JudgeConfig] = {}
 
     def use(self, config: JudgeConfig) -> None:
@@ -175,7 +178,7 @@ class Worker:
             self.stop(f"cannot judge with {row.judge!r} here: {exc}")
             return
         pair = stored_pair(row)
-        outcome = await judge_pair(judge, pair.to_pair())
+        outcome = await judge_pair(judge, pair.to_pair(), slots=self._request_slots)
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
