@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,9 +21,10 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from app import cli_data
+from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
-from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
@@ -40,39 +40,8 @@ db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
-
-T = TypeVar("T")
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """A user error: one clean line on stderr, no traceback."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
-    raise typer.Exit(code)
-
-
-def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run long labeling work on uvloop where it exists.
-
-    Thousands of HTTP calls in flight make the event loop itself the hot
-    path; uvloop cuts the per-callback cost that otherwise shows up as
-    added latency on every model call.
-    """
-    try:
-        import uvloop
-    except ImportError:  # Windows: no uvloop, the standard loop works
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        fail(f"bad REFEREE_* setting: {exc}")
+cli.add_typer(cli_data.feedback_cli, name="feedback")
+cli.command("export")(cli_data.export)
 
 
 @cli.command()

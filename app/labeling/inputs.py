@@ -28,10 +28,18 @@ PromptIn = str | list[MessageIn]
 ResponseIn = str | MessageIn | list[MessageIn]
 
 
-def _check_response(value: ResponseIn) -> ResponseIn:
+def check_response(value: ResponseIn) -> ResponseIn:
+    """A response is a string or one assistant message (alone or in a list)."""
     messages = [value] if isinstance(value, MessageIn) else value
     if isinstance(messages, list) and (len(messages) != 1 or messages[0].role != "assistant"):
         raise ValueError("a response is a string or one assistant message")
+    return value
+
+
+def check_prompt(value: PromptIn) -> PromptIn:
+    """A prompt conversation has at least one message."""
+    if isinstance(value, list) and not value:
+        raise ValueError("a prompt conversation needs at least one message")
     return value
 
 
@@ -49,14 +57,12 @@ class PairIn(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_empty(cls, value: PromptIn) -> PromptIn:
-        if isinstance(value, list) and not value:
-            raise ValueError("a prompt conversation needs at least one message")
-        return value
+        return check_prompt(value)
 
     @field_validator("response_a", "response_b")
     @classmethod
     def _response_shape(cls, value: ResponseIn) -> ResponseIn:
-        return _check_response(value)
+        return check_response(value)
 
     def to_pair(self) -> Pair:
         return Pair(

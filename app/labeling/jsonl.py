@@ -13,9 +13,9 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.labeling.inputs import PairIn
 from app.labeling.shapes import Document, ShapeError
@@ -30,6 +30,17 @@ class LineError:
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.reason}"
+
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed(Generic[RecordT]):
+    """One valid record and the line (or array position) it came from."""
+
+    line: int
+    record: RecordT
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,17 @@ def read_pairs(
     stream: IO[str], source: str, convert: Callable[[Document], Document] | None = None
 ) -> Iterator[ParsedLine | LineError]:
     """Yield each record as a canonical pair or an error; a bad record never stops the rest."""
+    for item in read_records(stream, source, PairIn, convert):
+        yield item if isinstance(item, LineError) else ParsedLine(item.line, item.record)
+
+
+def read_records(
+    stream: IO[str],
+    source: str,
+    model: type[RecordT],
+    convert: Callable[[Document], Document] | None = None,
+) -> Iterator[Parsed[RecordT] | LineError]:
+    """Yield each record validated as ``model``, or an error naming its line and field."""
     for number, text, document in _documents(stream):
         if isinstance(document, json.JSONDecodeError):
             yield LineError(
@@ -107,7 +129,7 @@ def read_pairs(
             continue
         try:
             canonical = convert(document) if convert else document
-            yield ParsedLine(number, PairIn.model_validate(canonical))
+            yield Parsed(number, model.model_validate(canonical))
         except ShapeError as exc:
             yield LineError(source, number, str(exc), text)
         except KeyError as exc:

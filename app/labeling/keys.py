@@ -27,3 +27,31 @@ def label_key(
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def content_key(prompt: Any, response: Any) -> str:
+    """Hash of a prompt and one response as stored, whatever shape each was sent in.
+
+    Joins production feedback, ratings and pairwise verdicts about the same
+    answer: ``"hi"`` and ``[{"role": "user", "content": "hi"}]`` are one prompt.
+    """
+    document = {"prompt": prompt_messages(prompt), "response": response_content(response)}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def prompt_messages(prompt: Any) -> list[dict[str, str]]:
+    """A stored prompt (string or messages) as a list of role/content messages."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+def response_content(response: Any) -> str:
+    """A stored response (string, assistant message, or a one-message list) as its text."""
+    if isinstance(response, str):
+        return response
+    if isinstance(response, list):
+        response = response[0]
+    content: str = response["content"]
+    return content

@@ -47,7 +47,7 @@ def sync_url(raw: str) -> URL:
     return url.set(drivername=_SYNC_DRIVERS[_backend(url)])
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
+def configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     # WAL lets readers run beside the writer; the busy timeout makes a
     # second writer wait instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
@@ -70,7 +70,7 @@ class Database:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+            event.listen(self.engine.sync_engine, "connect", configure_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -158,13 +159,17 @@ class JudgeCall(Base):
     __tablename__ = "judge_calls"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    comparison_id: Mapped[uuid.UUID] = mapped_column(
+    comparison_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    rating_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ratings.id", ondelete="CASCADE"), index=True
     )
     verdict_id: Mapped[int | None] = mapped_column(
         ForeignKey("verdicts.id", ondelete="SET NULL"), index=True
     )
-    order: Mapped[str] = mapped_column("shown_order", String(2))
+    order: Mapped[str | None] = mapped_column("shown_order", String(2))
+    """The order shown (ab/ba) for a pairwise call; None for a rating call."""
     attempt: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(256))
@@ -182,7 +187,82 @@ class JudgeCall(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
-    comparison: Mapped[Comparison] = relationship(back_populates="calls", lazy="raise")
+    comparison: Mapped[Comparison | None] = relationship(back_populates="calls", lazy="raise")
+    rating: Mapped[Rating | None] = relationship(back_populates="calls", lazy="raise")
+
+    __table_args__ = (
+        # A call belongs to exactly one comparison or one rating.
+        CheckConstraint("(comparison_id IS NULL) <> (rating_id IS NULL)", name="one_subject"),
+    )
+
+
+class Rating(Base):
+    """One response graded by one judge against one rubric, keyed by content.
+
+    The score is set once, when a judging run succeeds; a failed run leaves
+    it empty and records the error class, so nothing is ever invented.
+    """
+
+    __tablename__ = "ratings"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    label_key: Mapped[str] = mapped_column(String(64), unique=True)
+    content_key: Mapped[str] = mapped_column(String(64), index=True)
+    """Hash of (prompt, response) alone: finds a pairwise loser's own rating."""
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    prompt: Mapped[Any] = mapped_column(JsonType)
+    response: Mapped[Any] = mapped_column(JsonType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
+    judge: Mapped[str] = mapped_column(String(256))
+    judge_spec: Mapped[str] = mapped_column(String(256))
+    judge_config: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    template_version: Mapped[str] = mapped_column(String(64))
+    rubric: Mapped[str] = mapped_column(String(64))
+    rubric_version: Mapped[str] = mapped_column(String(128))
+    rubric_text: Mapped[str] = mapped_column(Text)
+    scale_min: Mapped[int] = mapped_column(Integer)
+    scale_max: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[int | None] = mapped_column(Integer)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    source_line: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    calls: Mapped[list[JudgeCall]] = relationship(
+        back_populates="rating", order_by="JudgeCall.id", lazy="raise"
+    )
+
+    __table_args__ = (
+        Index("ix_ratings_created_at_id", "created_at", "id"),
+        Index("ix_ratings_judge", "judge"),
+    )
+
+
+class Feedback(Base):
+    """A human thumbs-up/down on a completion from live traffic; never a machine label."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    idempotency_key: Mapped[str] = mapped_column(String(256), unique=True)
+    """The client's key, or else the body's hash: a retried POST never counts twice."""
+    body_hash: Mapped[str] = mapped_column(String(64))
+    content_key: Mapped[str] = mapped_column(String(64), index=True)
+    prompt: Mapped[Any] = mapped_column(JsonType)
+    completion: Mapped[Any] = mapped_column(JsonType)
+    label: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
+    occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_feedback_created_at_id", "created_at", "id"),)
 
 
 class ApiKey(Base):

@@ -1,0 +1,118 @@
+"""/v1/feedback: thumbs-up/down from production, one at a time or in bulk."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from app.api.deps import DatabaseDep
+from app.api.schemas import ErrorOut
+from app.labeling import feedback
+from app.labeling.feedback import FeedbackIn
+from app.labeling.jsonl import read_records
+from app.store.models import Feedback
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+
+_JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+
+
+class FeedbackOut(BaseModel):
+    id: uuid.UUID
+    idempotency_key: str
+    prompt: Any
+    completion: Any
+    label: bool
+    source: str | None
+    user_id: str | None
+    session_id: str | None
+    metadata: dict[str, Any] | None
+    occurred_at: datetime | None
+    created_at: datetime
+    duplicate: bool
+
+    @classmethod
+    def build(cls, row: Feedback, *, duplicate: bool) -> FeedbackOut:
+        return cls(
+            id=row.id,
+            idempotency_key=row.idempotency_key,
+            prompt=row.prompt,
+            completion=row.completion,
+            label=row.label,
+            source=row.source,
+            user_id=row.user_id,
+            session_id=row.session_id,
+            metadata=row.meta,
+            occurred_at=row.occurred_at,
+            created_at=row.created_at,
+            duplicate=duplicate,
+        )
+
+
+class RejectedRecord(BaseModel):
+    line: int
+    reason: str
+
+
+class BulkSummary(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedRecord]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FeedbackOut | BulkSummary,
+    responses={
+        200: {"description": "A duplicate (single) or a bulk summary."},
+        409: {"model": ErrorOut, "description": "The idempotency key was used for another body."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"type": "object", "description": "One feedback record."},
+                            {"type": "array", "items": {"type": "object"}},
+                        ]
+                    }
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_feedback(request: Request, db: DatabaseDep, response: Response) -> Any:
+    """Record thumbs-up/down on a prompt and completion from live traffic.
+
+    A JSON object records one (201; 200 with `duplicate: true` when its
+    idempotency key was seen with the same body). A JSON array or a JSONL
+    body (`Content-Type: application/x-ndjson`) records many: bad records are
+    listed with their line (array position) and reason, the rest are stored.
+    """
+    body = (await request.body()).decode("utf-8")
+    content_type = request.headers.get("content-type", "")
+    if body.lstrip().startswith("{") and not content_type.startswith(_JSONL_TYPES):
+        try:
+            item = FeedbackIn.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        row, created = await feedback.record_one(db, item)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return FeedbackOut.build(row, duplicate=not created)
+    records = read_records(io.StringIO(body), "upload", FeedbackIn)
+    summary = await feedback.ingest(db, records)
+    response.status_code = status.HTTP_200_OK
+    if summary.rejected and not (summary.accepted or summary.duplicates):
+        response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    return summary.as_dict()

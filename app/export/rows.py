@@ -1,0 +1,81 @@
+"""Training rows in the shapes TRL reads, built from stored labels.
+
+Every row of one export has the same shape: TRL decides "conversational or
+not" from the first row and a mixed file breaks later rows, so the shape is
+chosen once for the export and every stored prompt and response (each sent
+as a string or as messages) is converted to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from app.export.options import Shape, SplitBy
+from app.labeling.keys import prompt_messages, response_content
+
+Row = dict[str, Any]
+
+
+def prompt_value(prompt: Any, shape: Shape) -> Any:
+    messages = prompt_messages(prompt)
+    if shape is Shape.CONVERSATIONAL:
+        return messages
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    # A multi-turn prompt as text: the turns, labelled, in order.
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def response_value(response: Any, shape: Shape) -> Any:
+    content = response_content(response)
+    if shape is Shape.CONVERSATIONAL:
+        return [{"role": "assistant", "content": content}]
+    return content
+
+
+def dpo_row(prompt: Any, chosen: Any, rejected: Any, shape: Shape) -> Row:
+    return {
+        "prompt": prompt_value(prompt, shape),
+        "chosen": response_value(chosen, shape),
+        "rejected": response_value(rejected, shape),
+    }
+
+
+def kto_row(prompt: Any, completion: Any, label: bool, shape: Shape) -> Row:
+    return {
+        "prompt": prompt_value(prompt, shape),
+        "completion": response_value(completion, shape),
+        "label": label,
+    }
+
+
+def sft_row(prompt: Any, completion: Any, shape: Shape) -> Row:
+    messages = [
+        *prompt_messages(prompt),
+        {"role": "assistant", "content": response_content(completion)},
+    ]
+    if shape is Shape.CONVERSATIONAL:
+        return {"messages": messages}
+    # TRL's plain-text SFT column is "text".
+    return {"text": "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)}
+
+
+def fingerprint(row: Row) -> bytes:
+    """A short digest of a row's training content, for de-duplication."""
+    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=12).digest()
+
+
+def in_test_split(row_id: str, prompt: Any, test_size: float, split_by: SplitBy) -> bool:
+    """Deterministic: the same id (or prompt) lands in the same split on every export.
+
+    Splitting by prompt keeps every row of one prompt on one side, so the
+    test split measures prompts the model has not trained on.
+    """
+    if test_size <= 0:
+        return False
+    key = row_id if split_by is SplitBy.ID else orjson.dumps(prompt_messages(prompt)).decode()
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return bucket < test_size

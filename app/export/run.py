@@ -1,0 +1,217 @@
+"""Export use cases: to a file or folder (CLI), or as a JSONL stream (HTTP).
+
+A folder export is written into a hidden staging folder beside the target
+and renamed into place at the end, so a crash or an error never leaves a
+half-written dataset where a trainer would pick it up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from sqlalchemy import Connection, Engine
+
+from app.errors import BadRequestError, InvalidInputError, NotFoundError
+from app.export.build import Stats, candidates, finished_rows
+from app.export.card import kto_weights, render_card
+from app.export.options import ExportOptions, Filters, Format, Kind, output_format
+from app.export.rows import Row
+from app.export.writers import SplitWriters, to_hf_folder
+from app.store import exports
+from app.store.exports import VerdictQuery
+
+FILE_SUFFIXES = {".jsonl": Format.JSONL, ".parquet": Format.PARQUET}
+
+
+class EmptyExportError(NotFoundError):
+    code = "empty_export"
+
+
+class OutputExistsError(BadRequestError):
+    code = "output_exists"
+
+
+@dataclass(slots=True)
+class ExportResult:
+    path: Path
+    format: Format
+    stats: Stats
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kto_weights(self) -> tuple[float, float]:
+        return kto_weights(self.stats.desirable, self.stats.undesirable)
+
+
+def resolve_query(connection: Connection, filters: Filters) -> VerdictQuery:
+    """The database query for some filters; unknown judges or batches are errors, not empty sets."""
+    if filters.judges:
+        known = exports.known_judges(connection)
+        unknown = [j for j in filters.judges if j not in known]
+        if unknown:
+            raise InvalidInputError(
+                f"no labels from judge {', '.join(map(repr, unknown))}; "
+                f"judges in this database: {', '.join(known) or 'none'}",
+                field="judge",
+            )
+    batch_ids: tuple[uuid.UUID, ...] = ()
+    if filters.batches:
+        found = exports.batch_ids(connection, filters.batches)
+        missing = [b for b in filters.batches if b not in found]
+        if missing:
+            raise InvalidInputError(
+                f"no batch named or numbered {', '.join(map(repr, missing))}", field="batch"
+            )
+        batch_ids = tuple(dict.fromkeys(found[b] for b in filters.batches))
+    return VerdictQuery(
+        judges=filters.judges,
+        batch_ids=batch_ids,
+        min_confidence=filters.min_confidence,
+        consistent_only=filters.consistent_only,
+        max_length_ratio=filters.max_length_ratio,
+        since=filters.since,
+        until=filters.until,
+    )
+
+
+def _check_target(out: Path, fmt: Format, options: ExportOptions, overwrite: bool) -> bool:
+    """Whether ``out`` names a single file; raises on a target that cannot be written."""
+    single_file = out.suffix in FILE_SUFFIXES
+    if single_file:
+        if FILE_SUFFIXES[out.suffix] is not fmt:
+            raise InvalidInputError(
+                f"{out} has the suffix {out.suffix} but the format is {fmt.value}; "
+                "give a folder or a matching suffix",
+                field="out",
+            )
+        if options.test_size:
+            raise InvalidInputError(
+                "a test split needs a folder output (train and test files), not a single file",
+                field="out",
+            )
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it", path=str(out))
+    return single_file
+
+
+def export_to_path(
+    database_url: str,
+    options: ExportOptions,
+    out: Path,
+    requested_format: str | None = None,
+    *,
+    overwrite: bool = False,
+    allow_empty: bool = False,
+) -> ExportResult:
+    """Write the export to ``out``: a file (``.jsonl``/``.parquet``) or a dataset folder."""
+    options.check()
+    fmt = output_format(out, requested_format)
+    single_file = _check_target(out, fmt, options, overwrite)
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    files = staging / "files"
+    files.mkdir(parents=True)
+    try:
+        stats, writers = _write_splits(database_url, options, fmt, files)
+        if stats.rows == 0 and not allow_empty:
+            raise EmptyExportError(
+                "no rows match the export's filters; nothing was written "
+                "(pass --allow-empty to write an empty dataset)"
+            )
+        result = ExportResult(out, fmt, stats)
+        result.files = {split: writers.path(split).name for split in writers.splits}
+        if single_file:
+            finished = writers.path("train")
+        else:
+            finished = files
+            if fmt is Format.HF:
+                finished = staging / "dataset"
+                to_hf_folder(files, writers.splits, finished)
+            card = render_card(options, fmt, stats, result.files)
+            (finished / "README.md").write_text(card, encoding="utf-8")
+        _replace(finished, out)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_splits(
+    database_url: str, options: ExportOptions, fmt: Format, folder: Path
+) -> tuple[Stats, SplitWriters]:
+    engine = exports.read_engine(database_url)
+    stats = Stats()
+    try:
+        with engine.connect() as connection, engine.connect() as lookups:
+            query = resolve_query(connection, options.filters)
+            found = candidates(connection, lookups, options, query, stats)
+            with SplitWriters(folder, options, fmt) as writers:
+                for split, row in finished_rows(found, options, stats):
+                    writers.write(split, row)
+    finally:
+        engine.dispose()
+    return stats, writers
+
+
+def _replace(finished: Path, out: Path) -> None:
+    """Move the finished file or folder to ``out``, replacing what is there."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    finished.rename(out)
+
+
+def stream_jsonl(
+    database_url: str, options: ExportOptions, *, allow_empty: bool = False
+) -> Iterator[bytes]:
+    """The export as JSONL lines, checked and started before the first byte is sent.
+
+    The first row is read eagerly so that bad filters and an empty result
+    are errors with a status code, not a cut-off 200 stream.
+    """
+    options.check()
+    engine = exports.read_engine(database_url)
+    connection = engine.connect()
+    lookups = engine.connect()
+    try:
+        query = resolve_query(connection, options.filters)
+        stats = Stats()
+        rows = finished_rows(candidates(connection, lookups, options, query, stats), options, stats)
+        first = next(rows, None)
+    except BaseException:
+        _close(engine, connection, lookups)
+        raise
+    if first is None and not allow_empty:
+        _close(engine, connection, lookups)
+        raise EmptyExportError("no rows match the export's filters")
+    return _lines(first, rows, lambda: _close(engine, connection, lookups))
+
+
+def _lines(
+    first: tuple[str, Row] | None, rows: Iterator[tuple[str, Row]], close: Callable[[], None]
+) -> Iterator[bytes]:
+    try:
+        if first is not None:
+            yield orjson.dumps(first[1], option=orjson.OPT_APPEND_NEWLINE)
+        for _split, row in rows:
+            yield orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    finally:
+        close()
+
+
+def _close(engine: Engine, *connections: Connection) -> None:
+    for connection in connections:
+        connection.close()
+    engine.dispose()
+
+
+def is_kind(value: str) -> Kind:
+    try:
+        return Kind(value)
+    except ValueError:
+        raise InvalidInputError(f"unknown export kind {value!r}; use dpo, kto or sft") from None

@@ -1,0 +1,185 @@
+"""Production feedback: thumbs-up/down from live traffic, kept apart from machine labels.
+
+Every record has an idempotency key: the client's, or else the hash of the
+body, so an identical body is the same event. A retried POST or a
+re-uploaded file therefore never counts twice, and a key reused for a
+different body is refused rather than silently merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.errors import InvalidInputError
+from app.labeling.inputs import PromptIn, ResponseIn, check_prompt, check_response
+from app.labeling.jsonl import LineError, Parsed
+from app.labeling.keys import content_key
+from app.store import feedback as feedback_store
+from app.store.db import Database
+from app.store.models import Feedback
+
+# Spellings of a thumbs-up/down that clients send; anything else is refused.
+LABEL_SPELLINGS: dict[str, bool] = {
+    "up": True,
+    "thumbs_up": True,
+    "👍": True,
+    "down": False,
+    "thumbs_down": False,
+    "👎": False,
+}
+ACCEPTED_LABELS = "true, false, " + ", ".join(f'"{word}"' for word in LABEL_SPELLINGS)
+# Rows written per transaction on bulk ingestion: a crash loses at most the
+# uncommitted chunk, which a retry (deduplicated by key) writes again.
+INGEST_CHUNK = 2000
+
+
+class FeedbackIn(BaseModel):
+    """A human's thumbs-up/down on one completion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: PromptIn = Field(description="A string, or a list of role/content messages.")
+    completion: ResponseIn = Field(description="The model's answer: a string or assistant message.")
+    label: bool = Field(description=f"Thumbs up or down: {ACCEPTED_LABELS}.")
+    source: str | None = Field(None, max_length=256, examples=["chat-web"])
+    user_id: str | None = Field(None, max_length=256)
+    session_id: str | None = Field(None, max_length=256)
+    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
+    occurred_at: datetime | None = Field(None, description="When the user gave it (with zone).")
+    idempotency_key: str | None = Field(
+        None,
+        max_length=256,
+        description="Retries with the same key count once; default: the body's hash.",
+    )
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label(cls, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in LABEL_SPELLINGS:
+            return LABEL_SPELLINGS[value.strip().lower()]
+        raise ValueError(f"unknown label {value!r}; use one of {ACCEPTED_LABELS}")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: PromptIn) -> PromptIn:
+        return check_prompt(value)
+
+    @field_validator("completion")
+    @classmethod
+    def _completion(cls, value: ResponseIn) -> ResponseIn:
+        return check_response(value)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("occurred_at needs a time zone, e.g. 2026-11-27T10:00:00Z")
+        return value
+
+    def row(self) -> dict[str, Any]:
+        """The values to store, with the keys that deduplicate it."""
+        body = self.model_dump(mode="json", exclude={"idempotency_key"})
+        body_hash = _digest(body)
+        prompt, completion = body["prompt"], body["completion"]
+        return {
+            "idempotency_key": self.idempotency_key or f"body:{body_hash}",
+            "body_hash": body_hash,
+            "content_key": content_key(prompt, completion),
+            "prompt": prompt,
+            "completion": completion,
+            "label": self.label,
+            "source": self.source,
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "meta": self.metadata,
+            "occurred_at": self.occurred_at,
+        }
+
+
+def _digest(document: Any) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    """What a bulk ingestion did, line by line where it matters."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class KeyReusedError(InvalidInputError):
+    status_code = 409
+    code = "idempotency_key_reused"
+
+
+async def record_one(db: Database, item: FeedbackIn) -> tuple[Feedback, bool]:
+    """Store one feedback; returns the row and whether it is new.
+
+    The same key with the same body returns the stored row; the same key
+    with another body is a 409, never an overwrite.
+    """
+    row = item.row()
+    async with db.transaction() as session:
+        outcomes = await feedback_store.insert_many(session, [row])
+        outcome = outcomes[0]
+        if outcome.conflict:
+            raise KeyReusedError(
+                f"idempotency key {row['idempotency_key']!r} was already used for a different body",
+                idempotency_key=row["idempotency_key"],
+            )
+        stored = await feedback_store.get(session, outcome.id)
+    assert stored is not None
+    return stored, outcome.inserted
+
+
+async def ingest(db: Database, records: Iterable[Parsed[FeedbackIn] | LineError]) -> IngestSummary:
+    """Store many feedback records in chunks; bad lines are reported, the rest stored."""
+    summary = IngestSummary()
+    iterator = iter(records)
+    while chunk := list(islice(iterator, INGEST_CHUNK)):
+        rows, lines = [], []
+        for record in chunk:
+            if isinstance(record, LineError):
+                summary.rejected.append({"line": record.line, "reason": record.reason})
+                continue
+            rows.append(record.record.row())
+            lines.append(record.line)
+        if not rows:
+            continue
+        async with db.transaction() as session:
+            outcomes = await feedback_store.insert_many(session, rows)
+        _count(summary, outcomes, rows, lines)
+    return summary
+
+
+def _count(
+    summary: IngestSummary,
+    outcomes: list[feedback_store.InsertOutcome],
+    rows: list[dict[str, Any]],
+    lines: list[int],
+) -> None:
+    for outcome, row, line in zip(outcomes, rows, lines, strict=True):
+        if outcome.conflict:
+            key = row["idempotency_key"]
+            reason = f"idempotency key {key!r} was already used for a different body"
+            summary.rejected.append({"line": line, "reason": reason})
+        elif outcome.inserted:
+            summary.accepted += 1
+        else:
+            summary.duplicates += 1

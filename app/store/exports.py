@@ -1,0 +1,188 @@
+"""Read-only queries behind the exports, streamed on a synchronous connection.
+
+Exports read hundreds of thousands of rows in one pass. A synchronous
+driver fetching in chunks (``yield_per``) costs a fraction of what the
+async session costs per row and keeps memory flat; an export holds no
+transaction open for writers beyond its own snapshot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    create_engine,
+    event,
+    select,
+    true,
+)
+from sqlalchemy.engine import Row
+
+from app.store.comparisons import is_current_verdict
+from app.store.db import configure_sqlite, sync_url
+from app.store.models import Batch, Comparison, Feedback, Rating, Verdict
+
+FETCH_CHUNK = 2000
+
+
+def read_engine(raw_url: str) -> Engine:
+    """A synchronous engine for streaming reads."""
+    url = sync_url(raw_url)
+    engine = create_engine(url)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", configure_sqlite)
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictQuery:
+    """Which current verdicts to read. ``None`` means no restriction."""
+
+    judges: tuple[str, ...] = ()
+    batch_ids: tuple[uuid.UUID, ...] = ()
+    min_confidence: float | None = None
+    consistent_only: bool = False
+    max_length_ratio: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _verdict_select(query: VerdictQuery) -> Select[Any]:
+    statement = select(
+        Comparison.id,
+        Comparison.external_id,
+        Comparison.prompt,
+        Comparison.response_a,
+        Comparison.response_b,
+        Comparison.judge,
+        Comparison.template_version,
+        Comparison.batch_id,
+        Verdict.id.label("verdict_id"),
+        Verdict.winner,
+        Verdict.confidence,
+        Verdict.position_consistent,
+        Verdict.soft_preference,
+        Verdict.created_at,
+    ).join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
+    conditions: list[ColumnElement[bool]] = []
+    if query.judges:
+        conditions.append(Comparison.judge.in_(query.judges))
+    if query.batch_ids:
+        conditions.append(Comparison.batch_id.in_(query.batch_ids))
+    if query.min_confidence is not None:
+        conditions.append(Verdict.confidence >= query.min_confidence)
+    if query.consistent_only:
+        conditions.append(Verdict.position_consistent.is_(true()))
+    if query.max_length_ratio is not None:
+        ratio = query.max_length_ratio
+        conditions.append(Verdict.length_a <= ratio * Verdict.length_b)
+        conditions.append(Verdict.length_b <= ratio * Verdict.length_a)
+    if query.since is not None:
+        conditions.append(Verdict.created_at >= query.since)
+    if query.until is not None:
+        conditions.append(Verdict.created_at < query.until)
+    return statement.where(*conditions).order_by(Verdict.id)
+
+
+def verdicts(connection: Connection, query: VerdictQuery) -> Iterator[Row[Any]]:
+    """Current verdicts (one per comparison) with their pair, oldest first."""
+    result = connection.execution_options(yield_per=FETCH_CHUNK).execute(_verdict_select(query))
+    yield from result
+
+
+def ratings(
+    connection: Connection,
+    judges: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+) -> Iterator[Row[Any]]:
+    """Scored ratings, oldest first."""
+    statement = select(
+        Rating.id,
+        Rating.external_id,
+        Rating.prompt,
+        Rating.response,
+        Rating.passed,
+        Rating.score,
+        Rating.judge,
+        Rating.rubric_version,
+        Rating.template_version,
+        Rating.created_at,
+    ).where(Rating.status == "rated")
+    if judges:
+        statement = statement.where(Rating.judge.in_(judges))
+    statement = _time_range(statement, Rating.created_at, since, until)
+    statement = statement.order_by(Rating.created_at, Rating.id)
+    yield from connection.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
+
+def feedback(
+    connection: Connection, since: datetime | None, until: datetime | None
+) -> Iterator[Row[Any]]:
+    """Production feedback, oldest first."""
+    statement = select(
+        Feedback.id,
+        Feedback.idempotency_key,
+        Feedback.prompt,
+        Feedback.completion,
+        Feedback.label,
+        Feedback.source,
+        Feedback.created_at,
+    )
+    statement = _time_range(statement, Feedback.created_at, since, until)
+    statement = statement.order_by(Feedback.created_at, Feedback.id)
+    yield from connection.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
+
+def _time_range(
+    statement: Select[Any], column: Any, since: datetime | None, until: datetime | None
+) -> Select[Any]:
+    if since is not None:
+        statement = statement.where(column >= since)
+    if until is not None:
+        statement = statement.where(column < until)
+    return statement
+
+
+def failing_rated(connection: Connection, content_keys: Sequence[str]) -> set[str]:
+    """Which of these (prompt, response) keys have a rating below its threshold."""
+    if not content_keys:
+        return set()
+    statement = select(Rating.content_key).where(
+        Rating.content_key.in_(content_keys), Rating.passed.is_(False)
+    )
+    return set(connection.execute(statement).scalars())
+
+
+def known_judges(connection: Connection) -> list[str]:
+    """Every judge with a stored comparison or rating."""
+    names = set(connection.execute(select(Comparison.judge).distinct()).scalars())
+    names |= set(connection.execute(select(Rating.judge).distinct()).scalars())
+    return sorted(names)
+
+
+def batch_ids(connection: Connection, references: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Batch ids for references that are a batch's id or name; unknown ones are absent."""
+    as_ids = []
+    for reference in references:
+        try:
+            as_ids.append(uuid.UUID(reference))
+        except ValueError:
+            continue
+    statement = select(Batch.id, Batch.name).where(
+        Batch.name.in_(references) | Batch.id.in_(as_ids)
+    )
+    found: dict[str, uuid.UUID] = {}
+    for batch_id, name in connection.execute(statement):
+        found[name] = batch_id
+        found[str(batch_id)] = batch_id
+    return found
