@@ -5,7 +5,7 @@ configuration. Out: typed results with the parsed decision, raw output,
 token usage and latency, or a typed :class:`~judges.errors.JudgeError`.
 """
 
-from judges.base import Judge, RawAnswer
+from judges.base import Judge, RawAnswer, RawRating
 from judges.config import JudgeConfig, config_from_spec, parse_spec
 from judges.errors import (
     JudgeConfigError,
@@ -18,8 +18,9 @@ from judges.errors import (
     UnknownJudgeError,
     UnparseableError,
 )
-from judges.protocol import combine, judge_pair, show, winner_from_position
+from judges.protocol import combine, judge_pair, rate_response, show, winner_from_position
 from judges.registry import ENTRY_POINT_GROUP, JudgeRegistry, load_named_judges
+from judges.rubrics import BUILTIN_RUBRICS, Rubric, get_rubric
 from judges.types import (
     CallRecord,
     Message,
@@ -29,6 +30,9 @@ from judges.types import (
     PairwiseAnswer,
     Position,
     PositionProbabilities,
+    Rating,
+    RatingAnswer,
+    RatingOutcome,
     ShownPair,
     Usage,
     Verdict,
@@ -36,6 +40,7 @@ from judges.types import (
 )
 
 __all__ = [
+    "BUILTIN_RUBRICS",
     "ENTRY_POINT_GROUP",
     "CallRecord",
     "Judge",
@@ -53,8 +58,13 @@ __all__ = [
     "Position",
     "PositionProbabilities",
     "RateLimitedError",
+    "Rating",
+    "RatingAnswer",
+    "RatingOutcome",
     "RawAnswer",
+    "RawRating",
     "RefusedError",
+    "Rubric",
     "ShownPair",
     "TransientJudgeError",
     "UnknownJudgeError",
@@ -64,9 +74,11 @@ __all__ = [
     "Winner",
     "combine",
     "config_from_spec",
+    "get_rubric",
     "judge_pair",
     "load_named_judges",
     "parse_spec",
+    "rate_response",
     "show",
     "winner_from_position",
 ]

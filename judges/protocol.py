@@ -1,8 +1,12 @@
-"""The both-orders pairwise protocol.
+"""The both-orders pairwise protocol, and single-response ratings.
 
 A swap bug (mapping "the first response won" to the wrong caller response)
 silently flips chosen and rejected, so the mapping lives in exactly one
 function, :func:`winner_from_position`, and everything else goes through it.
+
+Every model call, pairwise or rating, goes through one retry loop
+(:func:`_retrying_calls`), so rate limits, slots and the recording of
+failed attempts behave the same for both.
 """
 
 from __future__ import annotations
@@ -12,20 +16,28 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 
-from judges.base import Judge
+from judges.base import Judge, RawAnswer, RawRating
 from judges.errors import JudgeError
-from judges.prompts import render_text
+from judges.prompts import RATING_V1, render_text
 from judges.retry import transient_retrying
+from judges.rubrics import Rubric
 from judges.types import (
     CallRecord,
     Order,
     Pair,
     PairOutcome,
+    PairwiseAnswer,
     Position,
     PositionProbabilities,
+    Rating,
+    RatingAnswer,
+    RatingOutcome,
     ShownPair,
+    Text,
     Usage,
     Verdict,
     Winner,
@@ -67,7 +79,11 @@ def combine(calls: list[CallRecord]) -> Verdict:
     ``position_consistent=False``. Log-probabilities, where every call has
     them, are averaged over orders into P(a ≻ b).
     """
-    answered = [(c.order, c.answer) for c in calls if c.answer is not None]
+    answered = [
+        (c.order, c.answer)
+        for c in calls
+        if c.order is not None and isinstance(c.answer, PairwiseAnswer)
+    ]
     if not answered:
         raise ValueError("combine() needs at least one successful call")
     votes = [winner_from_position(order, answer.position) for order, answer in answered]
@@ -113,6 +129,51 @@ def orders_for(judge: Judge, pair: Pair) -> list[Order]:
     return [Order.AB if digest[0] % 2 == 0 else Order.BA]
 
 
+@dataclass(frozen=True, slots=True)
+class _CallSite:
+    """What every attempt of one call records alike."""
+
+    order: Order | None
+    template_version: str
+    parameters: dict[str, Any]
+
+
+async def _retrying_calls(
+    judge: Judge,
+    ask: Callable[[], Awaitable[RawAnswer | RawRating]],
+    site: _CallSite,
+    estimated_tokens: int,
+    *,
+    slots: asyncio.Semaphore | None,
+    sleep: Callable[[float], Awaitable[None]],
+) -> list[CallRecord]:
+    """Run ``ask`` until it succeeds or fails for good; every attempt becomes a record.
+
+    The last record is the success or the final failure, so failed attempts
+    are stored rather than forgotten. ``slots`` bounds the requests in
+    flight; an attempt holds a slot only while its request is out, not
+    while it backs off.
+    """
+    records: list[CallRecord] = []
+    try:
+        async for attempt in transient_retrying(judge.config.max_attempts, sleep):
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                await judge.limits.acquire(estimated_tokens)
+                started = time.perf_counter()
+                try:
+                    async with slots or contextlib.nullcontext():
+                        started = time.perf_counter()  # latency is the call's, not the wait's
+                        raw = await ask()
+                except JudgeError as exc:
+                    records.append(_failed_record(judge, site, number, started, exc))
+                    raise
+                records.append(_record(judge, site, number, started, raw))
+    except JudgeError:
+        pass  # the failure is the last record; the caller turns it into a stored failure
+    return records
+
+
 async def call_with_retries(
     judge: Judge,
     shown: ShownPair,
@@ -125,58 +186,105 @@ async def call_with_retries(
     """Call the judge for one order, retrying transient failures.
 
     Returns every attempt as a record, the last one being the success or the
-    final failure, so failed attempts are stored rather than forgotten.
-    ``slots`` bounds the requests in flight; an attempt holds a slot only
-    while its request is out, not while it backs off.
+    final failure. ``slots`` bounds the requests in flight.
     """
     config = judge.config
-    records: list[CallRecord] = []
-    try:
-        async for attempt in transient_retrying(config.max_attempts, sleep):
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                await judge.limits.acquire(estimate_tokens(shown, judge.config.max_tokens))
-                started = time.perf_counter()
-                try:
-                    async with slots or contextlib.nullcontext():
-                        started = time.perf_counter()  # latency is the call's, not the wait's
-                        raw = await judge.answer(shown, question)
-                except JudgeError as exc:
-                    records.append(_failed_record(judge, order, number, started, exc))
-                    raise
-                records.append(
-                    CallRecord(
-                        order=order,
-                        attempt=number,
-                        model=config.model,
-                        template_version=config.template,
-                        parameters=config.parameters(),
-                        raw_output=raw.raw_output,
-                        usage=raw.usage,
-                        latency_ms=(time.perf_counter() - started) * 1000,
-                        answer=raw.answer,
-                    )
-                )
-    except JudgeError:
-        pass  # the failure is the last record; the caller turns it into a stored failure
-    return records
+    return await _retrying_calls(
+        judge,
+        lambda: judge.answer(shown, question),
+        _CallSite(order, config.template, config.parameters()),
+        estimate_tokens(shown, config.max_tokens),
+        slots=slots,
+        sleep=sleep,
+    )
+
+
+async def rate_response(
+    judge: Judge,
+    prompt: Text,
+    response: Text,
+    rubric: Rubric,
+    *,
+    slots: asyncio.Semaphore | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RatingOutcome:
+    """Rate one response against a rubric, retrying transient failures.
+
+    Every attempt is in ``calls`` (``order`` is ``None``). A final failure
+    gives no rating, only its error class and message: a score is never
+    made up. ``slots`` bounds the requests in flight, shared with any
+    other calls using it.
+    """
+    records = await _retrying_calls(
+        judge,
+        lambda: judge.rate(prompt, response, rubric),
+        _CallSite(None, RATING_V1.version, rating_parameters(judge, rubric)),
+        estimate_rating_tokens(prompt, response, rubric, judge.config.max_tokens),
+        slots=slots,
+        sleep=sleep,
+    )
+    calls, final = tuple(records), records[-1]
+    if isinstance(final.answer, RatingAnswer):
+        score = final.answer.score
+        rating = Rating(score=score, passed=rubric.passes(score), rationale=final.answer.rationale)
+        return RatingOutcome(calls=calls, rating=rating)
+    return RatingOutcome(
+        calls=calls, rating=None, error_class=final.error_class, error_message=final.error_message
+    )
+
+
+def rating_parameters(judge: Judge, rubric: Rubric) -> dict[str, Any]:
+    """The parameters stored with a rating call: the judge's options plus the rubric version.
+
+    The pairwise-only options (template, order, logprobs) are left out:
+    they play no part in a rating call and would misstate how it was made.
+    """
+    options = judge.config.parameters()
+    for pairwise_only in ("template", "order", "logprobs"):
+        options.pop(pairwise_only, None)
+    return {**options, "rubric": rubric.version}
 
 
 def estimate_tokens(shown: ShownPair, max_tokens: int) -> int:
     """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit."""
-    characters = sum(len(render_text(t)) for t in (shown.prompt, shown.first, shown.second))
+    return _estimate([shown.prompt, shown.first, shown.second], max_tokens)
+
+
+def estimate_rating_tokens(prompt: Text, response: Text, rubric: Rubric, max_tokens: int) -> int:
+    """Like :func:`estimate_tokens`, for one rating call (the rubric's text is sent too)."""
+    return _estimate([prompt, response, rubric.text], max_tokens)
+
+
+def _estimate(texts: list[Text], max_tokens: int) -> int:
+    characters = sum(len(render_text(t)) for t in texts)
     return characters // 4 + PROMPT_OVERHEAD_TOKENS + min(max_tokens, 256)
 
 
-def _failed_record(
-    judge: Judge, order: Order, attempt: int, started: float, exc: JudgeError
+def _record(
+    judge: Judge, site: _CallSite, attempt: int, started: float, raw: RawAnswer | RawRating
 ) -> CallRecord:
     return CallRecord(
-        order=order,
+        order=site.order,
         attempt=attempt,
         model=judge.config.model,
-        template_version=judge.config.template,
-        parameters=judge.config.parameters(),
+        template_version=site.template_version,
+        parameters=dict(site.parameters),  # records are stored apart; don't share one dict
+        raw_output=raw.raw_output,
+        usage=raw.usage,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        answer=raw.answer,
+    )
+
+
+def _failed_record(
+    judge: Judge, site: _CallSite, attempt: int, started: float, exc: JudgeError
+) -> CallRecord:
+    return CallRecord(
+        order=site.order,
+        attempt=attempt,
+        model=judge.config.model,
+        template_version=site.template_version,
+        parameters=dict(site.parameters),
         raw_output=exc.raw_output,
         usage=exc.usage or Usage(),
         latency_ms=(time.perf_counter() - started) * 1000,

@@ -5,6 +5,10 @@ policy function, and goes through the same registry and protocol as a real
 backend::
 
     registry.register("scripted", lambda config: ScriptedJudge(config, prefer_longer))
+
+Ratings come from a rater function the same way, and go through the same
+scale check as a real backend's, so a rater returning 11 on a 1-10 rubric
+fails as unparseable just as a model answering 11 would.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from judges.base import Judge, RawAnswer
+from judges.base import Judge, RawAnswer, RawRating
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
+from judges.parsing import json_dumps_compact, parse_rating_object
 from judges.prompts import render_text
-from judges.types import PairwiseAnswer, Position, ShownPair, Usage
+from judges.rubrics import Rubric
+from judges.types import PairwiseAnswer, Position, ShownPair, Text, Usage
 
 Policy = Callable[[ShownPair], Position]
+Rater = Callable[[Text, Text, Rubric], int]
 
 
 def always_first(_shown: ShownPair) -> Position:
@@ -49,13 +56,37 @@ def prefer_containing(marker: str) -> Policy:
     return policy
 
 
+CHARACTERS_PER_POINT = 10
+
+
+def rate_by_length(_prompt: Text, response: Text, rubric: Rubric) -> int:
+    """One point above the bottom of the scale per 10 characters, capped at the top."""
+    points = len(render_text(response)) // CHARACTERS_PER_POINT
+    return min(rubric.scale_min + points, rubric.scale_max)
+
+
+def constant_score(score: int) -> Rater:
+    """A rater that gives every response ``score`` (even one off the rubric's scale)."""
+
+    def rater(_prompt: Text, _response: Text, _rubric: Rubric) -> int:
+        return score
+
+    return rater
+
+
 @dataclass
 class Script:
-    """What a :class:`ScriptedJudge` does: a policy, and failures to raise first."""
+    """What a :class:`ScriptedJudge` does: a policy, a rater, and failures to raise first.
+
+    ``failures`` are raised, in order, by the next calls of either kind;
+    ``shown`` and ``rated`` record what the judge was asked about.
+    """
 
     policy: Policy = prefer_longer
+    rater: Rater = rate_by_length
     failures: list[JudgeError] = field(default_factory=list)
     shown: list[ShownPair] = field(default_factory=list)
+    rated: list[tuple[Text, Text]] = field(default_factory=list)
 
 
 class ScriptedJudge(Judge):
@@ -74,3 +105,17 @@ class ScriptedJudge(Judge):
         position = self.script.policy(shown)
         raw = f'{{"winner": "{position.value}"}}'
         return RawAnswer(PairwiseAnswer(position, f"scripted: {position.value}"), raw, Usage(10, 5))
+
+    async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
+        self.script.rated.append((prompt, response))
+        if self.script.failures:
+            raise self.script.failures.pop(0)
+        score = self.script.rater(prompt, response, rubric)
+        obj = {"rationale": f"scripted: {score}", "score": score}
+        raw = json_dumps_compact(obj)
+        try:
+            answer = parse_rating_object(obj, raw, rubric)
+        except JudgeError as exc:
+            exc.usage = Usage(10, 5)  # as a real backend does: the failed call still cost
+            raise
+        return RawRating(answer, raw, Usage(10, 5))

@@ -1,4 +1,4 @@
-"""Plain typed values that flow in and out of judges.
+"""Plain typed values that flow in and out of judges: pairwise verdicts and single ratings.
 
 Nothing here knows about HTTP or SQL. Positions ("1"/"2") are what a judge
 saw; winners ("a"/"b") are what the caller sent. The two vocabularies never
@@ -101,13 +101,23 @@ class PairwiseAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class RatingAnswer:
+    """The parsed answer of one rating call: an integer on the rubric's scale."""
+
+    score: int
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """Everything one model call left behind, successful or not.
 
-    Exactly one of ``answer`` and ``error_class`` is set.
+    Exactly one of ``answer`` and ``error_class`` is set. ``order`` is the
+    order a pair was shown in, ``None`` for a rating call (one response,
+    no order); ``answer`` is then a :class:`RatingAnswer`.
     """
 
-    order: Order
+    order: Order | None
     attempt: int
     model: str
     template_version: str
@@ -115,7 +125,7 @@ class CallRecord:
     raw_output: str | None
     usage: Usage
     latency_ms: float
-    answer: PairwiseAnswer | None = None
+    answer: PairwiseAnswer | RatingAnswer | None = None
     error_class: str | None = None
     error_message: str | None = None
 
@@ -149,3 +159,22 @@ class PairOutcome:
     error_class: str | None = None
     error_message: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """The decision for one response: its score and whether it passes the rubric's threshold."""
+
+    score: int
+    passed: bool
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
+class RatingOutcome:
+    """What rating one response produced: every call, and a rating or an error."""
+
+    calls: tuple[CallRecord, ...]
+    rating: Rating | None
+    error_class: str | None = None
+    error_message: str | None = None

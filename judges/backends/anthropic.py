@@ -1,4 +1,4 @@
-"""Anthropic judges through the official async SDK; the verdict comes as a forced tool call."""
+"""Anthropic judges through the official async SDK; the answer comes as a forced tool call."""
 
 from __future__ import annotations
 
@@ -9,18 +9,13 @@ from typing import Any
 import anthropic
 
 from judges.backends._sdk_errors import translate
-from judges.base import Judge, RawAnswer
+from judges.base import Judge, RawAnswer, RawRating
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
-from judges.parsing import TEXT_FORMAT_INSTRUCTIONS, parse_verdict_object, parse_verdict_text
-from judges.prompts import VERDICT_SCHEMA, VERDICT_TOOL_NAME, get_template
-from judges.types import PairwiseAnswer, ShownPair, Usage
-
-_VERDICT_TOOL: dict[str, Any] = {
-    "name": VERDICT_TOOL_NAME,
-    "description": "Record which response is better.",
-    "input_schema": VERDICT_SCHEMA,
-}
+from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT, rating_format
+from judges.prompts import RATING_V1, get_template
+from judges.rubrics import Rubric
+from judges.types import ShownPair, Text, Usage
 
 
 class AnthropicJudge(Judge):
@@ -46,16 +41,30 @@ class AnthropicJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         system, user = get_template(self.config.template).render(shown, question)
+        answer, raw_output, usage = await self._ask(system, user, VERDICT_FORMAT)
+        return RawAnswer(answer, raw_output, usage)
+
+    async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
+        system, user = RATING_V1.render(prompt, response, rubric)
+        answer, raw_output, usage = await self._ask(system, user, rating_format(rubric))
+        return RawRating(answer, raw_output, usage)
+
+    async def _ask(
+        self, system: str, user: str, fmt: AnswerFormat[AnswerT]
+    ) -> tuple[AnswerT, str, Usage]:
+        """Make one call asking for ``fmt``; return the parsed answer, raw output and usage."""
         request: dict[str, Any] = {
             "model": self.config.model,
             "max_tokens": self.config.max_tokens,
             "system": system,
         }
         if self.config.output == "structured":
-            request["tools"] = [_VERDICT_TOOL]
-            request["tool_choice"] = {"type": "tool", "name": VERDICT_TOOL_NAME}
+            request["tools"] = [
+                {"name": fmt.tool_name, "description": fmt.description, "input_schema": fmt.schema}
+            ]
+            request["tool_choice"] = {"type": "tool", "name": fmt.tool_name}
         else:
-            user = f"{user}\n\n{TEXT_FORMAT_INSTRUCTIONS}"
+            user = f"{user}\n\n{fmt.text_instructions}"
         request["messages"] = [{"role": "user", "content": user}]
         if self.config.temperature is not None:
             # Not a typed parameter in every SDK release; the API accepts it in the body.
@@ -64,39 +73,44 @@ class AnthropicJudge(Judge):
             message = await self._client.messages.create(**request)
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
-        return self._parse(message)
-
-    def _parse(self, message: Any) -> RawAnswer:
-        usage = Usage(
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            cache_read_tokens=getattr(message.usage, "cache_read_input_tokens", None) or 0,
-            cache_write_tokens=getattr(message.usage, "cache_creation_input_tokens", None) or 0,
-        )
+        usage = _usage(message.usage)
         blocks = [block.model_dump(mode="json") for block in message.content]
         raw_output = json.dumps(blocks, ensure_ascii=False)
         try:
-            answer = self._answer_from_blocks(blocks, raw_output, message.stop_reason)
+            answer = self._answer_from_blocks(fmt, blocks, raw_output, message.stop_reason)
         except JudgeError as exc:
             exc.usage = usage  # a failed call still cost tokens
             raise
-        return RawAnswer(answer, raw_output, usage)
+        return answer, raw_output, usage
 
     def _answer_from_blocks(
-        self, blocks: list[dict[str, Any]], raw_output: str, stop_reason: str | None
-    ) -> PairwiseAnswer:
+        self,
+        fmt: AnswerFormat[AnswerT],
+        blocks: list[dict[str, Any]],
+        raw_output: str,
+        stop_reason: str | None,
+    ) -> AnswerT:
         if stop_reason == "refusal":
             raise RefusedError("the model refused to judge", raw_output=raw_output)
         if self.config.output == "text":
             text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-            return parse_verdict_text(text)
+            return fmt.parse_text(text)
         for block in blocks:
-            if block.get("type") == "tool_use" and block.get("name") == VERDICT_TOOL_NAME:
-                return parse_verdict_object(block.get("input"), raw_output)
+            if block.get("type") == "tool_use" and block.get("name") == fmt.tool_name:
+                return fmt.parse_object(block.get("input"), raw_output)
         raise UnparseableError(
-            f"no {VERDICT_TOOL_NAME} tool call in the answer (stop_reason={stop_reason})",
+            f"no {fmt.tool_name} tool call in the answer (stop_reason={stop_reason})",
             raw_output=raw_output,
         )
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _usage(usage: Any) -> Usage:
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
+    )

@@ -1,7 +1,8 @@
 """OpenAI and OpenAI-compatible judges through the official async SDK.
 
-The verdict comes through ``response_format`` with a strict JSON schema; with
-``logprobs`` on, the alternatives at the verdict token give a soft label.
+Verdicts and ratings come through ``response_format`` with a strict JSON
+schema; with ``logprobs`` on, the alternatives at the verdict token give a
+soft label for a comparison.
 A ``base_url`` (option or ``OPENAI_BASE_URL``) points it at any compatible
 server: vLLM, Ollama, llama.cpp, TGI.
 """
@@ -14,23 +15,15 @@ from typing import Any
 import openai
 
 from judges.backends._sdk_errors import translate
-from judges.base import Judge, RawAnswer
+from judges.base import Judge, RawAnswer, RawRating
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
-from judges.parsing import (
-    TEXT_FORMAT_INSTRUCTIONS,
-    parse_verdict_json,
-    parse_verdict_text,
-    probabilities_from_top_logprobs,
-    winner_token_index,
-)
-from judges.prompts import VERDICT_SCHEMA, get_template
-from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Usage
+from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT, rating_format
+from judges.parsing import probabilities_from_top_logprobs, winner_token_index
+from judges.prompts import RATING_V1, get_template
+from judges.rubrics import Rubric
+from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
-_RESPONSE_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {"name": "verdict", "strict": True, "schema": VERDICT_SCHEMA},
-}
 TOP_LOGPROBS = 5
 # Self-hosted compatible servers usually ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY_FOR_SELF_HOSTED = "not-needed"
@@ -62,40 +55,69 @@ class OpenAIJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         system, user = get_template(self.config.template).render(shown, question)
-        request: dict[str, Any] = {"model": self.config.model, "max_tokens": self.config.max_tokens}
+        answer, raw_output, usage, choice = await self._ask(
+            system, user, VERDICT_FORMAT, logprobs=self.config.logprobs
+        )
         if self.config.output == "structured":
-            request["response_format"] = _RESPONSE_FORMAT
-        else:
-            user = f"{user}\n\n{TEXT_FORMAT_INSTRUCTIONS}"
-        request["messages"] = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user},
-        ]
-        if self.config.temperature is not None:
-            request["temperature"] = self.config.temperature
-        if self.config.logprobs:
-            request["logprobs"] = True
-            request["top_logprobs"] = TOP_LOGPROBS
+            probabilities = _verdict_probabilities(choice, raw_output)
+            if probabilities is not None:
+                answer = PairwiseAnswer(answer.position, answer.rationale, probabilities)
+        return RawAnswer(answer, raw_output, usage)
+
+    async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
+        system, user = RATING_V1.render(prompt, response, rubric)
+        # No logprobs: nothing reads them for a score, so they would only cost.
+        answer, raw_output, usage, _ = await self._ask(
+            system, user, rating_format(rubric), logprobs=False
+        )
+        return RawRating(answer, raw_output, usage)
+
+    async def _ask(
+        self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
+    ) -> tuple[AnswerT, str, Usage, Any]:
+        """Make one call asking for ``fmt``; return the answer, raw output, usage and choice."""
+        request = self._request(system, user, fmt, logprobs=logprobs)
         try:
             completion = await self._client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
             raise translate(exc, openai, self.provider) from exc
-        return self._parse(completion)
-
-    def _parse(self, completion: Any) -> RawAnswer:
         usage = _usage(completion.usage)
         if not completion.choices:
             raise UnparseableError("the answer has no choices", usage=usage)
         choice = completion.choices[0]
         raw_output = choice.message.content or choice.message.refusal or ""
         try:
-            answer = self._answer_from_choice(choice, raw_output)
+            answer = self._answer_from_choice(fmt, choice, raw_output)
         except JudgeError as exc:
             exc.usage = usage  # a failed call still cost tokens
             raise
-        return RawAnswer(answer, raw_output, usage)
+        return answer, raw_output, usage, choice
 
-    def _answer_from_choice(self, choice: Any, raw_output: str) -> PairwiseAnswer:
+    def _request(
+        self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.config.model, "max_tokens": self.config.max_tokens}
+        if self.config.output == "structured":
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": fmt.schema_name, "strict": True, "schema": fmt.schema},
+            }
+        else:
+            user = f"{user}\n\n{fmt.text_instructions}"
+        request["messages"] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
+        if self.config.temperature is not None:
+            request["temperature"] = self.config.temperature
+        if logprobs:
+            request["logprobs"] = True
+            request["top_logprobs"] = TOP_LOGPROBS
+        return request
+
+    def _answer_from_choice(
+        self, fmt: AnswerFormat[AnswerT], choice: Any, raw_output: str
+    ) -> AnswerT:
         if choice.message.refusal:
             raise RefusedError(
                 f"the model refused: {choice.message.refusal}", raw_output=raw_output
@@ -103,12 +125,8 @@ class OpenAIJudge(Judge):
         if choice.finish_reason == "length":
             raise UnparseableError("the answer was cut off at max_tokens", raw_output=raw_output)
         if self.config.output == "text":
-            return parse_verdict_text(raw_output)
-        answer = parse_verdict_json(raw_output)
-        probabilities = _verdict_probabilities(choice, raw_output)
-        if probabilities is None:
-            return answer
-        return PairwiseAnswer(answer.position, answer.rationale, probabilities)
+            return fmt.parse_text(raw_output)
+        return fmt.parse_json(raw_output)
 
     async def aclose(self) -> None:
         await self._client.close()

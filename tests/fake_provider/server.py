@@ -60,6 +60,15 @@ def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
 
+def _free_text(obj: Any, verdict: Verdict | None) -> str:
+    # A string scripted as outputs["text"] is the reply itself (e.g. a
+    # "Score: 7" answer). Pairwise prompts get the verdict JSON even as free
+    # text, so a prompt-only judge still parses; other free text is a stub.
+    if isinstance(obj, str):
+        return obj
+    return dumps(obj) if verdict is not None or obj else "This is a fake response."
+
+
 class FakeProviderApp:
     """Holds the state and the route handlers; `.app` is the ASGI app."""
 
@@ -229,7 +238,7 @@ class FakeProviderApp:
                 stop = "end_turn"
             else:
                 obj, verdict = self._structured(text, None, "text")
-                reply = dumps(obj) if verdict is not None or obj else "This is a fake response."
+                reply = _free_text(obj, verdict)
                 content = [{"type": "text", "text": reply}]
                 stop = "end_turn"
         out_len = sum(
@@ -317,10 +326,7 @@ class FakeProviderApp:
             else:
                 as_json = fmt.get("type") == "json_object"
                 obj, verdict = self._structured(text, None, "json_object" if as_json else "text")
-                # Pairwise prompts get the verdict JSON even as free text, so a
-                # prompt-only judge still parses; other free text is a stub.
-                use_json = verdict is not None or obj or as_json
-                content = dumps(obj) if use_json else "This is a fake response."
+                content = dumps(obj) if as_json else _free_text(obj, verdict)
         logprobs: JSON | None = None
         if body.get("logprobs"):
             k = int(body.get("top_logprobs") or 0)
