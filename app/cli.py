@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app import cli_data
+from app import cli_data, cli_rate
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
@@ -42,6 +42,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(cli_data.feedback_cli, name="feedback")
 cli.command("export")(cli_data.export)
+cli.command("rate")(cli_rate.rate)
 
 
 @cli.command()

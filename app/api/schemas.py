@@ -56,7 +56,9 @@ class CallOut(BaseModel):
 
     id: int
     verdict_id: int | None
-    order: Literal["ab", "ba"] = Field(description="ab: response_a was shown first.")
+    order: Literal["ab", "ba"] | None = Field(
+        description="ab: response_a was shown first; null for a rating call."
+    )
     attempt: int
     provider: str
     model: str
@@ -113,12 +115,12 @@ class ComparisonOut(BaseModel):
             created_at=comparison.created_at,
             verdict=verdicts[-1] if verdicts else None,
             previous_verdicts=verdicts[:-1],
-            calls=[_call(c) for c in comparison.calls],
+            calls=[call_out(c) for c in comparison.calls],
             reused=reused,
         )
 
 
-def _call(call: JudgeCall) -> CallOut:
+def call_out(call: JudgeCall) -> CallOut:
     out = CallOut.model_validate(call)
     if call.cost_usd is not None:
         out.cost_usd = float(call.cost_usd)

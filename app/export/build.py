@@ -18,19 +18,19 @@ SFT: the preferred answers: verdict winners, passing ratings, thumbs-up.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection
-
 from app.export.options import ExportOptions, Kind, Source
 from app.export.rows import Row, dpo_row, fingerprint, in_test_split, kto_row, sft_row
 from app.labeling.keys import content_key
-from app.store import exports
-from app.store.exports import VerdictQuery
+from app.store.exports import FETCH_CHUNK, Reader, VerdictQuery
+
+# KTO rows of one label held back while waiting for the other (see interleave_labels).
+INTERLEAVE_LIMIT = 10_000
 
 
 @dataclass(slots=True)
@@ -87,32 +87,27 @@ class Candidate:
 
 
 def candidates(
-    connection: Connection,
-    lookups: Connection,
-    options: ExportOptions,
-    query: VerdictQuery,
-    stats: Stats,
+    reader: Reader, options: ExportOptions, query: VerdictQuery, stats: Stats
 ) -> Iterator[Candidate]:
     """Every candidate row of the export's kind, source by source."""
     for source in options.chosen_sources:
         if source is Source.VERDICTS:
-            yield from _from_verdicts(connection, lookups, options, query, stats)
+            yield from _from_verdicts(reader, options, query, stats)
         elif source is Source.RATINGS:
-            yield from _from_ratings(connection, options, query, stats)
+            yield from _from_ratings(reader, options, query, stats)
         else:
-            yield from _from_feedback(connection, options, query)
+            yield from _from_feedback(reader, options, query)
 
 
 def _from_verdicts(
-    connection: Connection,
-    lookups: Connection,
+    reader: Reader,
     options: ExportOptions,
     query: VerdictQuery,
     stats: Stats,
 ) -> Iterator[Candidate]:
-    records = exports.verdicts(connection, query)
-    while chunk := list(islice(records, exports.FETCH_CHUNK)):
-        failing = _failing_losers(lookups, options, chunk)
+    records = reader.verdicts(query)
+    while chunk := list(islice(records, FETCH_CHUNK)):
+        failing = _failing_losers(reader, options, chunk)
         for record in chunk:
             stats.count_verdict(record)
             if record.winner == "tie":
@@ -126,11 +121,11 @@ def _sides(record: Any) -> tuple[Any, Any]:
     return record.response_b, record.response_a
 
 
-def _failing_losers(lookups: Connection, options: ExportOptions, chunk: list[Any]) -> set[str]:
+def _failing_losers(reader: Reader, options: ExportOptions, chunk: list[Any]) -> set[str]:
     if options.kind is not Kind.KTO:
         return set()
     keys = [content_key(r.prompt, _sides(r)[1]) for r in chunk if r.winner != "tie"]
-    return exports.failing_rated(lookups, keys)
+    return reader.failing_rated(keys)
 
 
 def _verdict_rows(
@@ -163,9 +158,9 @@ def _verdict_rows(
 
 
 def _from_ratings(
-    connection: Connection, options: ExportOptions, query: VerdictQuery, stats: Stats
+    reader: Reader, options: ExportOptions, query: VerdictQuery, stats: Stats
 ) -> Iterator[Candidate]:
-    for record in exports.ratings(connection, query.judges, query.since, query.until):
+    for record in reader.ratings(query.judges, query.since, query.until):
         if options.kind is Kind.SFT and not record.passed:
             continue
         stats.judges[record.judge] += 1
@@ -185,9 +180,9 @@ def _from_ratings(
 
 
 def _from_feedback(
-    connection: Connection, options: ExportOptions, query: VerdictQuery
+    reader: Reader, options: ExportOptions, query: VerdictQuery
 ) -> Iterator[Candidate]:
-    for record in exports.feedback(connection, query.since, query.until):
+    for record in reader.feedback(query.since, query.until):
         if options.kind is Kind.SFT and not record.label:
             continue
         if options.kind is Kind.SFT:
@@ -204,6 +199,37 @@ def _from_feedback(
 
 
 def finished_rows(
+    found: Iterator[Candidate], options: ExportOptions, stats: Stats
+) -> Iterator[tuple[str, Row]]:
+    """(split, row) for each candidate kept, in the order a trainer should see them."""
+    rows = _kept_rows(found, options, stats)
+    return interleave_labels(rows) if options.kind is Kind.KTO else rows
+
+
+def interleave_labels(
+    rows: Iterator[tuple[str, Row]], limit: int = INTERLEAVE_LIMIT
+) -> Iterator[tuple[str, Row]]:
+    """Alternate desirable and undesirable KTO rows, holding at most ``limit`` back per side.
+
+    Sources arrive in blocks (all ratings, then all feedback…), and a KTO
+    batch that holds only one label learns no contrast; alternating mixes
+    them without reading the whole export into memory.
+    """
+    waiting: dict[bool, deque[tuple[str, Row]]] = {True: deque(), False: deque()}
+    for item in rows:
+        label = bool(item[1]["label"])
+        waiting[label].append(item)
+        other = waiting[not label]
+        if other:
+            yield other.popleft()
+            yield waiting[label].popleft()
+        elif len(waiting[label]) > limit:
+            yield waiting[label].popleft()
+    for side in (True, False):
+        yield from waiting[side]
+
+
+def _kept_rows(
     found: Iterator[Candidate], options: ExportOptions, stats: Stats
 ) -> Iterator[tuple[str, Row]]:
     """(split, row) for each candidate kept: duplicates dropped, provenance added on request."""

@@ -29,9 +29,17 @@ def kto_weights(desirable: int, undesirable: int) -> tuple[float, float]:
         return 1.0, 1.0
     ratio = desirable / undesirable
     if ratio < 1:
-        return math.ceil(undesirable / desirable * 10_000) / 10_000, 1.0
+        weight = math.ceil(undesirable / desirable * 10_000) / 10_000
+        # Rounded to four places the product can fall one float ulp short of
+        # the bound (8.2 * 15 / 123 < 1): one more step puts it inside.
+        if weight * desirable / undesirable < 1:
+            weight = round(weight + 0.0001, 4)
+        return weight, 1.0
     if ratio > 4 / 3:
-        return 1.0, math.ceil(ratio * 0.75 * 10_000) / 10_000
+        weight = math.ceil(ratio * 0.75 * 10_000) / 10_000
+        if desirable / (weight * undesirable) > 4 / 3:
+            weight = round(weight + 0.0001, 4)
+        return 1.0, weight
     return 1.0, 1.0
 
 

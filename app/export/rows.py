@@ -24,9 +24,24 @@ def prompt_value(prompt: Any, shape: Shape) -> Any:
     if shape is Shape.CONVERSATIONAL:
         return messages
     if len(messages) == 1 and messages[0]["role"] == "user":
-        return messages[0]["content"]
-    # A multi-turn prompt as text: the turns, labelled, in order.
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        text = messages[0]["content"]
+    else:
+        # A multi-turn prompt as text: the turns, labelled, in order.
+        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    return text + text_separator(text)
+
+
+def text_separator(prompt: str) -> str:
+    """What ends a text prompt so that prompt + completion reads right.
+
+    TRL concatenates a text prompt and its completion as they are: without
+    a separator "What is 2+2?" and "Four." would train on "What is 2+2?Four."
+    A prompt ending in a colon ("Assistant:") gets a space, others a blank
+    line, and one already ending in white space nothing.
+    """
+    if not prompt or prompt[-1].isspace():
+        return ""
+    return " " if prompt.endswith(":") else "\n\n"
 
 
 def response_value(response: Any, shape: Shape) -> Any:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Connection, Engine
 
 from app.errors import BadRequestError, InvalidInputError, NotFoundError
 from app.export.build import Stats, candidates, finished_rows
@@ -22,8 +21,7 @@ from app.export.card import kto_weights, render_card
 from app.export.options import ExportOptions, Filters, Format, Kind, output_format
 from app.export.rows import Row
 from app.export.writers import SplitWriters, to_hf_folder
-from app.store import exports
-from app.store.exports import VerdictQuery
+from app.store.exports import Reader, VerdictQuery
 
 FILE_SUFFIXES = {".jsonl": Format.JSONL, ".parquet": Format.PARQUET}
 
@@ -48,10 +46,10 @@ class ExportResult:
         return kto_weights(self.stats.desirable, self.stats.undesirable)
 
 
-def resolve_query(connection: Connection, filters: Filters) -> VerdictQuery:
+def resolve_query(reader: Reader, filters: Filters) -> VerdictQuery:
     """The database query for some filters; unknown judges or batches are errors, not empty sets."""
     if filters.judges:
-        known = exports.known_judges(connection)
+        known = reader.known_judges()
         unknown = [j for j in filters.judges if j not in known]
         if unknown:
             raise InvalidInputError(
@@ -61,7 +59,7 @@ def resolve_query(connection: Connection, filters: Filters) -> VerdictQuery:
             )
     batch_ids: tuple[uuid.UUID, ...] = ()
     if filters.batches:
-        found = exports.batch_ids(connection, filters.batches)
+        found = reader.batch_ids(filters.batches)
         missing = [b for b in filters.batches if b not in found]
         if missing:
             raise InvalidInputError(
@@ -142,17 +140,13 @@ def export_to_path(
 def _write_splits(
     database_url: str, options: ExportOptions, fmt: Format, folder: Path
 ) -> tuple[Stats, SplitWriters]:
-    engine = exports.read_engine(database_url)
     stats = Stats()
-    try:
-        with engine.connect() as connection, engine.connect() as lookups:
-            query = resolve_query(connection, options.filters)
-            found = candidates(connection, lookups, options, query, stats)
-            with SplitWriters(folder, options, fmt) as writers:
-                for split, row in finished_rows(found, options, stats):
-                    writers.write(split, row)
-    finally:
-        engine.dispose()
+    with Reader(database_url) as reader:
+        query = resolve_query(reader, options.filters)
+        found = candidates(reader, options, query, stats)
+        with SplitWriters(folder, options, fmt) as writers:
+            for split, row in finished_rows(found, options, stats):
+                writers.write(split, row)
     return stats, writers
 
 
@@ -175,21 +169,19 @@ def stream_jsonl(
     are errors with a status code, not a cut-off 200 stream.
     """
     options.check()
-    engine = exports.read_engine(database_url)
-    connection = engine.connect()
-    lookups = engine.connect()
+    reader = Reader(database_url)
     try:
-        query = resolve_query(connection, options.filters)
+        query = resolve_query(reader, options.filters)
         stats = Stats()
-        rows = finished_rows(candidates(connection, lookups, options, query, stats), options, stats)
+        rows = finished_rows(candidates(reader, options, query, stats), options, stats)
         first = next(rows, None)
     except BaseException:
-        _close(engine, connection, lookups)
+        reader.close()
         raise
     if first is None and not allow_empty:
-        _close(engine, connection, lookups)
+        reader.close()
         raise EmptyExportError("no rows match the export's filters")
-    return _lines(first, rows, lambda: _close(engine, connection, lookups))
+    return _lines(first, rows, reader.close)
 
 
 def _lines(
@@ -202,12 +194,6 @@ def _lines(
             yield orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
     finally:
         close()
-
-
-def _close(engine: Engine, *connections: Connection) -> None:
-    for connection in connections:
-        connection.close()
-    engine.dispose()
 
 
 def is_kind(value: str) -> Kind:

@@ -22,15 +22,14 @@ from app.errors import (
     TextTooLargeError,
     UnknownJudgeSpecError,
 )
+from app.labeling.calls import call_row
 from app.labeling.inputs import PairIn, text_length
 from app.labeling.keys import label_key
-from app.labeling.pricing import call_cost
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import Database
 from app.store.models import Comparison
 from judges import (
-    CallRecord,
     JudgeConfig,
     JudgeConfigError,
     JudgeRegistry,
@@ -194,7 +193,9 @@ def run_rows(
             "rationale": verdict.rationale,
             **lengths,
         },
-        calls=[call_row(comparison_id, config, call) for call in outcome.calls],
+        calls=[
+            {"comparison_id": comparison_id, **call_row(config, call)} for call in outcome.calls
+        ],
         status="labeled" if verdict is not None else "failed",
         error_class=outcome.error_class,
     )
@@ -203,37 +204,3 @@ def run_rows(
 def run_cost(run: comparisons.RunRows) -> Decimal:
     """USD the run's calls cost; calls with no known price count as zero."""
     return sum((c["cost_usd"] for c in run.calls if c["cost_usd"] is not None), Decimal(0))
-
-
-def call_row(comparison_id: uuid.UUID, config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
-    parsed = None
-    if call.answer is not None:
-        probabilities = call.answer.probabilities
-        parsed = {
-            "position": call.answer.position.value,
-            "rationale": call.answer.rationale,
-            "probabilities": (
-                None
-                if probabilities is None
-                else {"1": probabilities.first, "2": probabilities.second, "tie": probabilities.tie}
-            ),
-        }
-    return {
-        "comparison_id": comparison_id,
-        "order": call.order.value,
-        "attempt": call.attempt,
-        "provider": config.provider,
-        "model": call.model,
-        "template_version": call.template_version,
-        "parameters": call.parameters,
-        "raw_output": call.raw_output,
-        "parsed": parsed,
-        "input_tokens": call.usage.input_tokens,
-        "output_tokens": call.usage.output_tokens,
-        "cache_read_tokens": call.usage.cache_read_tokens,
-        "cache_write_tokens": call.usage.cache_write_tokens,
-        "cost_usd": call_cost(config.provider, call.model, call.usage),
-        "latency_ms": call.latency_ms,
-        "error_class": call.error_class,
-        "error_message": call.error_message,
-    }

@@ -14,23 +14,18 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.comparisons import is_current_verdict
+from app.store.db import insert_for
 from app.store.models import Batch, Comparison, Verdict, utcnow
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def get_or_create(
     session: AsyncSession, name: str, source: str, judge: str
 ) -> tuple[Batch, bool]:
     """The batch with this name, created if new. Returns (batch, created)."""
-    insert = _insert_for(session)
+    insert = insert_for(session)
     await session.execute(
         insert(Batch)
         .values(
@@ -79,7 +74,7 @@ async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert pending comparisons; rows whose label key exists are skipped. Returns inserted."""
     if not rows:
         return 0
-    insert = _insert_for(session)
+    insert = insert_for(session)
     statement = insert(Comparison).on_conflict_do_nothing(index_elements=["label_key"])
     result = await session.execute(statement.returning(Comparison.id), list(rows))
     return len(result.all())

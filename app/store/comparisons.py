@@ -23,11 +23,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
+from app.store.db import insert_for
 from app.store.models import Base, Comparison, JudgeCall, Verdict, utcnow
 
 
@@ -67,11 +66,11 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
     ``ON CONFLICT DO NOTHING`` makes two concurrent identical requests
     converge on one row instead of failing or duplicating.
     """
-    dialect = session.get_bind().dialect.name
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     row = {"id": uuid.uuid4(), **values}
     await session.execute(
-        upsert(Comparison).values(**row).on_conflict_do_nothing(index_elements=["label_key"])
+        insert_for(session)(Comparison)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["label_key"])
     )
     existing = await session.scalar(
         select(Comparison.id).where(Comparison.label_key == values["label_key"])

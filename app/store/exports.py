@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     Select,
     and_,
@@ -93,54 +92,102 @@ def _verdict_select(query: VerdictQuery) -> Select[Any]:
     return statement.where(*conditions).order_by(Verdict.id)
 
 
-def verdicts(connection: Connection, query: VerdictQuery) -> Iterator[Row[Any]]:
-    """Current verdicts (one per comparison) with their pair, oldest first."""
-    result = connection.execution_options(yield_per=FETCH_CHUNK).execute(_verdict_select(query))
-    yield from result
+class Reader:
+    """Two read connections on one engine: one streams the main query, one answers look-ups.
 
+    Look-ups (a loser's own rating) run while the main result is still
+    being fetched in chunks; a second connection keeps them apart.
+    """
 
-def ratings(
-    connection: Connection,
-    judges: Sequence[str],
-    since: datetime | None,
-    until: datetime | None,
-) -> Iterator[Row[Any]]:
-    """Scored ratings, oldest first."""
-    statement = select(
-        Rating.id,
-        Rating.external_id,
-        Rating.prompt,
-        Rating.response,
-        Rating.passed,
-        Rating.score,
-        Rating.judge,
-        Rating.rubric_version,
-        Rating.template_version,
-        Rating.created_at,
-    ).where(Rating.status == "rated")
-    if judges:
-        statement = statement.where(Rating.judge.in_(judges))
-    statement = _time_range(statement, Rating.created_at, since, until)
-    statement = statement.order_by(Rating.created_at, Rating.id)
-    yield from connection.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+    def __init__(self, database_url: str) -> None:
+        self._engine = read_engine(database_url)
+        self._main = self._engine.connect()
+        self._lookups = self._engine.connect()
 
+    def close(self) -> None:
+        self._main.close()
+        self._lookups.close()
+        self._engine.dispose()
 
-def feedback(
-    connection: Connection, since: datetime | None, until: datetime | None
-) -> Iterator[Row[Any]]:
-    """Production feedback, oldest first."""
-    statement = select(
-        Feedback.id,
-        Feedback.idempotency_key,
-        Feedback.prompt,
-        Feedback.completion,
-        Feedback.label,
-        Feedback.source,
-        Feedback.created_at,
-    )
-    statement = _time_range(statement, Feedback.created_at, since, until)
-    statement = statement.order_by(Feedback.created_at, Feedback.id)
-    yield from connection.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def verdicts(self, query: VerdictQuery) -> Iterator[Row[Any]]:
+        """Current verdicts (one per comparison) with their pair, oldest first."""
+        statement = _verdict_select(query)
+        yield from self._main.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
+    def ratings(
+        self, judges: Sequence[str], since: datetime | None, until: datetime | None
+    ) -> Iterator[Row[Any]]:
+        """Scored ratings, oldest first."""
+        statement = select(
+            Rating.id,
+            Rating.external_id,
+            Rating.prompt,
+            Rating.response,
+            Rating.passed,
+            Rating.score,
+            Rating.judge,
+            Rating.rubric_version,
+            Rating.template_version,
+            Rating.created_at,
+        ).where(Rating.status == "rated")
+        if judges:
+            statement = statement.where(Rating.judge.in_(judges))
+        statement = _time_range(statement, Rating.created_at, since, until)
+        statement = statement.order_by(Rating.created_at, Rating.id)
+        yield from self._main.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
+    def feedback(self, since: datetime | None, until: datetime | None) -> Iterator[Row[Any]]:
+        """Production feedback, oldest first."""
+        statement = select(
+            Feedback.id,
+            Feedback.idempotency_key,
+            Feedback.prompt,
+            Feedback.completion,
+            Feedback.label,
+            Feedback.source,
+            Feedback.created_at,
+        )
+        statement = _time_range(statement, Feedback.created_at, since, until)
+        statement = statement.order_by(Feedback.created_at, Feedback.id)
+        yield from self._main.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
+    def failing_rated(self, content_keys: Sequence[str]) -> set[str]:
+        """Which of these (prompt, response) keys have a rating below its threshold."""
+        if not content_keys:
+            return set()
+        statement = select(Rating.content_key).where(
+            Rating.content_key.in_(content_keys), Rating.passed.is_(False)
+        )
+        return set(self._lookups.execute(statement).scalars())
+
+    def known_judges(self) -> list[str]:
+        """Every judge with a stored comparison or rating."""
+        names = set(self._lookups.execute(select(Comparison.judge).distinct()).scalars())
+        names |= set(self._lookups.execute(select(Rating.judge).distinct()).scalars())
+        return sorted(names)
+
+    def batch_ids(self, references: Sequence[str]) -> dict[str, uuid.UUID]:
+        """Batch ids for references that are a batch's id or name; unknown ones are absent."""
+        as_ids = []
+        for reference in references:
+            try:
+                as_ids.append(uuid.UUID(reference))
+            except ValueError:
+                continue
+        statement = select(Batch.id, Batch.name).where(
+            Batch.name.in_(references) | Batch.id.in_(as_ids)
+        )
+        found: dict[str, uuid.UUID] = {}
+        for batch_id, name in self._lookups.execute(statement):
+            found[name] = batch_id
+            found[str(batch_id)] = batch_id
+        return found
 
 
 def _time_range(
@@ -151,38 +198,3 @@ def _time_range(
     if until is not None:
         statement = statement.where(column < until)
     return statement
-
-
-def failing_rated(connection: Connection, content_keys: Sequence[str]) -> set[str]:
-    """Which of these (prompt, response) keys have a rating below its threshold."""
-    if not content_keys:
-        return set()
-    statement = select(Rating.content_key).where(
-        Rating.content_key.in_(content_keys), Rating.passed.is_(False)
-    )
-    return set(connection.execute(statement).scalars())
-
-
-def known_judges(connection: Connection) -> list[str]:
-    """Every judge with a stored comparison or rating."""
-    names = set(connection.execute(select(Comparison.judge).distinct()).scalars())
-    names |= set(connection.execute(select(Rating.judge).distinct()).scalars())
-    return sorted(names)
-
-
-def batch_ids(connection: Connection, references: Sequence[str]) -> dict[str, uuid.UUID]:
-    """Batch ids for references that are a batch's id or name; unknown ones are absent."""
-    as_ids = []
-    for reference in references:
-        try:
-            as_ids.append(uuid.UUID(reference))
-        except ValueError:
-            continue
-    statement = select(Batch.id, Batch.name).where(
-        Batch.name.in_(references) | Batch.id.in_(as_ids)
-    )
-    found: dict[str, uuid.UUID] = {}
-    for batch_id, name in connection.execute(statement):
-        found[name] = batch_id
-        found[str(batch_id)] = batch_id
-    return found

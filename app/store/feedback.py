@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store.db import insert_for
 from app.store.models import Base, Feedback, utcnow
 
 _FEEDBACK = Base.metadata.tables["feedback"]
@@ -39,10 +38,8 @@ async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list
             row["idempotency_key"], {**row, "id": uuid.uuid4(), "created_at": now}
         )
     fresh = list(first_by_key.values())
-    dialect = session.get_bind().dialect.name
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     result = await session.execute(
-        upsert(_FEEDBACK)
+        insert_for(session)(_FEEDBACK)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_FEEDBACK.c.idempotency_key),
         [{_column(key): value for key, value in row.items()} for row in fresh],

@@ -105,7 +105,9 @@ async def post_feedback(request: Request, db: DatabaseDep, response: Response) -
         try:
             item = FeedbackIn.model_validate_json(body)
         except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
+            # Located under "body" as FastAPI locates errors in a parsed body.
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            raise RequestValidationError(errors) from None
         row, created = await feedback.record_one(db, item)
         if not created:
             response.status_code = status.HTTP_200_OK

@@ -1,0 +1,48 @@
+"""One stored judge call, from the record the judges package returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.labeling.pricing import call_cost
+from judges import CallRecord, JudgeConfig, PairwiseAnswer, RatingAnswer
+
+
+def parsed_answer(answer: PairwiseAnswer | RatingAnswer | None) -> dict[str, Any] | None:
+    """The parsed answer as JSON: a position (pairwise) or a score (rating)."""
+    if answer is None:
+        return None
+    if isinstance(answer, RatingAnswer):
+        return {"score": answer.score, "rationale": answer.rationale}
+    probabilities = answer.probabilities
+    return {
+        "position": answer.position.value,
+        "rationale": answer.rationale,
+        "probabilities": (
+            None
+            if probabilities is None
+            else {"1": probabilities.first, "2": probabilities.second, "tie": probabilities.tie}
+        ),
+    }
+
+
+def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
+    """The judge_calls values for one call; the caller adds the comparison or rating id."""
+    return {
+        "order": call.order.value if call.order is not None else None,
+        "attempt": call.attempt,
+        "provider": config.provider,
+        "model": call.model,
+        "template_version": call.template_version,
+        "parameters": call.parameters,
+        "raw_output": call.raw_output,
+        "parsed": parsed_answer(call.answer),
+        "input_tokens": call.usage.input_tokens,
+        "output_tokens": call.usage.output_tokens,
+        "cache_read_tokens": call.usage.cache_read_tokens,
+        "cache_write_tokens": call.usage.cache_write_tokens,
+        "cost_usd": call_cost(config.provider, call.model, call.usage),
+        "latency_ms": call.latency_ms,
+        "error_class": call.error_class,
+        "error_message": call.error_message,
+    }

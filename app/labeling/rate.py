@@ -1,0 +1,189 @@
+"""Rate one response against a rubric, storing every call and the score (or the failure).
+
+Like :mod:`app.labeling.compare`, it reads, calls the judge with no
+transaction open, then writes in one short transaction. A rating is keyed by
+the prompt, the response, the judge configuration, the rubric version and
+the threshold: asking again reuses it, and a file run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.errors import InvalidInputError, JudgeFailedError, TextTooLargeError
+from app.labeling.calls import call_row
+from app.labeling.compare import Labeler
+from app.labeling.inputs import (
+    PromptIn,
+    ResponseIn,
+    check_prompt,
+    check_response,
+    text_length,
+    to_text,
+)
+from app.labeling.keys import KEY_SCHEMA_VERSION, content_key
+from app.store import ratings
+from app.store.models import Rating
+from judges import JudgeConfig, JudgeConfigError, RatingOutcome, Rubric, get_rubric, rate_response
+
+
+class ResponseItemIn(BaseModel):
+    """One response to rate: ``{"id"?, "prompt", "response", "metadata"?}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=512, description="Your identifier for the item.")
+    prompt: PromptIn = Field(description="A string, or a list of role/content messages.")
+    response: ResponseIn = Field(description="A string or an assistant message.")
+    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: PromptIn) -> PromptIn:
+        return check_prompt(value)
+
+    @field_validator("response")
+    @classmethod
+    def _response(cls, value: ResponseIn) -> ResponseIn:
+        return check_response(value)
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(include={"prompt", "response"}, mode="json")
+
+
+@dataclass(frozen=True, slots=True)
+class RubricChoice:
+    """A rubric as a caller names it: built-in name or custom text, optional overrides."""
+
+    name: str | None = None
+    text: str | None = None
+    scale_min: int | None = None
+    scale_max: int | None = None
+    threshold: float | None = None
+
+    def resolve(self) -> Rubric:
+        try:
+            return get_rubric(
+                self.name,
+                text=self.text,
+                scale_min=self.scale_min,
+                scale_max=self.scale_max,
+                threshold=self.threshold,
+            )
+        except JudgeConfigError as exc:
+            raise InvalidInputError(exc.message, field="rubric") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RateResult:
+    rating: Rating
+    created: bool
+
+
+def rating_key(stored: dict[str, Any], config: JudgeConfig, rubric: Rubric) -> str:
+    document = {
+        "v": KEY_SCHEMA_VERSION,
+        "kind": "rating",
+        "item": stored,
+        "judge": config.fingerprint(),
+        "rubric": rubric.version,
+        "threshold": rubric.threshold,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rating_values(
+    item: ResponseItemIn, config: JudgeConfig, rubric: Rubric, key: str
+) -> dict[str, Any]:
+    stored = item.stored()
+    return {
+        "label_key": key,
+        "content_key": content_key(stored["prompt"], stored["response"]),
+        "external_id": item.id,
+        "meta": item.metadata,
+        "judge": config.label,
+        "judge_spec": config.spec,
+        "judge_config": config.fingerprint(),
+        "template_version": "rating-v1",
+        "rubric": rubric.id,
+        "rubric_version": rubric.version,
+        "rubric_text": rubric.text,
+        "scale_min": rubric.scale_min,
+        "scale_max": rubric.scale_max,
+        "threshold": rubric.threshold,
+        **stored,
+    }
+
+
+def outcome_values(outcome: RatingOutcome) -> dict[str, Any]:
+    """The rating row's new state after a run: a score, or a failure and no score."""
+    if outcome.rating is None:
+        return {"status": "failed", "error_class": outcome.error_class}
+    return {
+        "status": "rated",
+        "error_class": None,
+        "score": outcome.rating.score,
+        "passed": outcome.rating.passed,
+        "rationale": outcome.rating.rationale,
+    }
+
+
+class Rater:
+    """The rating use case over a labeler's database, registry and settings."""
+
+    def __init__(self, labeler: Labeler) -> None:
+        self.labeler = labeler
+
+    def check_sizes(self, item: ResponseItemIn) -> None:
+        limit = self.labeler.settings.max_text_chars
+        for name in ("prompt", "response"):
+            size = text_length(to_text(getattr(item, name)))
+            if size > limit:
+                raise TextTooLargeError(
+                    f"{name} has {size} characters; the limit is {limit} (REFEREE_MAX_TEXT_CHARS)",
+                    field=name,
+                )
+
+    async def rate(
+        self, item: ResponseItemIn, judge_spec: str | None, choice: RubricChoice
+    ) -> RateResult:
+        """Rate one response, or return its stored rating; a stored failure is rated again."""
+        self.check_sizes(item)
+        rubric = choice.resolve()
+        config = self.labeler.resolve(judge_spec)
+        judge = self.labeler.judge_for(config)
+        key = rating_key(item.stored(), config, rubric)
+        db = self.labeler.db
+        async with db.transaction() as session:
+            existing = await ratings.get_by_label_key(session, key)
+        if existing is not None and existing.status == "rated":
+            return RateResult(existing, created=False)
+
+        outcome = await rate_response(judge, to_text(item.prompt), to_text(item.response), rubric)
+
+        async with db.transaction() as session:
+            rating_id = await ratings.insert_if_absent(
+                session, rating_values(item, config, rubric, key)
+            )
+            calls = [call_row(config, call) for call in outcome.calls]
+            await ratings.write_result(session, rating_id, calls, outcome_values(outcome))
+            stored = await ratings.get(session, rating_id)
+        assert stored is not None
+        if outcome.rating is None:
+            raise JudgeFailedError(
+                f"judge {config.label} failed: {outcome.error_class}: {outcome.error_message}",
+                rating_id=str(rating_id),
+                error_class=outcome.error_class,
+            )
+        return RateResult(stored, created=True)
+
+    async def find(self, rating_id: uuid.UUID) -> Rating | None:
+        async with self.labeler.db.transaction() as session:
+            return await ratings.get(session, rating_id)

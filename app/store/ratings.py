@@ -1,0 +1,62 @@
+"""Queries for single-response ratings and their judge calls. None of them commits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.store.db import insert_for
+from app.store.models import JudgeCall, Rating, utcnow
+
+
+async def get(session: AsyncSession, rating_id: uuid.UUID) -> Rating | None:
+    result = await session.execute(
+        select(Rating).where(Rating.id == rating_id).options(selectinload(Rating.calls))
+    )
+    found: Rating | None = result.scalar_one_or_none()
+    return found
+
+
+async def get_by_label_key(session: AsyncSession, label_key: str) -> Rating | None:
+    result = await session.execute(
+        select(Rating).where(Rating.label_key == label_key).options(selectinload(Rating.calls))
+    )
+    found: Rating | None = result.scalar_one_or_none()
+    return found
+
+
+async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
+    """Insert a rating unless its label key exists; return the id either way."""
+    row = {"id": uuid.uuid4(), **values}
+    await session.execute(
+        insert_for(session)(Rating)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["label_key"])
+    )
+    existing = await session.scalar(
+        select(Rating.id).where(Rating.label_key == values["label_key"])
+    )
+    assert existing is not None  # inserted just now or already there
+    return existing
+
+
+async def write_result(
+    session: AsyncSession,
+    rating_id: uuid.UUID,
+    calls: list[dict[str, Any]],
+    result: dict[str, Any],
+) -> None:
+    """Store a judging run's calls and its outcome (score, or failure status)."""
+    now = utcnow()
+    if calls:
+        await session.execute(
+            insert(JudgeCall),
+            [{**call, "rating_id": rating_id, "created_at": now} for call in calls],
+        )
+    await session.execute(
+        update(Rating).where(Rating.id == rating_id).values(**result, updated_at=now)
+    )
