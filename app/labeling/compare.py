@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import (
     JudgeFailedError,
     JudgeUnavailableError,
-    TextTooLargeError,
     UnknownJudgeSpecError,
 )
 from app.labeling.calls import call_row
-from app.labeling.inputs import PairIn, text_length
+from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.keys import label_key
 from app.settings import Settings
 from app.store import comparisons
@@ -77,15 +76,13 @@ class Labeler:
             raise UnknownJudgeSpecError(exc.message) from None
 
     def check_sizes(self, pair: PairIn) -> None:
-        limit = self.settings.max_text_chars
         converted = pair.to_pair()
-        for field in ("prompt", "response_a", "response_b"):
-            size = text_length(getattr(converted, field))
-            if size > limit:
-                raise TextTooLargeError(
-                    f"{field} has {size} characters; the limit is {limit} (REFEREE_MAX_TEXT_CHARS)",
-                    field=field,
-                )
+        texts = {
+            "prompt": converted.prompt,
+            "response_a": converted.response_a,
+            "response_b": converted.response_b,
+        }
+        check_text_sizes(texts, self.settings.max_text_chars)
 
     async def compare(
         self, pair: PairIn, judge_spec: str | None, *, force: bool = False

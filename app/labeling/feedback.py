@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInputError
-from app.labeling.inputs import PromptIn, ResponseIn, check_prompt, check_response
+from app.labeling.inputs import Prompt, Response
 from app.labeling.jsonl import LineError, Parsed
 from app.labeling.keys import content_key
 from app.store import feedback as feedback_store
@@ -46,8 +46,8 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: PromptIn = Field(description="A string, or a list of role/content messages.")
-    completion: ResponseIn = Field(description="The model's answer: a string or assistant message.")
+    prompt: Prompt
+    completion: Response
     label: bool = Field(description=f"Thumbs up or down: {ACCEPTED_LABELS}.")
     source: str | None = Field(None, max_length=256, examples=["chat-web"])
     user_id: str | None = Field(None, max_length=256)
@@ -68,16 +68,6 @@ class FeedbackIn(BaseModel):
         if isinstance(value, str) and value.strip().lower() in LABEL_SPELLINGS:
             return LABEL_SPELLINGS[value.strip().lower()]
         raise ValueError(f"unknown label {value!r}; use one of {ACCEPTED_LABELS}")
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: PromptIn) -> PromptIn:
-        return check_prompt(value)
-
-    @field_validator("completion")
-    @classmethod
-    def _completion(cls, value: ResponseIn) -> ResponseIn:
-        return check_response(value)
 
     @field_validator("occurred_at")
     @classmethod

@@ -8,10 +8,11 @@ the caller used is kept as given, so exports can return it unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.errors import TextTooLargeError
 from judges.types import Conversation, Message, Pair, Text
 
 
@@ -43,26 +44,28 @@ def check_prompt(value: PromptIn) -> PromptIn:
     return value
 
 
+Prompt = Annotated[
+    PromptIn,
+    AfterValidator(check_prompt),
+    Field(description="A string, or a list of role/content messages."),
+]
+Response = Annotated[
+    ResponseIn,
+    AfterValidator(check_response),
+    Field(description="A string or an assistant message."),
+]
+
+
 class PairIn(BaseModel):
     """A pair of candidate responses to one prompt, as callers send it."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(None, max_length=512, description="Your identifier for the pair.")
-    prompt: PromptIn = Field(description="A string, or a list of role/content messages.")
-    response_a: ResponseIn = Field(description="A string or an assistant message.")
-    response_b: ResponseIn = Field(description="A string or an assistant message.")
+    prompt: Prompt
+    response_a: Response
+    response_b: Response
     metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_empty(cls, value: PromptIn) -> PromptIn:
-        return check_prompt(value)
-
-    @field_validator("response_a", "response_b")
-    @classmethod
-    def _response_shape(cls, value: ResponseIn) -> ResponseIn:
-        return check_response(value)
 
     def to_pair(self) -> Pair:
         return Pair(
@@ -89,3 +92,14 @@ def text_length(value: Text) -> int:
     if isinstance(value, str):
         return len(value)
     return sum(len(m.content) for m in value)
+
+
+def check_text_sizes(texts: dict[str, Text], limit: int) -> None:
+    """Refuse any text over ``limit`` characters, naming the field (413)."""
+    for field, value in texts.items():
+        size = text_length(value)
+        if size > limit:
+            raise TextTooLargeError(
+                f"{field} has {size} characters; the limit is {limit} (REFEREE_MAX_TEXT_CHARS)",
+                field=field,
+            )

@@ -14,19 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import InvalidInputError, JudgeFailedError, TextTooLargeError
+from app.errors import InvalidInputError, JudgeFailedError
 from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
-from app.labeling.inputs import (
-    PromptIn,
-    ResponseIn,
-    check_prompt,
-    check_response,
-    text_length,
-    to_text,
-)
+from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
 from app.labeling.keys import KEY_SCHEMA_VERSION, content_key
 from app.store import ratings
 from app.store.models import Rating
@@ -39,19 +32,9 @@ class ResponseItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(None, max_length=512, description="Your identifier for the item.")
-    prompt: PromptIn = Field(description="A string, or a list of role/content messages.")
-    response: ResponseIn = Field(description="A string or an assistant message.")
+    prompt: Prompt
+    response: Response
     metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: PromptIn) -> PromptIn:
-        return check_prompt(value)
-
-    @field_validator("response")
-    @classmethod
-    def _response(cls, value: ResponseIn) -> ResponseIn:
-        return check_response(value)
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(include={"prompt", "response"}, mode="json")
@@ -142,14 +125,8 @@ class Rater:
         self.labeler = labeler
 
     def check_sizes(self, item: ResponseItemIn) -> None:
-        limit = self.labeler.settings.max_text_chars
-        for name in ("prompt", "response"):
-            size = text_length(to_text(getattr(item, name)))
-            if size > limit:
-                raise TextTooLargeError(
-                    f"{name} has {size} characters; the limit is {limit} (REFEREE_MAX_TEXT_CHARS)",
-                    field=name,
-                )
+        texts = {"prompt": to_text(item.prompt), "response": to_text(item.response)}
+        check_text_sizes(texts, self.labeler.settings.max_text_chars)
 
     async def rate(
         self, item: ResponseItemIn, judge_spec: str | None, choice: RubricChoice

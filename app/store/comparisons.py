@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
-from app.store.db import insert_for
+from app.store import db
 from app.store.models import Base, Comparison, JudgeCall, Verdict, utcnow
 
 
@@ -61,22 +61,8 @@ async def get_by_label_key(session: AsyncSession, label_key: str) -> Comparison 
 
 
 async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
-    """Insert a comparison unless its label key exists; return the id either way.
-
-    ``ON CONFLICT DO NOTHING`` makes two concurrent identical requests
-    converge on one row instead of failing or duplicating.
-    """
-    row = {"id": uuid.uuid4(), **values}
-    await session.execute(
-        insert_for(session)(Comparison)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["label_key"])
-    )
-    existing = await session.scalar(
-        select(Comparison.id).where(Comparison.label_key == values["label_key"])
-    )
-    assert existing is not None  # inserted just now or already there
-    return existing
+    """Insert a comparison unless its label key exists; return the id either way."""
+    return await db.insert_if_absent(session, Comparison, values)
 
 
 # Core tables for set-based writes (executemany with RETURNING), bypassing per-object ORM work.

@@ -7,11 +7,12 @@ twins. Engines are built by whoever starts the process, never at import.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -63,6 +64,21 @@ def configure_sqlite(dbapi_connection: Any, _record: object) -> None:
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both backends."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def insert_if_absent(session: AsyncSession, model: Any, values: dict[str, Any]) -> uuid.UUID:
+    """Insert a row of a table keyed by ``label_key`` unless the key exists; return its id.
+
+    ``ON CONFLICT DO NOTHING`` makes two concurrent identical requests
+    converge on one row instead of failing or duplicating.
+    """
+    row = {"id": uuid.uuid4(), **values}
+    statement = insert_for(session)(model).values(**row)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["label_key"]))
+    existing = await session.scalar(select(model.id).where(model.label_key == values["label_key"]))
+    assert existing is not None  # inserted just now or already there
+    found: uuid.UUID = existing
+    return found
 
 
 class Database:

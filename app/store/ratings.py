@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.store.db import insert_for
+from app.store import db
 from app.store.models import JudgeCall, Rating, utcnow
 
 
@@ -31,17 +31,7 @@ async def get_by_label_key(session: AsyncSession, label_key: str) -> Rating | No
 
 async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
     """Insert a rating unless its label key exists; return the id either way."""
-    row = {"id": uuid.uuid4(), **values}
-    await session.execute(
-        insert_for(session)(Rating)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["label_key"])
-    )
-    existing = await session.scalar(
-        select(Rating.id).where(Rating.label_key == values["label_key"])
-    )
-    assert existing is not None  # inserted just now or already there
-    return existing
+    return await db.insert_if_absent(session, Rating, values)
 
 
 async def write_result(
