@@ -5,7 +5,14 @@ configuration. Out: typed results with the parsed decision, raw output,
 token usage and latency, or a typed :class:`~judges.errors.JudgeError`.
 """
 
-from judges.base import Judge, RawAnswer, RawRating
+from judges.base import Judge, RawAnswer, RawCritique, RawGenerated, RawRating, RawRevision
+from judges.cai import (
+    ensemble_verdicts,
+    generate_response,
+    judge_pair_with_principles,
+    preference_for_a,
+    revise_response,
+)
 from judges.config import JudgeConfig, config_from_spec, parse_spec
 from judges.errors import (
     JudgeConfigError,
@@ -20,9 +27,14 @@ from judges.errors import (
 )
 from judges.protocol import combine, judge_pair, rate_response, show, winner_from_position
 from judges.registry import ENTRY_POINT_GROUP, JudgeRegistry, load_named_judges
+from judges.revisions import strip_preamble
 from judges.rubrics import BUILTIN_RUBRICS, Rubric, get_rubric
 from judges.types import (
+    Answer,
     CallRecord,
+    CritiqueAnswer,
+    GeneratedText,
+    GenerationOutcome,
     Message,
     Order,
     Pair,
@@ -33,6 +45,9 @@ from judges.types import (
     Rating,
     RatingAnswer,
     RatingOutcome,
+    RevisionAnswer,
+    RevisionOutcome,
+    RevisionRound,
     ShownPair,
     Usage,
     Verdict,
@@ -42,7 +57,11 @@ from judges.types import (
 __all__ = [
     "BUILTIN_RUBRICS",
     "ENTRY_POINT_GROUP",
+    "Answer",
     "CallRecord",
+    "CritiqueAnswer",
+    "GeneratedText",
+    "GenerationOutcome",
     "Judge",
     "JudgeConfig",
     "JudgeConfigError",
@@ -62,8 +81,14 @@ __all__ = [
     "RatingAnswer",
     "RatingOutcome",
     "RawAnswer",
+    "RawCritique",
+    "RawGenerated",
     "RawRating",
+    "RawRevision",
     "RefusedError",
+    "RevisionAnswer",
+    "RevisionOutcome",
+    "RevisionRound",
     "Rubric",
     "ShownPair",
     "TransientJudgeError",
@@ -74,11 +99,17 @@ __all__ = [
     "Winner",
     "combine",
     "config_from_spec",
+    "ensemble_verdicts",
+    "generate_response",
     "get_rubric",
     "judge_pair",
+    "judge_pair_with_principles",
     "load_named_judges",
     "parse_spec",
+    "preference_for_a",
     "rate_response",
+    "revise_response",
     "show",
+    "strip_preamble",
     "winner_from_position",
 ]

@@ -3,8 +3,9 @@
 A backend sends one request shape for every kind of call (a forced tool,
 a strict JSON schema or the text fallback) and only the format differs:
 its name, schema, text-mode instructions and parsers. Keeping these
-together lets a backend serve comparisons and ratings through one request
-path instead of one copy per kind.
+together lets a backend serve comparisons, ratings, critiques and revisions
+through one request path (:meth:`judges.base.Judge.ask`) instead of one
+copy per kind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from judges.cai_prompts import (
+    CRITIQUE_SCHEMA,
+    CRITIQUE_TOOL_NAME,
+    REVISION_SCHEMA,
+    REVISION_TOOL_NAME,
+)
 from judges.parsing import (
     RATING_TEXT_FORMAT_INSTRUCTIONS,
     TEXT_FORMAT_INSTRUCTIONS,
@@ -23,10 +30,18 @@ from judges.parsing import (
     parse_verdict_text,
 )
 from judges.prompts import RATING_SCHEMA, RATING_TOOL_NAME, VERDICT_SCHEMA, VERDICT_TOOL_NAME
+from judges.revisions import (
+    CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
+    REVISION_TEXT_FORMAT_INSTRUCTIONS,
+    parse_critique_object,
+    parse_critique_text,
+    parse_revision_object,
+    parse_revision_text,
+)
 from judges.rubrics import Rubric
-from judges.types import PairwiseAnswer, RatingAnswer
+from judges.types import CritiqueAnswer, PairwiseAnswer, RatingAnswer, RevisionAnswer
 
-AnswerT = TypeVar("AnswerT", PairwiseAnswer, RatingAnswer)
+AnswerT = TypeVar("AnswerT", PairwiseAnswer, RatingAnswer, CritiqueAnswer, RevisionAnswer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +51,11 @@ class AnswerFormat(Generic[AnswerT]):
     ``tool_name`` names the forced tool (Anthropic), ``schema_name`` the
     ``response_format`` schema (OpenAI); ``text_instructions`` are appended
     to the prompt when the judge is configured for plain-text output.
+    ``task`` completes "<provider> judges cannot …" for a backend that
+    cannot make this kind of call.
     """
 
+    task: str
     tool_name: str
     schema_name: str
     description: str
@@ -52,6 +70,7 @@ class AnswerFormat(Generic[AnswerT]):
 
 
 VERDICT_FORMAT: AnswerFormat[PairwiseAnswer] = AnswerFormat(
+    task="compare responses",
     tool_name=VERDICT_TOOL_NAME,
     schema_name="verdict",
     description="Record which response is better.",
@@ -72,6 +91,7 @@ def rating_format(rubric: Rubric) -> AnswerFormat[RatingAnswer]:
         return parse_rating_text(text, rubric)
 
     return AnswerFormat(
+        task="rate single responses",
         tool_name=RATING_TOOL_NAME,
         schema_name="rating",
         description="Record the score of the response against the grading criteria.",
@@ -80,3 +100,26 @@ def rating_format(rubric: Rubric) -> AnswerFormat[RatingAnswer]:
         parse_object=parse_object,
         parse_text=parse_text,
     )
+
+
+CRITIQUE_FORMAT: AnswerFormat[CritiqueAnswer] = AnswerFormat(
+    task="critique responses",
+    tool_name=CRITIQUE_TOOL_NAME,
+    schema_name="critique",
+    description="Record the critique of the response and whether it needs a revision.",
+    schema=CRITIQUE_SCHEMA,
+    text_instructions=CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
+    parse_object=parse_critique_object,
+    parse_text=parse_critique_text,
+)
+
+REVISION_FORMAT: AnswerFormat[RevisionAnswer] = AnswerFormat(
+    task="revise responses",
+    tool_name=REVISION_TOOL_NAME,
+    schema_name="revision",
+    description="Record the rewritten response.",
+    schema=REVISION_SCHEMA,
+    text_instructions=REVISION_TEXT_FORMAT_INSTRUCTIONS,
+    parse_object=parse_revision_object,
+    parse_text=parse_revision_text,
+)

@@ -56,7 +56,7 @@ def parse_verdict_json(text: str) -> PairwiseAnswer:
 
 def parse_verdict_text(text: str) -> PairwiseAnswer:
     """Parse the text fallback format: a final ``Verdict: X`` line."""
-    match, rationale = _final_line(
+    match, rationale = final_line(
         text, _VERDICT_LINE, "'Verdict: 1', 'Verdict: 2' or 'Verdict: tie'"
     )
     return PairwiseAnswer(position=Position(match.group(1)), rationale=rationale)
@@ -84,7 +84,7 @@ def parse_rating_json(text: str, rubric: Rubric) -> RatingAnswer:
 
 def parse_rating_text(text: str, rubric: Rubric) -> RatingAnswer:
     """Parse the rating text fallback: a final ``Score: N`` line, N on the rubric's scale."""
-    match, rationale = _final_line(text, _SCORE_LINE, "'Score: N'")
+    match, rationale = final_line(text, _SCORE_LINE, "'Score: N'")
     return RatingAnswer(_checked_score(int(match.group(1)), text, rubric), rationale)
 
 
@@ -114,7 +114,7 @@ def load_json(text: str) -> object:
         raise UnparseableError(f"answer is not valid JSON: {exc}", raw_output=text) from None
 
 
-def _final_line(text: str, pattern: re.Pattern[str], expected: str) -> tuple[re.Match[str], str]:
+def final_line(text: str, pattern: re.Pattern[str], expected: str) -> tuple[re.Match[str], str]:
     """Match the last non-empty line; everything before it is the rationale."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:

@@ -75,7 +75,9 @@ class PairwiseTemplate:
         """Return (system, user) texts for one order of one pair."""
         user = "\n\n".join(
             [
-                question or self.instructions,
+                # A question (a constitution principle's) is the operator's, not fenced
+                # data, but it must not be able to open or close a fence either.
+                defuse(question) if question else self.instructions,
                 fence("prompt", shown.prompt),
                 fence("response_1", shown.first),
                 fence("response_2", shown.second),

@@ -4,9 +4,10 @@ A swap bug (mapping "the first response won" to the wrong caller response)
 silently flips chosen and rejected, so the mapping lives in exactly one
 function, :func:`winner_from_position`, and everything else goes through it.
 
-Every model call, pairwise or rating, goes through one retry loop
-(:func:`_retrying_calls`), so rate limits, slots and the recording of
-failed attempts behave the same for both.
+Every model call (pairwise, rating, and the Constitutional AI calls of
+:mod:`judges.cai`) goes through one retry loop (:func:`retrying_calls`),
+so rate limits, slots and the recording of failed attempts behave the
+same for all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
-from judges.base import Judge, RawAnswer, RawRating
+from judges.base import Judge, RawCall
 from judges.errors import JudgeError
 from judges.prompts import RATING_V1, render_text
 from judges.retry import transient_retrying
@@ -130,18 +131,18 @@ def orders_for(judge: Judge, pair: Pair) -> list[Order]:
 
 
 @dataclass(frozen=True, slots=True)
-class _CallSite:
-    """What every attempt of one call records alike."""
+class CallSite:
+    """What every attempt of one call records alike: its order (if any), template and parameters."""
 
     order: Order | None
     template_version: str
     parameters: dict[str, Any]
 
 
-async def _retrying_calls(
+async def retrying_calls(
     judge: Judge,
-    ask: Callable[[], Awaitable[RawAnswer | RawRating]],
-    site: _CallSite,
+    ask: Callable[[], Awaitable[RawCall]],
+    site: CallSite,
     estimated_tokens: int,
     *,
     slots: asyncio.Semaphore | None,
@@ -189,10 +190,10 @@ async def call_with_retries(
     final failure. ``slots`` bounds the requests in flight.
     """
     config = judge.config
-    return await _retrying_calls(
+    return await retrying_calls(
         judge,
         lambda: judge.answer(shown, question),
-        _CallSite(order, config.template, config.parameters()),
+        CallSite(order, config.template, config.parameters()),
         estimate_tokens(shown, config.max_tokens),
         slots=slots,
         sleep=sleep,
@@ -215,10 +216,10 @@ async def rate_response(
     made up. ``slots`` bounds the requests in flight, shared with any
     other calls using it.
     """
-    records = await _retrying_calls(
+    records = await retrying_calls(
         judge,
         lambda: judge.rate(prompt, response, rubric),
-        _CallSite(None, RATING_V1.version, rating_parameters(judge, rubric)),
+        CallSite(None, RATING_V1.version, rating_parameters(judge, rubric)),
         estimate_rating_tokens(prompt, response, rubric, judge.config.max_tokens),
         slots=slots,
         sleep=sleep,
@@ -234,35 +235,40 @@ async def rate_response(
 
 
 def rating_parameters(judge: Judge, rubric: Rubric) -> dict[str, Any]:
-    """The parameters stored with a rating call: the judge's options plus the rubric version.
+    """The parameters stored with a rating call: the judge's options plus the rubric version."""
+    return {**single_response_options(judge), "rubric": rubric.version}
+
+
+def single_response_options(judge: Judge) -> dict[str, Any]:
+    """The judge's options that play a part in a call about one response.
 
     The pairwise-only options (template, order, logprobs) are left out:
-    they play no part in a rating call and would misstate how it was made.
+    they would misstate how a rating, critique, revision or generation was
+    made.
     """
     options = judge.config.parameters()
     for pairwise_only in ("template", "order", "logprobs"):
         options.pop(pairwise_only, None)
-    return {**options, "rubric": rubric.version}
+    return options
 
 
 def estimate_tokens(shown: ShownPair, max_tokens: int) -> int:
     """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit."""
-    return _estimate([shown.prompt, shown.first, shown.second], max_tokens)
+    return estimate_text_tokens([shown.prompt, shown.first, shown.second], max_tokens)
 
 
 def estimate_rating_tokens(prompt: Text, response: Text, rubric: Rubric, max_tokens: int) -> int:
     """Like :func:`estimate_tokens`, for one rating call (the rubric's text is sent too)."""
-    return _estimate([prompt, response, rubric.text], max_tokens)
+    return estimate_text_tokens([prompt, response, rubric.text], max_tokens)
 
 
-def _estimate(texts: list[Text], max_tokens: int) -> int:
+def estimate_text_tokens(texts: list[Text], max_tokens: int) -> int:
+    """Like :func:`estimate_tokens`, for a call that sends ``texts`` and the usual instructions."""
     characters = sum(len(render_text(t)) for t in texts)
     return characters // 4 + PROMPT_OVERHEAD_TOKENS + min(max_tokens, 256)
 
 
-def _record(
-    judge: Judge, site: _CallSite, attempt: int, started: float, raw: RawAnswer | RawRating
-) -> CallRecord:
+def _record(judge: Judge, site: CallSite, attempt: int, started: float, raw: RawCall) -> CallRecord:
     return CallRecord(
         order=site.order,
         attempt=attempt,
@@ -277,7 +283,7 @@ def _record(
 
 
 def _failed_record(
-    judge: Judge, site: _CallSite, attempt: int, started: float, exc: JudgeError
+    judge: Judge, site: CallSite, attempt: int, started: float, exc: JudgeError
 ) -> CallRecord:
     return CallRecord(
         order=site.order,

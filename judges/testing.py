@@ -8,24 +8,36 @@ backend::
 
 Ratings come from a rater function the same way, and go through the same
 scale check as a real backend's, so a rater returning 11 on a 1-10 rubric
-fails as unparseable just as a model answering 11 would.
+fails as unparseable just as a model answering 11 would. Critiques,
+revisions and generations come from a critic, a reviser and a generator,
+through the same parsers too: the default reviser answers with a preamble
+("Sure, here is a revised response:") that the revision parser strips, as
+it would a model's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from judges.base import Judge, RawAnswer, RawRating
+from judges.base import Judge, RawAnswer, RawCritique, RawGenerated, RawRating, RawRevision
 from judges.config import JudgeConfig
+from judges.constitutions import CritiqueExample, Principle
 from judges.errors import JudgeError
 from judges.parsing import json_dumps_compact, parse_rating_object
-from judges.prompts import render_text
+from judges.prompts import as_messages, render_text
+from judges.revisions import parse_critique_object, parse_generated, parse_revision_object
 from judges.rubrics import Rubric
 from judges.types import PairwiseAnswer, Position, ShownPair, Text, Usage
 
 Policy = Callable[[ShownPair], Position]
 Rater = Callable[[Text, Text, Rubric], int]
+Critic = Callable[[Text, Text, Principle], tuple[str, bool]]
+Reviser = Callable[[Text, Text, Principle, str], str]
+Generator = Callable[[Text], str]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 def always_first(_shown: ShownPair) -> Position:
@@ -74,19 +86,51 @@ def constant_score(score: int) -> Rater:
     return rater
 
 
+UNSAFE_MARKER = "UNSAFE"
+REVISION_PREAMBLE = "Sure, here is a revised response:\n\n"
+
+
+def flag_marker(_prompt: Text, response: Text, principle: Principle) -> tuple[str, bool]:
+    """Ask for a revision when the response contains ``UNSAFE``, naming the principle."""
+    if UNSAFE_MARKER in render_text(response):
+        return f"Under {principle.id}: the response contains {UNSAFE_MARKER} content.", True
+    return f"Under {principle.id}: nothing to fix.", False
+
+
+def remove_marker(_prompt: Text, response: Text, _principle: Principle, _critique: str) -> str:
+    """The response without ``UNSAFE``, announced by a preamble the parser must strip."""
+    cleaned = " ".join(render_text(response).replace(UNSAFE_MARKER, "").split())
+    return REVISION_PREAMBLE + cleaned
+
+
+def echo_prompt(prompt: Text) -> str:
+    """A deterministic answer that quotes the prompt's last turn."""
+    return f"An answer to: {as_messages(prompt)[-1].content}"
+
+
 @dataclass
 class Script:
-    """What a :class:`ScriptedJudge` does: a policy, a rater, and failures to raise first.
+    """What a :class:`ScriptedJudge` does, and what it was asked.
 
-    ``failures`` are raised, in order, by the next calls of either kind;
-    ``shown`` and ``rated`` record what the judge was asked about.
+    A policy (comparisons), a rater (ratings), a critic, a reviser and a
+    generator; ``failures`` are raised, in order, by the next calls of any
+    kind. ``shown`` (with ``questions``), ``rated``, ``critiqued``
+    (prompt, response, principle id), ``revised`` (the same plus the
+    critique) and ``generated`` record what the judge was asked about.
     """
 
     policy: Policy = prefer_longer
     rater: Rater = rate_by_length
+    critic: Critic = flag_marker
+    reviser: Reviser = remove_marker
+    generator: Generator = echo_prompt
     failures: list[JudgeError] = field(default_factory=list)
     shown: list[ShownPair] = field(default_factory=list)
+    questions: list[str | None] = field(default_factory=list)
     rated: list[tuple[Text, Text]] = field(default_factory=list)
+    critiqued: list[tuple[Text, Text, str]] = field(default_factory=list)
+    revised: list[tuple[Text, Text, str, str]] = field(default_factory=list)
+    generated: list[Text] = field(default_factory=list)
 
 
 class ScriptedJudge(Judge):
@@ -100,22 +144,64 @@ class ScriptedJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         self.script.shown.append(shown)
-        if self.script.failures:
-            raise self.script.failures.pop(0)
+        self.script.questions.append(question)
+        self._fail_if_scripted()
         position = self.script.policy(shown)
         raw = f'{{"winner": "{position.value}"}}'
         return RawAnswer(PairwiseAnswer(position, f"scripted: {position.value}"), raw, Usage(10, 5))
 
     async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
         self.script.rated.append((prompt, response))
-        if self.script.failures:
-            raise self.script.failures.pop(0)
+        self._fail_if_scripted()
         score = self.script.rater(prompt, response, rubric)
         obj = {"rationale": f"scripted: {score}", "score": score}
         raw = json_dumps_compact(obj)
-        try:
-            answer = parse_rating_object(obj, raw, rubric)
-        except JudgeError as exc:
-            exc.usage = Usage(10, 5)  # as a real backend does: the failed call still cost
-            raise
+        answer = _parsed(lambda o, r: parse_rating_object(o, r, rubric), obj, raw)
         return RawRating(answer, raw, Usage(10, 5))
+
+    async def critique(
+        self,
+        prompt: Text,
+        response: Text,
+        principle: Principle,
+        examples: Sequence[CritiqueExample] = (),
+    ) -> RawCritique:
+        self.script.critiqued.append((prompt, response, principle.id))
+        self._fail_if_scripted()
+        critique, needs_revision = self.script.critic(prompt, response, principle)
+        obj = {"critique": critique, "needs_revision": needs_revision}
+        raw = json_dumps_compact(obj)
+        return RawCritique(_parsed(parse_critique_object, obj, raw), raw, Usage(10, 5))
+
+    async def revise(
+        self,
+        prompt: Text,
+        response: Text,
+        principle: Principle,
+        critique: str,
+        examples: Sequence[CritiqueExample] = (),
+    ) -> RawRevision:
+        self.script.revised.append((prompt, response, principle.id, critique))
+        self._fail_if_scripted()
+        obj = {"revision": self.script.reviser(prompt, response, principle, critique)}
+        raw = json_dumps_compact(obj)
+        return RawRevision(_parsed(parse_revision_object, obj, raw), raw, Usage(10, 5))
+
+    async def generate(self, prompt: Text) -> RawGenerated:
+        self.script.generated.append(prompt)
+        self._fail_if_scripted()
+        text = self.script.generator(prompt)
+        return RawGenerated(_parsed(parse_generated, text, text), text, Usage(10, 5))
+
+    def _fail_if_scripted(self) -> None:
+        if self.script.failures:
+            raise self.script.failures.pop(0)
+
+
+def _parsed(parse: Callable[[_In, str], _Out], obj: _In, raw: str) -> _Out:
+    """Parse as a real backend does: a call that fails to parse still cost its tokens."""
+    try:
+        return parse(obj, raw)
+    except JudgeError as exc:
+        exc.usage = Usage(10, 5)
+        raise

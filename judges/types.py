@@ -1,4 +1,4 @@
-"""Plain typed values that flow in and out of judges: pairwise verdicts and single ratings.
+"""Plain typed values that flow in and out of judges: verdicts, ratings, critiques, revisions.
 
 Nothing here knows about HTTP or SQL. Positions ("1"/"2") are what a judge
 saw; winners ("a"/"b") are what the caller sent. The two vocabularies never
@@ -109,12 +109,40 @@ class RatingAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class CritiqueAnswer:
+    """The parsed answer of one critique call: what is wrong, and whether to rewrite."""
+
+    critique: str
+    needs_revision: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionAnswer:
+    """The parsed answer of one revision call: the rewritten response, preamble stripped."""
+
+    revision: str
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedText:
+    """The answer of one generation call: a response written to a prompt."""
+
+    text: str
+
+
+Answer: TypeAlias = PairwiseAnswer | RatingAnswer | CritiqueAnswer | RevisionAnswer | GeneratedText
+"""Any parsed answer a :class:`CallRecord` can carry."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """Everything one model call left behind, successful or not.
 
     Exactly one of ``answer`` and ``error_class`` is set. ``order`` is the
-    order a pair was shown in, ``None`` for a rating call (one response,
-    no order); ``answer`` is then a :class:`RatingAnswer`.
+    order a pair was shown in, ``None`` for a call about one response (a
+    rating, critique, revision or generation: no order); ``answer`` is then
+    a :class:`RatingAnswer`, :class:`CritiqueAnswer`, :class:`RevisionAnswer`
+    or :class:`GeneratedText`.
     """
 
     order: Order | None
@@ -125,7 +153,7 @@ class CallRecord:
     raw_output: str | None
     usage: Usage
     latency_ms: float
-    answer: PairwiseAnswer | RatingAnswer | None = None
+    answer: Answer | None = None
     error_class: str | None = None
     error_message: str | None = None
 
@@ -178,3 +206,60 @@ class RatingOutcome:
     rating: Rating | None
     error_class: str | None = None
     error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRound:
+    """One finished critique → revision round.
+
+    ``revision`` is ``None`` when the critique found nothing to fix (which
+    ends the loop); otherwise it is the rewritten response, preamble
+    stripped, that the next round critiques.
+    """
+
+    index: int
+    principle_id: str
+    critique: str
+    needs_revision: bool
+    revision: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionOutcome:
+    """What critiquing and revising one response produced.
+
+    ``calls`` holds every attempt of every call; ``rounds`` the rounds that
+    finished. ``final`` is the last revision when at least one was made and
+    the loop ended without a failure, else ``None``. A failure keeps the
+    finished rounds and sets the error: a critique or revision is never
+    made up.
+    """
+
+    calls: tuple[CallRecord, ...]
+    rounds: tuple[RevisionRound, ...]
+    final: str | None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_class is None
+
+    @property
+    def revised(self) -> bool:
+        """Whether the loop produced a final revision (false after a failure)."""
+        return self.final is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOutcome:
+    """What generating one response produced: every call, and the text or an error."""
+
+    calls: tuple[CallRecord, ...]
+    text: str | None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_class is None

@@ -1,4 +1,9 @@
-"""Anthropic judges through the official async SDK; the answer comes as a forced tool call."""
+"""Anthropic judges through the official async SDK.
+
+Every structured answer (verdict, rating, critique, revision) comes as a
+forced tool call through :meth:`AnthropicJudge.ask`; generation is a plain
+Messages call.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from typing import Any
 import anthropic
 
 from judges.backends._sdk_errors import translate
-from judges.base import Judge, RawAnswer, RawRating
+from judges.base import Judge, RawAnswer, RawGenerated
+from judges.cai_prompts import GENERATE_V1
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
-from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT, rating_format
-from judges.prompts import RATING_V1, get_template
-from judges.rubrics import Rubric
+from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
+from judges.prompts import get_template
+from judges.revisions import parse_generated
 from judges.types import ShownPair, Text, Usage
 
 
@@ -41,23 +47,13 @@ class AnthropicJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         system, user = get_template(self.config.template).render(shown, question)
-        answer, raw_output, usage = await self._ask(system, user, VERDICT_FORMAT)
-        return RawAnswer(answer, raw_output, usage)
+        return RawAnswer(*await self.ask(system, user, VERDICT_FORMAT))
 
-    async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
-        system, user = RATING_V1.render(prompt, response, rubric)
-        answer, raw_output, usage = await self._ask(system, user, rating_format(rubric))
-        return RawRating(answer, raw_output, usage)
-
-    async def _ask(
+    async def ask(
         self, system: str, user: str, fmt: AnswerFormat[AnswerT]
     ) -> tuple[AnswerT, str, Usage]:
-        """Make one call asking for ``fmt``; return the parsed answer, raw output and usage."""
-        request: dict[str, Any] = {
-            "model": self.config.model,
-            "max_tokens": self.config.max_tokens,
-            "system": system,
-        }
+        """Make one call forcing ``fmt``'s tool (or asking for its text format)."""
+        request: dict[str, Any] = {"system": system}
         if self.config.output == "structured":
             request["tools"] = [
                 {"name": fmt.tool_name, "description": fmt.description, "input_schema": fmt.schema}
@@ -66,6 +62,42 @@ class AnthropicJudge(Judge):
         else:
             user = f"{user}\n\n{fmt.text_instructions}"
         request["messages"] = [{"role": "user", "content": user}]
+        blocks, raw_output, usage, stop_reason = await self._create(request)
+        try:
+            answer = self._answer_from_blocks(fmt, blocks, raw_output, stop_reason)
+        except JudgeError as exc:
+            exc.usage = usage  # a failed call still cost tokens
+            raise
+        return answer, raw_output, usage
+
+    async def generate(self, prompt: Text) -> RawGenerated:
+        """Send the conversation as is; the text blocks of the reply, joined, are the response."""
+        system, turns = GENERATE_V1.render(prompt)
+        request: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in turns]
+        }
+        if system is not None:
+            request["system"] = system
+        blocks, raw_output, usage, stop_reason = await self._create(request)
+        try:
+            if stop_reason == "refusal":
+                raise RefusedError("the model refused to answer", raw_output=raw_output)
+            if stop_reason == "max_tokens":
+                raise UnparseableError(
+                    "the response was cut off at max_tokens", raw_output=raw_output
+                )
+            text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+            answer = parse_generated(text, raw_output)
+        except JudgeError as exc:
+            exc.usage = usage
+            raise
+        return RawGenerated(answer, raw_output, usage)
+
+    async def _create(
+        self, request: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], str, Usage, str | None]:
+        """Send one Messages request: its content blocks, their JSON, usage and stop reason."""
+        request = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
         if self.config.temperature is not None:
             # Not a typed parameter in every SDK release; the API accepts it in the body.
             request["extra_body"] = {"temperature": self.config.temperature}
@@ -73,15 +105,9 @@ class AnthropicJudge(Judge):
             message = await self._client.messages.create(**request)
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
-        usage = _usage(message.usage)
         blocks = [block.model_dump(mode="json") for block in message.content]
         raw_output = json.dumps(blocks, ensure_ascii=False)
-        try:
-            answer = self._answer_from_blocks(fmt, blocks, raw_output, message.stop_reason)
-        except JudgeError as exc:
-            exc.usage = usage  # a failed call still cost tokens
-            raise
-        return answer, raw_output, usage
+        return blocks, raw_output, _usage(message.usage), message.stop_reason
 
     def _answer_from_blocks(
         self,

@@ -1,8 +1,9 @@
 """OpenAI and OpenAI-compatible judges through the official async SDK.
 
-Verdicts and ratings come through ``response_format`` with a strict JSON
-schema; with ``logprobs`` on, the alternatives at the verdict token give a
-soft label for a comparison.
+Verdicts, ratings, critiques and revisions come through ``response_format``
+with a strict JSON schema; with ``logprobs`` on, the alternatives at the
+verdict token give a soft label for a comparison. Generation is a plain
+chat completion.
 A ``base_url`` (option or ``OPENAI_BASE_URL``) points it at any compatible
 server: vLLM, Ollama, llama.cpp, TGI.
 """
@@ -15,13 +16,14 @@ from typing import Any
 import openai
 
 from judges.backends._sdk_errors import translate
-from judges.base import Judge, RawAnswer, RawRating
+from judges.base import Judge, RawAnswer, RawGenerated
+from judges.cai_prompts import GENERATE_V1
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
-from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT, rating_format
+from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
-from judges.prompts import RATING_V1, get_template
-from judges.rubrics import Rubric
+from judges.prompts import get_template
+from judges.revisions import parse_generated
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
 TOP_LOGPROBS = 5
@@ -55,7 +57,7 @@ class OpenAIJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         system, user = get_template(self.config.template).render(shown, question)
-        answer, raw_output, usage, choice = await self._ask(
+        answer, raw_output, usage, choice = await self._structured(
             system, user, VERDICT_FORMAT, logprobs=self.config.logprobs
         )
         if self.config.output == "structured":
@@ -64,19 +66,52 @@ class OpenAIJudge(Judge):
                 answer = PairwiseAnswer(answer.position, answer.rationale, probabilities)
         return RawAnswer(answer, raw_output, usage)
 
-    async def rate(self, prompt: Text, response: Text, rubric: Rubric) -> RawRating:
-        system, user = RATING_V1.render(prompt, response, rubric)
-        # No logprobs: nothing reads them for a score, so they would only cost.
-        answer, raw_output, usage, _ = await self._ask(
-            system, user, rating_format(rubric), logprobs=False
-        )
-        return RawRating(answer, raw_output, usage)
+    async def ask(
+        self, system: str, user: str, fmt: AnswerFormat[AnswerT]
+    ) -> tuple[AnswerT, str, Usage]:
+        """Make one call with ``fmt``'s strict JSON schema (or asking for its text format)."""
+        # No logprobs: only a verdict's are read, so elsewhere they would only cost.
+        answer, raw_output, usage, _ = await self._structured(system, user, fmt, logprobs=False)
+        return answer, raw_output, usage
 
-    async def _ask(
+    async def generate(self, prompt: Text) -> RawGenerated:
+        """Send the conversation as is; the message content is the response."""
+        system, turns = GENERATE_V1.render(prompt)
+        messages = [{"role": m.role, "content": m.content} for m in turns]
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": system})
+        choice, usage = await self._complete({"messages": messages})
+        raw_output = choice.message.content or choice.message.refusal or ""
+        try:
+            _check_finished(choice, raw_output)
+            answer = parse_generated(choice.message.content or "", raw_output)
+        except JudgeError as exc:
+            exc.usage = usage
+            raise
+        return RawGenerated(answer, raw_output, usage)
+
+    async def _structured(
         self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
     ) -> tuple[AnswerT, str, Usage, Any]:
         """Make one call asking for ``fmt``; return the answer, raw output, usage and choice."""
-        request = self._request(system, user, fmt, logprobs=logprobs)
+        choice, usage = await self._complete(self._request(system, user, fmt, logprobs=logprobs))
+        raw_output = choice.message.content or choice.message.refusal or ""
+        try:
+            _check_finished(choice, raw_output)
+            if self.config.output == "text":
+                answer = fmt.parse_text(raw_output)
+            else:
+                answer = fmt.parse_json(raw_output)
+        except JudgeError as exc:
+            exc.usage = usage  # a failed call still cost tokens
+            raise
+        return answer, raw_output, usage, choice
+
+    async def _complete(self, request: dict[str, Any]) -> tuple[Any, Usage]:
+        """Send one chat completion request: its first choice and the usage."""
+        request = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
+        if self.config.temperature is not None:
+            request["temperature"] = self.config.temperature
         try:
             completion = await self._client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
@@ -84,19 +119,12 @@ class OpenAIJudge(Judge):
         usage = _usage(completion.usage)
         if not completion.choices:
             raise UnparseableError("the answer has no choices", usage=usage)
-        choice = completion.choices[0]
-        raw_output = choice.message.content or choice.message.refusal or ""
-        try:
-            answer = self._answer_from_choice(fmt, choice, raw_output)
-        except JudgeError as exc:
-            exc.usage = usage  # a failed call still cost tokens
-            raise
-        return answer, raw_output, usage, choice
+        return completion.choices[0], usage
 
     def _request(
         self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
     ) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": self.config.model, "max_tokens": self.config.max_tokens}
+        request: dict[str, Any] = {}
         if self.config.output == "structured":
             request["response_format"] = {
                 "type": "json_schema",
@@ -108,28 +136,21 @@ class OpenAIJudge(Judge):
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
-        if self.config.temperature is not None:
-            request["temperature"] = self.config.temperature
         if logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = TOP_LOGPROBS
         return request
 
-    def _answer_from_choice(
-        self, fmt: AnswerFormat[AnswerT], choice: Any, raw_output: str
-    ) -> AnswerT:
-        if choice.message.refusal:
-            raise RefusedError(
-                f"the model refused: {choice.message.refusal}", raw_output=raw_output
-            )
-        if choice.finish_reason == "length":
-            raise UnparseableError("the answer was cut off at max_tokens", raw_output=raw_output)
-        if self.config.output == "text":
-            return fmt.parse_text(raw_output)
-        return fmt.parse_json(raw_output)
-
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _check_finished(choice: Any, raw_output: str) -> None:
+    """Refuse a refusal and a reply cut off at max_tokens, whatever was asked."""
+    if choice.message.refusal:
+        raise RefusedError(f"the model refused: {choice.message.refusal}", raw_output=raw_output)
+    if choice.finish_reason == "length":
+        raise UnparseableError("the answer was cut off at max_tokens", raw_output=raw_output)
 
 
 def _usage(usage: Any) -> Usage:
