@@ -5,7 +5,10 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY judges ./judges
 COPY migrations ./migrations
+COPY constitutions ./constitutions
 RUN pip install --no-cache-dir .
+# A non-editable install has no repository beside it: point at the copied folder.
+ENV REFEREE_CONSTITUTIONS_DIR=/srv/referee/constitutions
 
 RUN useradd --create-home referee
 USER referee

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app import cli_data, cli_rate
+from app import cli_constitutions, cli_data, cli_rate, cli_revise
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
@@ -41,8 +41,10 @@ keys_cli = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=Tr
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(cli_data.feedback_cli, name="feedback")
+cli.add_typer(cli_constitutions.constitutions_cli, name="constitutions")
 cli.command("export")(cli_data.export)
 cli.command("rate")(cli_rate.rate)
+cli.command("revise")(cli_revise.revise)
 
 
 @cli.command()
@@ -135,6 +137,12 @@ def label(
     rejects: Annotated[
         Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
     ] = None,
+    constitution: Annotated[
+        str | None, typer.Option(help="Judge under this constitution's principles (its id).")
+    ] = None,
+    principles: Annotated[
+        int, typer.Option(min=1, help="With --constitution: principles sampled per pair, averaged.")
+    ] = 1,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -174,6 +182,8 @@ def label(
             origin="<stdin>" if file == "-" else str(Path(file).resolve()),
             rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
             convert=converter(input_format, parse_mapping(mapping) if mapping else None),
+            constitution=constitution,
+            principles=principles,
         )
         stream = open_input(file)
     except OSError as exc:

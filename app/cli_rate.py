@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from app.console import err, fail, load_settings, out, run_fast
-from app.errors import RefereeError
+from app.console import load_settings, progress_spinner, report_run, run_or_fail
 
 
 def rate(
@@ -50,50 +48,29 @@ def rate(
 
       referee rate a.jsonl -j fast --rubric-text "One sentence?" --scale-max 5 --threshold 4
     """
+    from app.labeling.item_runs import ItemResult, RunSummary, run_records
     from app.labeling.jsonl import open_input, read_records
-    from app.labeling.rate import ResponseItemIn, RubricChoice
-    from app.labeling.rate_file import RateSummary, rate_records
+    from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
     from app.runtime import runtime
 
     source = "<stdin>" if file == "-" else file
     choice = RubricChoice(rubric, rubric_text, scale_min, scale_max, threshold)
 
-    async def run() -> RateSummary:
+    async def run() -> RunSummary:
         async with runtime(load_settings()) as labeler:
-            with (
-                open_input(file) as stream,
-                Progress(
-                    SpinnerColumn(),
-                    TextColumn("{task.description}"),
-                    TimeElapsedColumn(),
-                    console=err,
-                ) as bar,
-            ):
-                task = bar.add_task("rating")
+            # Resolve up front: a bad judge or rubric fails the run before any line.
+            labeler.judge_for(labeler.resolve(judge))
+            choice.resolve()
+            rater = Rater(labeler)
 
-                def show(s: RateSummary) -> None:
-                    bar.update(task, description=f"rated {s.done} ({s.failed} failed)")
+            async def rate_one(item: ResponseItemIn) -> ItemResult:
+                result = await rater.rate(item, judge, choice)
+                passed = "passed" if result.rating.passed else None
+                return ItemResult(result.created, result.rating.calls, passed)
 
+            with open_input(file) as stream, progress_spinner("rating") as show:
                 records = read_records(stream, source, ResponseItemIn)
-                return await rate_records(
-                    labeler, records, source, judge, choice, concurrency, show
-                )
+                return await run_records(records, source, concurrency, rate_one, show)
 
-    try:
-        summary = run_fast(run())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    except RefereeError as exc:
-        fail(exc.message)
-    for line_error in summary.rejected:
-        err.print(str(line_error), markup=False)
-    failures = ", ".join(f"{name} {count}" for name, count in sorted(summary.failures.items()))
-    out.print(
-        f"{summary.rated} rated, {summary.reused} already rated, {summary.failed} failed"
-        f"{f' ({failures})' if failures else ''}, {len(summary.rejected)} rejected lines; "
-        f"{summary.passed} passed the threshold; ${summary.cost:.4f}"
-    )
-    if summary.failed:
-        err.print("run the same command again to rate the failed lines again")
-    if summary.rejected or summary.failed:
-        raise typer.Exit(1)
+    summary = run_or_fail(run(), file)
+    report_run(summary, "rated", f"{summary.tags['passed']} passed the threshold")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from app.errors import RefereeError
+from app.labeling.item_runs import RunSummary
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -43,3 +47,42 @@ def load_settings() -> Settings:
         return Settings()
     except ValueError as exc:
         fail(f"bad REFEREE_* setting: {exc}")
+
+
+def run_or_fail(coroutine: Coroutine[Any, Any, T], file: str) -> T:
+    """Run a command's work; a user error or an unreadable file is one clean line."""
+    try:
+        return run_fast(coroutine)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    except RefereeError as exc:
+        fail(exc.message)
+
+
+@contextmanager
+def progress_spinner(verb: str) -> Iterator[Callable[[RunSummary], None]]:
+    """A spinner with counts and elapsed time, for work whose total is not known up front."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(verb)
+
+        def show(summary: RunSummary) -> None:
+            bar.update(task, description=f"{verb} {summary.done} ({summary.failed} failed)")
+
+        yield show
+
+
+def report_run(summary: RunSummary, verb: str, extra: str) -> None:
+    """Print bad lines and one summary line; exit 1 when anything failed or was rejected."""
+    for line_error in summary.rejected:
+        err.print(str(line_error), markup=False)
+    failures = summary.describe_failures()
+    out.print(
+        f"{summary.new} {verb}, {summary.reused} already {verb}, {summary.failed} failed"
+        f"{f' ({failures})' if failures else ''}, {len(summary.rejected)} rejected lines; "
+        f"{extra}; ${summary.cost:.4f}"
+    )
+    if summary.failed:
+        err.print("run the same command again to retry the failed lines")
+    if summary.rejected or summary.failed:
+        raise typer.Exit(1)

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from judges.constitutions import default_constitutions_dir
+
 DEFAULT_DATABASE_URL = "sqlite:///./referee.db"
 
 
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     api_worker_concurrency: int = Field(
         32, gt=0, description="Requests in flight for batches the API process works off itself."
     )
+    constitutions_dir: Path | None = Field(
+        None, description="Folder of constitution YAML files (default: the shipped constitutions/)."
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 
@@ -47,3 +52,7 @@ class Settings(BaseSettings):
             return self.judges_file
         default = Path("judges.yaml")
         return default if default.exists() else None
+
+    def resolved_constitutions_dir(self) -> Path:
+        """REFEREE_CONSTITUTIONS_DIR, else the constitutions/ folder shipped beside the code."""
+        return self.constitutions_dir or default_constitutions_dir()

@@ -362,7 +362,7 @@ class TestBadRequests:
             (("--since", "yesterday"), "is not an ISO 8601 time"),
             (("--shape", "plain"), "unknown shape 'plain'; use one of: conversational, text"),
             (("--format", "csv"), "unknown format 'csv'; use one of: jsonl, parquet, hf"),
-            (("--source", "feedback"), "DPO rows come from pairwise verdicts only"),
+            (("--source", "feedback"), "DPO rows come from pairwise verdicts and revisions"),
             (("--test-size", "0.2"), "a test split needs a folder output"),
             (("--format", "parquet"), "has the suffix .jsonl but the format is parquet"),
         ]

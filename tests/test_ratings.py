@@ -85,7 +85,7 @@ class TestRatingsApi:
         assert lenient.json()["passed"] is True
 
     def test_custom_rubric_and_scale(self, api: TestClient, provider: FakeProvider) -> None:
-        """Custom criteria and a 1–5 scale are sent to the judge and stored."""
+        """Custom criteria and a 1-5 scale are sent to the judge and stored."""
         score_with(provider, 4)
         response = api.post(
             "/v1/ratings",
@@ -99,7 +99,7 @@ class TestRatingsApi:
     def test_out_of_scale_score_is_stored_as_a_failure(
         self, api: TestClient, provider: FakeProvider, database_url: str
     ) -> None:
-        """A score of 11 on a 1–10 scale is unparseable: 502, no score, the call kept."""
+        """A score of 11 on a 1-10 scale is unparseable: 502, no score, the call kept."""
         score_with(provider, 11)
         response = api.post("/v1/ratings", json=rating_body())
         assert response.status_code == 502
@@ -170,4 +170,5 @@ class TestRateCommand:
         with engine.connect() as connection:
             calls = connection.execute(select(JudgeCall.rating_id)).scalars().all()
         engine.dispose()
-        assert len(calls) == 2 and all(calls)
+        assert len(calls) == 2
+        assert all(calls)

@@ -9,7 +9,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import require_api_key
-from app.api.routes import batches, comparisons, exports, feedback, meta, ratings
+from app.api.routes import (
+    batches,
+    comparisons,
+    constitutions,
+    exports,
+    feedback,
+    meta,
+    ratings,
+    revisions,
+)
 from app.api.schemas import ErrorOut
 from app.errors import RefereeError
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
@@ -53,7 +62,14 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         responses=_UNAUTHORIZED,
     )
     app.include_router(meta.judges_router, dependencies=protected, responses=_UNAUTHORIZED)
-    for router in (batches.router, ratings.router, feedback.router, exports.router):
+    for router in (
+        batches.router,
+        ratings.router,
+        revisions.router,
+        constitutions.router,
+        feedback.router,
+        exports.router,
+    ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
     return app
 

@@ -33,6 +33,12 @@ class ComparisonCreate(PairIn):
         examples=["anthropic:claude-sonnet-4-5"],
     )
     force: bool = Field(False, description="Judge again even if a verdict is stored.")
+    constitution: str | None = Field(
+        None, description="Judge under this constitution's preference questions (its id)."
+    )
+    principles: int = Field(
+        1, ge=1, description="With a constitution: principles sampled for this pair, averaged."
+    )
 
 
 class VerdictOut(BaseModel):
@@ -46,6 +52,9 @@ class VerdictOut(BaseModel):
     )
     soft_preference: float | None = Field(description="P(a preferred), from log-probabilities.")
     rationale: str
+    principles: list[dict[str, Any]] | None = Field(
+        None, description="Under a constitution: each sampled principle and its own decision."
+    )
     length_a: int
     length_b: int
     created_at: datetime
@@ -86,6 +95,7 @@ class ComparisonOut(BaseModel):
     judge_spec: str
     judge_config: dict[str, Any]
     template_version: str
+    constitution: str | None = Field(description="id@version:hash of the constitution used.")
     prompt: Any
     response_a: Any
     response_b: Any
@@ -108,6 +118,7 @@ class ComparisonOut(BaseModel):
             judge_spec=comparison.judge_spec,
             judge_config=comparison.judge_config,
             template_version=comparison.template_version,
+            constitution=comparison.constitution,
             prompt=comparison.prompt,
             response_a=comparison.response_a,
             response_b=comparison.response_b,

@@ -71,6 +71,8 @@ class Stats:
             self.consistent += bool(record.position_consistent)
         self.judges[record.judge] += 1
         self.templates[record.template_version] += 1
+        if record.constitution is not None:
+            self.constitutions[record.constitution] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ def candidates(
             yield from _from_verdicts(reader, options, query, stats)
         elif source is Source.RATINGS:
             yield from _from_ratings(reader, options, query, stats)
+        elif source is Source.REVISIONS:
+            yield from _from_revisions(reader, options, query, stats)
         else:
             yield from _from_feedback(reader, options, query)
 
@@ -177,6 +181,37 @@ def _from_ratings(
             external_id=record.external_id,
             judge=record.judge,
         )
+
+
+def _from_revisions(
+    reader: Reader, options: ExportOptions, query: VerdictQuery, stats: Stats
+) -> Iterator[Candidate]:
+    """Revision ≻ original for DPO; revision good and original bad for KTO; final for SFT.
+
+    A run whose critique found nothing to fix has no pair: it gives its
+    original as an SFT row (it passed the critique) and nothing else.
+    """
+    for record in reader.revisions(query):
+        stats.judges[record.judge] += 1
+        stats.constitutions[record.constitution] += 1
+        common = {
+            "row_id": str(record.id),
+            "prompt": record.prompt,
+            "source": Source.REVISIONS,
+            "external_id": record.external_id,
+            "judge": record.judge,
+        }
+        revised, original = record.final_response, record.response
+        if options.kind is Kind.SFT:
+            final = revised if record.revised else original
+            yield Candidate(sft_row(record.prompt, final, options.shape), **common)
+        elif not record.revised:
+            continue
+        elif options.kind is Kind.DPO:
+            yield Candidate(dpo_row(record.prompt, revised, original, options.shape), **common)
+        else:
+            yield Candidate(kto_row(record.prompt, revised, True, options.shape), **common)
+            yield Candidate(kto_row(record.prompt, original, False, options.shape), **common)
 
 
 def _from_feedback(

@@ -36,6 +36,7 @@ class Source(enum.StrEnum):
     VERDICTS = "verdicts"
     RATINGS = "ratings"
     FEEDBACK = "feedback"
+    REVISIONS = "revisions"
 
 
 class SplitBy(enum.StrEnum):
@@ -44,9 +45,9 @@ class SplitBy(enum.StrEnum):
 
 
 DEFAULT_SOURCES: dict[Kind, tuple[Source, ...]] = {
-    Kind.DPO: (Source.VERDICTS,),
-    Kind.KTO: (Source.RATINGS, Source.FEEDBACK, Source.VERDICTS),
-    Kind.SFT: (Source.VERDICTS, Source.RATINGS, Source.FEEDBACK),
+    Kind.DPO: (Source.VERDICTS, Source.REVISIONS),
+    Kind.KTO: (Source.RATINGS, Source.FEEDBACK, Source.VERDICTS, Source.REVISIONS),
+    Kind.SFT: (Source.VERDICTS, Source.RATINGS, Source.FEEDBACK, Source.REVISIONS),
 }
 # A pairwise loser counts as undesirable for KTO only when the verdict is
 # position-consistent and at least this confident (or its own rating fails).
@@ -121,9 +122,12 @@ class ExportOptions:
 
     def check(self) -> None:
         self.filters.check()
-        if self.kind is Kind.DPO and self.sources and self.sources != (Source.VERDICTS,):
+        pairwise = {Source.VERDICTS, Source.REVISIONS}
+        if self.kind is Kind.DPO and not set(self.sources) <= pairwise:
             raise InvalidInputError(
-                "DPO rows come from pairwise verdicts only; drop --source", field="sources"
+                "DPO rows come from pairwise verdicts and revisions (revision over original) "
+                "only; use --source verdicts and/or --source revisions",
+                field="sources",
             )
         if not 0 <= self.test_size < 1:
             raise InvalidInputError(

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from app.errors import TextTooLargeError
-from app.labeling.compare import Labeler, comparison_values
+from app.labeling.compare import Labeler, UnderConstitution, comparison_values
 from app.labeling.inputs import PairIn
 from app.labeling.jsonl import LineError, ParsedLine
 from app.labeling.keys import label_key
@@ -62,13 +62,18 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def pending_row(
-    pair: PairIn, config: JudgeConfig, batch_id: uuid.UUID, line: int | None
+    pair: PairIn,
+    config: JudgeConfig,
+    batch_id: uuid.UUID,
+    line: int | None,
+    under: UnderConstitution | None = None,
 ) -> dict[str, Any]:
     stored = pair.stored()
     now = utcnow()
+    key = label_key(stored, config, under.key if under else None)
     return {
         "id": uuid.uuid4(),
-        **comparison_values(pair, stored, config, label_key(stored, config)),
+        **comparison_values(pair, stored, config, key, under),
         "status": "pending",
         "batch_id": batch_id,
         "source_line": line,
@@ -84,6 +89,7 @@ async def enqueue(
     records: Iterable[ParsedLine | LineError],
     source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
+    under: UnderConstitution | None = None,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
 
@@ -105,7 +111,7 @@ async def enqueue(
                 result.rejected += 1
                 on_reject(error)
                 continue
-            rows.append(pending_row(record.pair, config, batch_id, record.line))
+            rows.append(pending_row(record.pair, config, batch_id, record.line, under))
         async with labeler.db.transaction() as session:
             result.new += await batches.enqueue(session, rows)
             await batches.add_counts(session, batch_id, len(rows), len(chunk) - len(rows))

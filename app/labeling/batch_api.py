@@ -8,7 +8,7 @@ from typing import Any
 
 from app.errors import NotFoundError
 from app.labeling.batch import enqueue
-from app.labeling.compare import Labeler
+from app.labeling.compare import Labeler, UnderConstitution
 from app.labeling.jsonl import LineError, read_pairs
 from app.labeling.shapes import converter
 from app.labeling.worker import BackgroundWorkers
@@ -22,6 +22,7 @@ async def submit(
     body: str,
     judge: str | None,
     name: str | None,
+    under: UnderConstitution | None = None,
 ) -> dict[str, Any]:
     """Enqueue every good record of a JSONL or JSON-array body; bad ones are reported, not fatal."""
     config = labeler.resolve(judge)
@@ -31,7 +32,7 @@ async def submit(
         batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
     records = read_pairs(io.StringIO(body), "upload", converter())
     rejected: list[LineError] = []
-    result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append)
+    result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append, under)
     if workers is not None:
         workers.start(batch.id)
     return {

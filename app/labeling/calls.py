@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from app.labeling.pricing import call_cost
-from judges import CallRecord, JudgeConfig, PairwiseAnswer, RatingAnswer
+from judges import CallRecord, JudgeConfig, PairwiseAnswer
 
 
-def parsed_answer(answer: PairwiseAnswer | RatingAnswer | None) -> dict[str, Any] | None:
-    """The parsed answer as JSON: a position (pairwise) or a score (rating)."""
+def parsed_answer(answer: Any) -> dict[str, Any] | None:
+    """The parsed answer as JSON: a position (pairwise), or the answer's own fields.
+
+    Ratings, critiques, revisions and generated texts are flat dataclasses;
+    a pairwise answer carries positions and optional probabilities.
+    """
     if answer is None:
         return None
-    if isinstance(answer, RatingAnswer):
-        return {"score": answer.score, "rationale": answer.rationale}
+    if not isinstance(answer, PairwiseAnswer):
+        fields: dict[str, Any] = dataclasses.asdict(answer)
+        return fields
     probabilities = answer.probabilities
     return {
         "position": answer.position.value,

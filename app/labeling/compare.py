@@ -9,6 +9,7 @@ everything in one short transaction.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,11 +18,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import (
+    InvalidInputError,
     JudgeFailedError,
     JudgeUnavailableError,
     UnknownJudgeSpecError,
 )
 from app.labeling.calls import call_row
+from app.labeling.constitutions import ConstitutionLibrary
 from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.keys import label_key
 from app.settings import Settings
@@ -33,10 +36,45 @@ from judges import (
     JudgeConfigError,
     JudgeRegistry,
     MissingCredentialsError,
+    Pair,
     PairOutcome,
     judge_pair,
+    judge_pair_with_principles,
 )
 from judges.base import Judge
+from judges.constitutions import Constitution
+
+
+@dataclass(frozen=True, slots=True)
+class UnderConstitution:
+    """Judge under a constitution: ``principles`` of its preference questions, averaged."""
+
+    constitution: Constitution
+    principles: int = 1
+
+    @property
+    def key(self) -> str:
+        """What the label key records: the content-addressed ref and the ensemble size."""
+        return f"{self.constitution.ref}|k={self.principles}"
+
+
+async def judge_comparison(
+    judge: Judge,
+    pair: Pair,
+    key: str,
+    under: UnderConstitution | None,
+    slots: asyncio.Semaphore | None = None,
+) -> PairOutcome:
+    """Judge a pair plainly, or under sampled principles seeded by its label key.
+
+    Seeding by the key makes the principles a pair gets reproducible, while
+    different pairs get different ones, as in RL-CAI.
+    """
+    if under is None:
+        return await judge_pair(judge, pair, slots=slots)
+    return await judge_pair_with_principles(
+        judge, pair, under.constitution, k=under.principles, seed=key, slots=slots
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +91,7 @@ class Labeler:
         self.db = db
         self.registry = registry
         self.settings = settings
+        self.constitutions = ConstitutionLibrary(settings.resolved_constitutions_dir())
 
     def resolve(self, spec: str | None) -> JudgeConfig:
         """The judge configuration for a spec or name; 400 when unknown."""
@@ -84,8 +123,26 @@ class Labeler:
         }
         check_text_sizes(texts, self.settings.max_text_chars)
 
+    def under(self, constitution: str | None, principles: int = 1) -> UnderConstitution | None:
+        """The constitution to judge under, by id; None for the plain pairwise question."""
+        if constitution is None:
+            return None
+        found = self.constitutions.get(constitution)
+        if not 1 <= principles <= len(found.principles):
+            raise InvalidInputError(
+                f"principles must be between 1 and {len(found.principles)} "
+                f"(the principles of {found.id!r}), got {principles}",
+                field="principles",
+            )
+        return UnderConstitution(found, principles)
+
     async def compare(
-        self, pair: PairIn, judge_spec: str | None, *, force: bool = False
+        self,
+        pair: PairIn,
+        judge_spec: str | None,
+        *,
+        force: bool = False,
+        under: UnderConstitution | None = None,
     ) -> CompareResult:
         """Judge a pair, or return its stored verdict for the same judge configuration.
 
@@ -96,19 +153,19 @@ class Labeler:
         config = self.resolve(judge_spec)
         judge = self.judge_for(config)
         stored = pair.stored()
-        key = label_key(stored, config)
+        key = label_key(stored, config, under.key if under else None)
         if not force:
             async with self.db.transaction() as session:
                 existing = await comparisons.get_by_label_key(session, key)
             if existing is not None and existing.verdicts:
                 return CompareResult(existing, created=False)
 
-        outcome = await judge_pair(judge, pair.to_pair())
+        outcome = await judge_comparison(judge, pair.to_pair(), key, under)
 
         async with self.db.transaction() as session:
             comparison_id = await store_outcome(
                 session,
-                comparison_values(pair, stored, config, key),
+                comparison_values(pair, stored, config, key, under),
                 pair_lengths(pair),
                 config,
                 outcome,
@@ -125,9 +182,15 @@ class Labeler:
 
 
 def comparison_values(
-    pair: PairIn, stored: dict[str, Any], config: JudgeConfig, key: str
+    pair: PairIn,
+    stored: dict[str, Any],
+    config: JudgeConfig,
+    key: str,
+    under: UnderConstitution | None = None,
 ) -> dict[str, Any]:
     return {
+        "constitution": under.constitution.ref if under else None,
+        "principle_count": under.principles if under else None,
         "label_key": key,
         "external_id": pair.id,
         "meta": pair.metadata,
@@ -188,6 +251,7 @@ def run_rows(
             "position_consistent": verdict.position_consistent,
             "soft_preference": verdict.soft_preference,
             "rationale": verdict.rationale,
+            "principles": outcome.extra.get("per_principle"),
             **lengths,
         },
         calls=[

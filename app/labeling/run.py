@@ -41,6 +41,9 @@ class LabelOptions:
     """Where the pairs come from (an absolute path): with the judge, the default batch name."""
     rejects_path: Path | None = None
     convert: Callable[[Document], Document] | None = None
+    constitution: str | None = None
+    """Judge under this constitution's principles (its id)."""
+    principles: int = 1
 
 
 @dataclass
@@ -131,7 +134,10 @@ async def label_stream(
     summary = LabelSummary()
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
+        under = labeler.under(options.constitution, options.principles)
         name = options.batch_name or f"{options.origin or source}|{config.label}"
+        if under is not None:
+            name = f"{name}|{under.key}"
         async with labeler.db.transaction() as session:
             batch, _ = await batches.get_or_create(
                 session, name, options.origin or source, config.label
@@ -148,7 +154,7 @@ async def label_stream(
 
         try:
             records = read_pairs(stream, source, options.convert)
-            enqueued = await enqueue(labeler, batch.id, config, records, source, reject)
+            enqueued = await enqueue(labeler, batch.id, config, records, source, reject, under)
         finally:
             rejects.close()
         summary.submitted, summary.new = enqueued.submitted, enqueued.new

@@ -21,12 +21,19 @@ from decimal import Decimal
 
 from app.errors import RefereeError
 from app.labeling.batch import Progress, worker_id
-from app.labeling.compare import Labeler, pair_lengths, run_cost, run_rows
+from app.labeling.compare import (
+    Labeler,
+    UnderConstitution,
+    judge_comparison,
+    pair_lengths,
+    run_cost,
+    run_rows,
+)
 from app.labeling.inputs import PairIn
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
-from judges import JudgeConfig, JudgeConfigError, PairOutcome, judge_pair
+from judges import JudgeConfig, JudgeConfigError, PairOutcome
 
 log = logging.getLogger("referee.worker")
 WRITE_BATCH = 64
@@ -169,6 +176,12 @@ class Worker:
             )
         return config
 
+    def _under(self, row: Comparison) -> UnderConstitution | None:
+        if row.constitution is None:
+            return None
+        constitution = self.labeler.constitutions.by_ref(row.constitution)
+        return UnderConstitution(constitution, row.principle_count or 1)
+
     async def _judge(self, row: Comparison) -> None:
         try:
             judge = self.labeler.judge_for(self._config_for(row))
@@ -178,7 +191,20 @@ class Worker:
             self.stop(f"cannot judge with {row.judge!r} here: {exc}")
             return
         pair = stored_pair(row)
-        outcome = await judge_pair(judge, pair.to_pair(), slots=self._request_slots)
+        try:
+            under = self._under(row)
+        except RefereeError as exc:
+            # Never judge under a constitution other than the one queued: store why.
+            outcome = PairOutcome(
+                calls=(),
+                verdict=None,
+                error_class="constitution_changed",
+                error_message=exc.message,
+            )
+        else:
+            outcome = await judge_comparison(
+                judge, pair.to_pair(), row.label_key, under, self._request_slots
+            )
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Row
 
 from app.store.comparisons import is_current_verdict
 from app.store.db import configure_sqlite, sync_url
-from app.store.models import Batch, Comparison, Feedback, Rating, Verdict
+from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verdict
 
 FETCH_CHUNK = 2000
 
@@ -64,6 +64,7 @@ def _verdict_select(query: VerdictQuery) -> Select[Any]:
         Comparison.response_b,
         Comparison.judge,
         Comparison.template_version,
+        Comparison.constitution,
         Comparison.batch_id,
         Verdict.id.label("verdict_id"),
         Verdict.winner,
@@ -157,6 +158,27 @@ class Reader:
         statement = statement.order_by(Feedback.created_at, Feedback.id)
         yield from self._main.execution_options(yield_per=FETCH_CHUNK).execute(statement)
 
+    def revisions(self, query: VerdictQuery) -> Iterator[Row[Any]]:
+        """Finished critique → revision runs, oldest first (judge, batch and time filters)."""
+        statement = select(
+            Revision.id,
+            Revision.external_id,
+            Revision.prompt,
+            Revision.response,
+            Revision.revised,
+            Revision.final_response,
+            Revision.judge,
+            Revision.constitution,
+            Revision.created_at,
+        ).where(Revision.status == "done")
+        if query.judges:
+            statement = statement.where(Revision.judge.in_(query.judges))
+        if query.batch_ids:
+            statement = statement.where(Revision.batch_id.in_(query.batch_ids))
+        statement = _time_range(statement, Revision.created_at, query.since, query.until)
+        statement = statement.order_by(Revision.created_at, Revision.id)
+        yield from self._main.execution_options(yield_per=FETCH_CHUNK).execute(statement)
+
     def failing_rated(self, content_keys: Sequence[str]) -> set[str]:
         """Which of these (prompt, response) keys have a rating below its threshold."""
         if not content_keys:
@@ -170,6 +192,7 @@ class Reader:
         """Every judge with a stored comparison or rating."""
         names = set(self._lookups.execute(select(Comparison.judge).distinct()).scalars())
         names |= set(self._lookups.execute(select(Rating.judge).distinct()).scalars())
+        names |= set(self._lookups.execute(select(Revision.judge).distinct()).scalars())
         return sorted(names)
 
     def batch_ids(self, references: Sequence[str]) -> dict[str, uuid.UUID]:

@@ -88,6 +88,10 @@ class Comparison(Base):
     judge_spec: Mapped[str] = mapped_column(String(256))
     judge_config: Mapped[dict[str, Any]] = mapped_column(JsonType)
     template_version: Mapped[str] = mapped_column(String(64))
+    constitution: Mapped[str | None] = mapped_column(String(256))
+    """The constitution's ref (id@version:hash) when judged under its principles."""
+    principle_count: Mapped[int | None] = mapped_column(Integer)
+    """How many of its principles each verdict samples and averages."""
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error_class: Mapped[str | None] = mapped_column(String(64))
     batch_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -146,6 +150,8 @@ class Verdict(Base):
     rationale: Mapped[str] = mapped_column(Text, default="")
     length_a: Mapped[int] = mapped_column(Integer)
     length_b: Mapped[int] = mapped_column(Integer)
+    principles: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    """Under a constitution: each sampled principle and its own decision."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     comparison: Mapped[Comparison] = relationship(back_populates="verdicts", lazy="raise")
@@ -164,6 +170,9 @@ class JudgeCall(Base):
     )
     rating_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("ratings.id", ondelete="CASCADE"), index=True
+    )
+    revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("revisions.id", ondelete="CASCADE"), index=True
     )
     verdict_id: Mapped[int | None] = mapped_column(
         ForeignKey("verdicts.id", ondelete="SET NULL"), index=True
@@ -189,10 +198,16 @@ class JudgeCall(Base):
 
     comparison: Mapped[Comparison | None] = relationship(back_populates="calls", lazy="raise")
     rating: Mapped[Rating | None] = relationship(back_populates="calls", lazy="raise")
+    revision: Mapped[Revision | None] = relationship(back_populates="calls", lazy="raise")
 
     __table_args__ = (
-        # A call belongs to exactly one comparison or one rating.
-        CheckConstraint("(comparison_id IS NULL) <> (rating_id IS NULL)", name="one_subject"),
+        # A call belongs to exactly one comparison, rating or revision run.
+        CheckConstraint(
+            "(CASE WHEN comparison_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN rating_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN revision_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_subject",
+        ),
     )
 
 
@@ -276,3 +291,72 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Revision(Base):
+    """One critique → revision run on a response under a constitution, keyed by content.
+
+    ``final_response`` is set only when a run finishes and a revision
+    happened; a run whose first critique found nothing to fix is ``done``
+    with ``revised`` false. A failed run keeps the rounds it finished.
+    """
+
+    __tablename__ = "revisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    label_key: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    prompt: Mapped[Any] = mapped_column(JsonType)
+    response: Mapped[Any | None] = mapped_column(JsonType)
+    """The initial response: given, or written by the generator (None until it is)."""
+    generator: Mapped[str | None] = mapped_column(String(256))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
+    judge: Mapped[str] = mapped_column(String(256))
+    judge_spec: Mapped[str] = mapped_column(String(256))
+    judge_config: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    constitution: Mapped[str] = mapped_column(String(256))
+    constitution_id: Mapped[str] = mapped_column(String(128), index=True)
+    constitution_version: Mapped[str] = mapped_column(String(64))
+    rounds_requested: Mapped[int] = mapped_column(Integer)
+    principle: Mapped[str | None] = mapped_column(String(128))
+    seed: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    revised: Mapped[bool | None] = mapped_column(Boolean)
+    final_response: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), index=True
+    )
+    source_line: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    rounds: Mapped[list[RevisionRound]] = relationship(
+        back_populates="revision", order_by="RevisionRound.id", lazy="raise"
+    )
+    calls: Mapped[list[JudgeCall]] = relationship(
+        back_populates="revision", order_by="JudgeCall.id", lazy="raise"
+    )
+
+    __table_args__ = (Index("ix_revisions_created_at_id", "created_at", "id"),)
+
+
+class RevisionRound(Base):
+    """One round of a revision run: the principle, its critique, and the revision if any."""
+
+    __tablename__ = "revision_rounds"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    revision_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("revisions.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    """1 for the first run; a failed run judged again adds rounds with attempt 2, and so on."""
+    round: Mapped[int] = mapped_column(Integer)
+    principle: Mapped[str] = mapped_column(String(128))
+    critique: Mapped[str] = mapped_column(Text)
+    needs_revision: Mapped[bool] = mapped_column(Boolean)
+    revised_response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    revision: Mapped[Revision] = relationship(back_populates="rounds", lazy="raise")

@@ -71,13 +71,19 @@ async def submit_batch(
     name: Annotated[
         str | None, Query(description="Batch name; resubmitting a name resumes it.")
     ] = None,
+    constitution: Annotated[
+        str | None, Query(description="Judge under this constitution's principles (its id).")
+    ] = None,
+    principles: Annotated[int, Query(ge=1, description="Principles sampled per pair.")] = 1,
 ) -> dict[str, Any]:
     """Queue pairs (JSONL lines, or one JSON array) for judging; returns at once.
 
     Bad records are listed in `rejected` with their line numbers; the rest are queued.
     """
     body = (await request.body()).decode("utf-8")
-    return await batch_api.submit(labeler, request.app.state.workers, body, judge, name)
+    under = labeler.under(constitution, principles)
+    workers = request.app.state.workers
+    return await batch_api.submit(labeler, workers, body, judge, name, under)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses={404: {"model": ErrorOut}})

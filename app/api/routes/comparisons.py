@@ -40,8 +40,11 @@ async def create_comparison(
     verdict (status 200, `reused: true`) without calling the model, unless
     `force` is set.
     """
-    pair = PairIn.model_validate(body.model_dump(exclude={"judge", "force"}))
-    result = await labeler.compare(pair, body.judge, force=body.force)
+    pair = PairIn.model_validate(
+        body.model_dump(exclude={"judge", "force", "constitution", "principles"})
+    )
+    under = labeler.under(body.constitution, body.principles)
+    result = await labeler.compare(pair, body.judge, force=body.force, under=under)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return ComparisonOut.build(result.comparison, reused=not result.created)
