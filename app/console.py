@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from app.errors import RefereeError
-from app.labeling.item_runs import RunSummary
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.labeling.item_runs import RunSummary
 
 T = TypeVar("T")
 

@@ -13,13 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from app.errors import BadRequestError, InvalidInputError, NotFoundError
-from app.export.build import Stats, candidates, finished_rows
+from app.export.build import Stats, candidates
 from app.export.card import kto_weights, render_card
+from app.export.finish import Kept, finished_rows
 from app.export.options import ExportOptions, Filters, Format, Kind, output_format
-from app.export.rows import Row
 from app.export.writers import SplitWriters, to_hf_folder
 from app.store.exports import Reader, VerdictQuery
 
@@ -145,8 +143,8 @@ def _write_splits(
         query = resolve_query(reader, options.filters)
         found = candidates(reader, options, query, stats)
         with SplitWriters(folder, options, fmt) as writers:
-            for split, row in finished_rows(found, options, stats):
-                writers.write(split, row)
+            for kept in finished_rows(found, options, stats):
+                writers.write(kept)
     return stats, writers
 
 
@@ -184,14 +182,12 @@ def stream_jsonl(
     return _lines(first, rows, reader.close)
 
 
-def _lines(
-    first: tuple[str, Row] | None, rows: Iterator[tuple[str, Row]], close: Callable[[], None]
-) -> Iterator[bytes]:
+def _lines(first: Kept | None, rows: Iterator[Kept], close: Callable[[], None]) -> Iterator[bytes]:
     try:
         if first is not None:
-            yield orjson.dumps(first[1], option=orjson.OPT_APPEND_NEWLINE)
-        for _split, row in rows:
-            yield orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+            yield first.line
+        for kept in rows:
+            yield kept.line
     finally:
         close()
 

@@ -15,23 +15,26 @@ from typing import IO, Any, Protocol
 import orjson
 
 from app.errors import BadRequestError
+from app.export.finish import Kept
 from app.export.options import ExportOptions, Format, Kind, Shape
 
 PARQUET_ROW_GROUP = 5000
+WRITE_BUFFER = 1 << 20
 
 
 class RowWriter(Protocol):
-    def write(self, row: dict[str, Any]) -> None: ...
+    def write(self, kept: Kept) -> None: ...
 
     def close(self) -> None: ...
 
 
 class JsonlWriter:
     def __init__(self, path: Path) -> None:
-        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        # A large buffer: rows are small and many, and each write would be a system call.
+        self._file: IO[bytes] = open(path, "wb", buffering=WRITE_BUFFER)  # noqa: SIM115 - closed in close()
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._file.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+    def write(self, kept: Kept) -> None:
+        self._file.write(kept.line)
 
     def close(self) -> None:
         self._file.close()
@@ -45,8 +48,8 @@ class ParquetWriter:
         self._writer = pq.ParquetWriter(path, self._schema)
         self._buffer: list[dict[str, Any]] = []
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
+    def write(self, kept: Kept) -> None:
+        self._buffer.append(kept.row if kept.row is not None else orjson.loads(kept.line))
         if len(self._buffer) >= PARQUET_ROW_GROUP:
             self._flush()
 
@@ -99,12 +102,12 @@ class SplitWriters:
     def path(self, split: str) -> Path:
         return self.folder / f"{split}.{self.file_format.value}"
 
-    def write(self, split: str, row: dict[str, Any]) -> None:
-        writer = self._writers.get(split)
+    def write(self, kept: Kept) -> None:
+        writer = self._writers.get(kept.split)
         if writer is None:
-            writer = self._open(self.path(split))
-            self._writers[split] = writer
-        writer.write(row)
+            writer = self._open(self.path(kept.split))
+            self._writers[kept.split] = writer
+        writer.write(kept)
 
     def _open(self, path: Path) -> RowWriter:
         if self.file_format is Format.PARQUET:

@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
 from app.errors import JudgeFailedError, RefereeError
 from app.labeling.jsonl import LineError, Parsed
-from app.store.models import JudgeCall
+
+if TYPE_CHECKING:
+    from app.store.models import JudgeCall
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 

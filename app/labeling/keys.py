@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from judges.config import JudgeConfig
 
 KEY_SCHEMA_VERSION = 1
@@ -36,8 +38,7 @@ def content_key(prompt: Any, response: Any) -> str:
     answer: ``"hi"`` and ``[{"role": "user", "content": "hi"}]`` are one prompt.
     """
     document = {"prompt": prompt_messages(prompt), "response": response_content(response)}
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def prompt_messages(prompt: Any) -> list[dict[str, str]]:
