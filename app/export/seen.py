@@ -22,7 +22,7 @@ from types import TracebackType
 LOOKUP_CHUNK = 5000
 # The page cache the table may use: a bound on memory, and enough to keep
 # the upper levels of the index hot.
-CACHE_KIB = 32 * 1024
+CACHE_KIB = 8 * 1024
 
 
 class SeenDigests:

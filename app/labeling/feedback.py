@@ -8,6 +8,7 @@ different body is refused rather than silently merged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -138,10 +139,20 @@ async def record_one(db: Database, item: FeedbackIn) -> tuple[Feedback, bool]:
 
 
 async def ingest(db: Database, records: Iterable[Parsed[FeedbackIn] | LineError]) -> IngestSummary:
-    """Store many feedback records in chunks; bad lines are reported, the rest stored."""
+    """Store many feedback records in chunks; bad lines are reported, the rest stored.
+
+    Reading and validating the next chunk runs in a thread while the
+    previous one is written: SQLite works with the GIL released, so on two
+    cores the two overlap, and the event loop stays free for other requests.
+    Chunks are still written one after another, each in its own transaction.
+    """
     summary = IngestSummary()
     iterator = iter(records)
-    while chunk := list(islice(iterator, INGEST_CHUNK)):
+
+    def prepare() -> tuple[list[dict[str, Any]], list[int]] | None:
+        chunk = list(islice(iterator, INGEST_CHUNK))
+        if not chunk:
+            return None
         rows, lines = [], []
         for record in chunk:
             if isinstance(record, LineError):
@@ -149,11 +160,24 @@ async def ingest(db: Database, records: Iterable[Parsed[FeedbackIn] | LineError]
                 continue
             rows.append(record.record.row())
             lines.append(record.line)
-        if not rows:
-            continue
+        return rows, lines
+
+    async def write(rows: list[dict[str, Any]], lines: list[int]) -> None:
         async with db.transaction() as session:
             outcomes = await feedback_store.insert_many(session, rows)
         _count(summary, outcomes, rows, lines)
+
+    writing: asyncio.Task[None] | None = None
+    try:
+        while (prepared := await asyncio.to_thread(prepare)) is not None:
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(write(*prepared)) if prepared[0] else None
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
     return summary
 
 

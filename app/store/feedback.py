@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.db import insert_for
+from app.store.db import insert_many_ignoring
 from app.store.models import Base, Feedback, utcnow
 
 _FEEDBACK = Base.metadata.tables["feedback"]
@@ -27,42 +28,43 @@ class InsertOutcome:
 async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[InsertOutcome]:
     """Insert rows whose idempotency key is new; one outcome per row, in order.
 
-    One ``INSERT … ON CONFLICT DO NOTHING`` for the whole list, then one
-    look-up of the keys that already existed: two statements per call,
-    whatever the number of rows.
+    Three statements per call, whatever the number of rows: look up the keys,
+    insert the new ones (``ON CONFLICT DO NOTHING``, so a concurrent writer
+    of the same key is not an error), and read back which ids hold them. A
+    plain executemany without RETURNING is the fastest insert the drivers
+    have; the read-back keeps the outcome exact even under such a race.
     """
     now = utcnow()
-    first_by_key: dict[str, dict[str, Any]] = {}
+    keys = list(dict.fromkeys(row["idempotency_key"] for row in rows))
+    before = await _stored(session, keys)
+    # One read of the random source for all ids: uuid4() makes a system call each.
+    random = os.urandom(16 * len(keys))
+    ours: dict[str, dict[str, Any]] = {}
     for row in rows:
-        first_by_key.setdefault(
-            row["idempotency_key"], {**row, "id": uuid.uuid4(), "created_at": now}
-        )
-    fresh = list(first_by_key.values())
-    result = await session.execute(
-        insert_for(session)(_FEEDBACK)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_FEEDBACK.c.idempotency_key),
-        [{_column(key): value for key, value in row.items()} for row in fresh],
-    )
-    inserted_keys = set(result.scalars())
-    stored = await _stored(
-        session, [r["idempotency_key"] for r in fresh if r["idempotency_key"] not in inserted_keys]
-    )
+        key = row["idempotency_key"]
+        if key not in before and key not in ours:
+            n = len(ours)
+            row_id = uuid.UUID(bytes=random[16 * n : 16 * n + 16], version=4)
+            ours[key] = {**row, "id": row_id, "created_at": now}
+    if ours:
+        values = [{_column(k): v for k, v in row.items()} for row in ours.values()]
+        await insert_many_ignoring(session, _FEEDBACK, values, "idempotency_key")
+        after = await _stored(session, list(ours))
+    else:
+        after = {}
+    stored = {**before, **after}
     outcomes = []
     claimed: set[str] = set()
     for row in rows:
         key = row["idempotency_key"]
-        if key in inserted_keys and key not in claimed:
+        stored_id, stored_hash = stored[key]
+        mine = key in ours and ours[key]["id"] == stored_id and key not in claimed
+        if mine:
             claimed.add(key)
-            outcomes.append(InsertOutcome(first_by_key[key]["id"], inserted=True, conflict=False))
-            continue
-        stored_id, stored_hash = stored.get(key) or (
-            first_by_key[key]["id"],
-            first_by_key[key]["body_hash"],
-        )
-        outcomes.append(
-            InsertOutcome(stored_id, inserted=False, conflict=stored_hash != row["body_hash"])
-        )
+            outcomes.append(InsertOutcome(stored_id, inserted=True, conflict=False))
+        else:
+            conflict = stored_hash != row["body_hash"]
+            outcomes.append(InsertOutcome(stored_id, inserted=False, conflict=conflict))
     return outcomes
 
 

@@ -266,7 +266,9 @@ class Feedback(Base):
     idempotency_key: Mapped[str] = mapped_column(String(256), unique=True)
     """The client's key, or else the body's hash: a retried POST never counts twice."""
     body_hash: Mapped[str] = mapped_column(String(64))
-    content_key: Mapped[str] = mapped_column(String(64), index=True)
+    content_key: Mapped[str] = mapped_column(String(64))
+    """Hash of (prompt, completion) as ratings and verdicts compute it; not indexed, as no
+    query looks feedback up by it and every index costs bulk ingestion a random insert."""
     prompt: Mapped[Any] = mapped_column(JsonType)
     completion: Mapped[Any] = mapped_column(JsonType)
     label: Mapped[bool] = mapped_column(Boolean)
