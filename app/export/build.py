@@ -138,11 +138,7 @@ def _from_verdicts(
             winner = record.winner
             if winner == "tie":
                 continue
-            chosen, rejected = (
-                (record.response_a, record.response_b)
-                if winner == "a"
-                else (record.response_b, record.response_a)
-            )
+            chosen, rejected = _sides(record)
             prompt = record.prompt
             if record.json_text:
                 line = spliced_dpo_line(prompt, chosen, rejected)

@@ -9,20 +9,18 @@ different body is refused rather than silently merged.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInputError
 from app.labeling.inputs import Prompt, Response
 from app.labeling.jsonl import LineError, Parsed
-from app.labeling.keys import content_key
+from app.labeling.keys import content_key, digest
 from app.store import feedback as feedback_store
 from app.store.db import Database
 from app.store.models import Feedback
@@ -80,7 +78,7 @@ class FeedbackIn(BaseModel):
     def row(self) -> dict[str, Any]:
         """The values to store, with the keys that deduplicate it."""
         body = self.model_dump(mode="json", exclude={"idempotency_key"})
-        body_hash = _digest(body)
+        body_hash = digest(body)
         prompt, completion = body["prompt"], body["completion"]
         return {
             "idempotency_key": self.idempotency_key or f"body:{body_hash}",
@@ -95,10 +93,6 @@ class FeedbackIn(BaseModel):
             "meta": self.metadata,
             "occurred_at": self.occurred_at,
         }
-
-
-def _digest(document: Any) -> str:
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(slots=True)
@@ -175,6 +169,9 @@ async def ingest(db: Database, records: Iterable[Parsed[FeedbackIn] | LineError]
             writing = asyncio.create_task(write(*prepared)) if prepared[0] else None
         if writing is not None:
             await writing
+        # Bad lines are found while reading, key clashes while writing, the two
+        # side by side: report them in line order.
+        summary.rejected.sort(key=lambda item: item["line"])
     finally:
         if writing is not None and not writing.done():
             writing.cancel()

@@ -27,8 +27,23 @@ def label_key(
         "judge": judge.fingerprint(),
         "constitution": constitution,
     }
+    return document_key(document)
+
+
+def document_key(document: dict[str, Any]) -> str:
+    """The key of a stored label: SHA-256 of the document's canonical JSON.
+
+    Written with the json module (sorted keys, no spaces) and left so: a
+    different encoding would change every key and stop existing batches
+    from resuming.
+    """
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def digest(document: Any) -> str:
+    """SHA-256 of a JSON value with sorted keys, through orjson: for hashes made per row in bulk."""
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def content_key(prompt: Any, response: Any) -> str:
@@ -37,8 +52,7 @@ def content_key(prompt: Any, response: Any) -> str:
     Joins production feedback, ratings and pairwise verdicts about the same
     answer: ``"hi"`` and ``[{"role": "user", "content": "hi"}]`` are one prompt.
     """
-    document = {"prompt": prompt_messages(prompt), "response": response_content(response)}
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return digest({"prompt": prompt_messages(prompt), "response": response_content(response)})
 
 
 def prompt_messages(prompt: Any) -> list[dict[str, str]]:

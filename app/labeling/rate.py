@@ -8,8 +8,6 @@ the threshold: asking again reuses it, and a file run resumes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +18,11 @@ from app.errors import InvalidInputError, JudgeFailedError
 from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
-from app.labeling.keys import KEY_SCHEMA_VERSION, content_key
+from app.labeling.keys import KEY_SCHEMA_VERSION, content_key, document_key
 from app.store import ratings
 from app.store.models import Rating
 from judges import JudgeConfig, JudgeConfigError, RatingOutcome, Rubric, get_rubric, rate_response
+from judges.prompts import RATING_V1
 
 
 class ResponseItemIn(BaseModel):
@@ -78,8 +77,7 @@ def rating_key(stored: dict[str, Any], config: JudgeConfig, rubric: Rubric) -> s
         "rubric": rubric.version,
         "threshold": rubric.threshold,
     }
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return document_key(document)
 
 
 def rating_values(
@@ -94,7 +92,7 @@ def rating_values(
         "judge": config.label,
         "judge_spec": config.spec,
         "judge_config": config.fingerprint(),
-        "template_version": "rating-v1",
+        "template_version": RATING_V1.version,
         "rubric": rubric.id,
         "rubric_version": rubric.version,
         "rubric_text": rubric.text,

@@ -9,8 +9,6 @@ changed (a new ref) never reuses runs made under the old one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +19,13 @@ from app.errors import InvalidInputError, JudgeFailedError
 from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
-from app.labeling.keys import KEY_SCHEMA_VERSION
+from app.labeling.keys import KEY_SCHEMA_VERSION, document_key
 from app.store import revisions
 from app.store.models import Revision
 from judges import JudgeConfig, JudgeConfigError, generate_response, revise_response
 from judges.base import Judge
 from judges.constitutions import Constitution
+from judges.types import Text
 
 MAX_ROUNDS = 10
 
@@ -166,9 +165,7 @@ class Reviser:
             )
         return RevisionResult(finished, created=True)
 
-    async def _initial_response(
-        self, stored: Revision, item: RevisionItemIn, plan: _Plan
-    ) -> str | Any:
+    async def _initial_response(self, stored: Revision, item: RevisionItemIn, plan: _Plan) -> Text:
         """The response to revise: given, generated before, or generated now."""
         if item.response is not None:
             return to_text(item.response)
@@ -226,8 +223,7 @@ def revision_key(
         "principle": options.principle,
         "seed": options.seed,
     }
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return document_key(document)
 
 
 def revision_values(item: RevisionItemIn, options: RevisionOptions, plan: _Plan) -> dict[str, Any]:
