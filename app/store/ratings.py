@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -14,18 +14,16 @@ from app.store.models import JudgeCall, Rating, utcnow
 
 
 async def get(session: AsyncSession, rating_id: uuid.UUID) -> Rating | None:
-    result = await session.execute(
-        select(Rating).where(Rating.id == rating_id).options(selectinload(Rating.calls))
-    )
-    found: Rating | None = result.scalar_one_or_none()
-    return found
+    return await _one(session, Rating.id == rating_id)
 
 
 async def get_by_label_key(session: AsyncSession, label_key: str) -> Rating | None:
-    result = await session.execute(
-        select(Rating).where(Rating.label_key == label_key).options(selectinload(Rating.calls))
-    )
-    found: Rating | None = result.scalar_one_or_none()
+    return await _one(session, Rating.label_key == label_key)
+
+
+async def _one(session: AsyncSession, condition: ColumnElement[bool]) -> Rating | None:
+    statement = select(Rating).where(condition).options(selectinload(Rating.calls))
+    found: Rating | None = (await session.execute(statement)).scalar_one_or_none()
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -14,19 +14,17 @@ from app.store.models import JudgeCall, Revision, RevisionRound, utcnow
 
 
 async def get(session: AsyncSession, revision_id: uuid.UUID) -> Revision | None:
-    statement = (
-        select(Revision)
-        .where(Revision.id == revision_id)
-        .options(selectinload(Revision.rounds), selectinload(Revision.calls))
-    )
-    found: Revision | None = (await session.execute(statement)).scalar_one_or_none()
-    return found
+    return await _one(session, Revision.id == revision_id)
 
 
 async def get_by_label_key(session: AsyncSession, label_key: str) -> Revision | None:
+    return await _one(session, Revision.label_key == label_key)
+
+
+async def _one(session: AsyncSession, condition: ColumnElement[bool]) -> Revision | None:
     statement = (
         select(Revision)
-        .where(Revision.label_key == label_key)
+        .where(condition)
         .options(selectinload(Revision.rounds), selectinload(Revision.calls))
     )
     found: Revision | None = (await session.execute(statement)).scalar_one_or_none()
