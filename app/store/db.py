@@ -7,9 +7,13 @@ twins. Engines are built by whoever starts the process, never at import.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -126,6 +130,10 @@ async def insert_many_ignoring(
     await connection.exec_driver_sql(str(compiled), params)
 
 
+# The SQLite databases whose write turn the current task holds (see Database._turn).
+_TURNS_HELD: ContextVar[frozenset[int]] = ContextVar("referee_sqlite_turns", default=frozenset())
+
+
 class Database:
     """One engine and its session factory; the owner of a unit of work opens a transaction."""
 
@@ -140,12 +148,44 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", configure_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # One lock per event loop: a Database may outlive a loop (tests, CLI runs).
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        async with self._turn(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """On SQLite, one transaction of this process at a time, in arrival order.
+
+        SQLite has one writer. Left to itself, a second writer sleeps in the
+        busy handler with growing back-offs (up to 100 ms a try), so under
+        concurrent requests a few of them wait seconds while the database
+        idles. Queueing in process is fair and wastes nothing. Re-entrant
+        within a task, so a transaction opened inside another cannot
+        deadlock. Other processes still meet the busy timeout.
+        """
+        held = _TURNS_HELD.get()
+        if self.dialect != "sqlite" or id(self) in held:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._turns.get(loop)
+        if lock is None:
+            lock = self._turns[loop] = asyncio.Lock()
+        async with lock:
+            token = _TURNS_HELD.set(held | {id(self)})
+            try:
+                yield
+            finally:
+                with contextlib.suppress(ValueError):
+                    # Reset fails when the generator is closed in another context.
+                    _TURNS_HELD.reset(token)
 
     async def ping(self) -> None:
         """Round-trip to the database; raises if it is unreachable."""
