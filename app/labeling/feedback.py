@@ -120,15 +120,12 @@ async def record_one(db: Database, item: FeedbackIn) -> tuple[Feedback, bool]:
     """
     row = item.row()
     async with db.transaction() as session:
-        outcomes = await feedback_store.insert_many(session, [row])
-        outcome = outcomes[0]
-        if outcome.conflict:
-            raise KeyReusedError(
-                f"idempotency key {row['idempotency_key']!r} was already used for a different body",
-                idempotency_key=row["idempotency_key"],
-            )
-        stored = await feedback_store.get(session, outcome.id)
-    assert stored is not None
+        stored, outcome = await feedback_store.insert_one(session, row)
+    if outcome.conflict:
+        raise KeyReusedError(
+            f"idempotency key {row['idempotency_key']!r} was already used for a different body",
+            idempotency_key=row["idempotency_key"],
+        )
     return stored, outcome.inserted
 
 

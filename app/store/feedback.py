@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.db import insert_many_ignoring
+from app.store.db import insert_for, insert_many_ignoring
 from app.store.models import Base, Feedback, utcnow
 
 _FEEDBACK = Base.metadata.tables["feedback"]
@@ -68,6 +68,31 @@ async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list
     return outcomes
 
 
+async def insert_one(session: AsyncSession, row: dict[str, Any]) -> tuple[Feedback, InsertOutcome]:
+    """Insert one row unless its idempotency key is stored; the stored row and the outcome.
+
+    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` round trip for a new
+    key; a second query reads the stored row only for a duplicate.
+    """
+    values = {**row, "id": uuid.uuid4(), "created_at": utcnow()}
+    statement = (
+        insert_for(session)(Feedback)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Feedback)
+    )
+    inserted = (await session.scalars(statement)).one_or_none()
+    if inserted is not None:
+        return inserted, InsertOutcome(inserted.id, inserted=True, conflict=False)
+    stored = (
+        await session.scalars(
+            select(Feedback).where(Feedback.idempotency_key == row["idempotency_key"])
+        )
+    ).one()
+    conflict = stored.body_hash != row["body_hash"]
+    return stored, InsertOutcome(stored.id, inserted=False, conflict=conflict)
+
+
 def _column(attribute: str) -> str:
     # The ORM attribute ``meta`` is the column ``metadata`` (a reserved name on models).
     return "metadata" if attribute == "meta" else attribute
@@ -83,7 +108,3 @@ async def _stored(session: AsyncSession, keys: list[str]) -> dict[str, tuple[uui
     )
     return {key: (row_id, body_hash) for key, row_id, body_hash in result.all()}
 
-
-async def get(session: AsyncSession, feedback_id: uuid.UUID) -> Feedback | None:
-    found: Feedback | None = await session.get(Feedback, feedback_id)
-    return found
