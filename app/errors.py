@@ -47,6 +47,11 @@ class TextTooLargeError(RefereeError):
     code = "text_too_large"
 
 
+class BodyTooLargeError(RefereeError):
+    status_code = 413
+    code = "body_too_large"
+
+
 class UnauthorizedError(RefereeError):
     status_code = 401
     code = "unauthorized"

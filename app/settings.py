@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     constitutions_dir: Path | None = Field(
         None, description="Folder of constitution YAML files (default: the shipped constitutions/)."
     )
+    max_upload_mb: int = Field(
+        512, gt=0, description="Largest bulk upload body (JSON array or JSONL) accepted, in MB."
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

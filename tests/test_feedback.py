@@ -11,10 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
+from app.api.app import create_app
 from app.cli import cli
 from app.labeling.feedback import ACCEPTED_LABELS
+from app.settings import Settings
 from app.store.db import sync_url
 from app.store.models import Comparison, Feedback
+from judges import JudgeRegistry
 from tests.conftest import pair_body
 
 SPELLINGS: list[tuple[object, bool]] = [
@@ -28,6 +31,9 @@ SPELLINGS: list[tuple[object, bool]] = [
     ("👎", False),
     (" Thumbs_Up ", True),
 ]
+
+
+JSONL_HEADERS = {"content-type": "application/x-ndjson"}
 
 
 def feedback(n: int = 1, **overrides: object) -> dict[str, Any]:
@@ -62,9 +68,7 @@ def jsonl(records: list[dict[str, Any]]) -> str:
 
 
 def post_jsonl(api: TestClient, body: str) -> Any:
-    return api.post(
-        "/v1/feedback", content=body.encode(), headers={"content-type": "application/x-ndjson"}
-    )
+    return api.post("/v1/feedback", content=body.encode(), headers=JSONL_HEADERS)
 
 
 def import_file(database_url: str, path: Path | str) -> Result:
@@ -258,6 +262,31 @@ class TestBulk:
         api.post("/v1/feedback", json=feedback(1))
         summary = api.post("/v1/feedback", json=[feedback(1), feedback(2)]).json()
         assert (summary["accepted"], summary["duplicates"]) == (1, 1)
+
+
+class TestUploadLimit:
+    def test_a_body_over_the_limit_is_413_and_stores_nothing(
+        self, settings: Settings, registry: JudgeRegistry, database_url: str
+    ) -> None:
+        """Over REFEREE_MAX_UPLOAD_MB the upload is refused whole, by declared or streamed size."""
+        records = [feedback(n, completion="x" * 2000) for n in range(600)]
+        body = jsonl(records).encode()
+        assert len(body) > 1024 * 1024
+        limited = settings.model_copy(update={"max_upload_mb": 1})
+        with TestClient(create_app(limited, registry)) as client:
+            declared = client.post("/v1/feedback", content=body, headers=JSONL_HEADERS)
+            streamed = client.post(
+                "/v1/feedback",
+                content=iter([body[:700_000], body[700_000:]]),
+                headers=JSONL_HEADERS,
+            )
+            under = client.post("/v1/feedback", content=jsonl(records[:5]), headers=JSONL_HEADERS)
+        for response in (declared, streamed):
+            assert response.status_code == 413
+            assert response.json()["error"]["code"] == "body_too_large"
+            assert "REFEREE_MAX_UPLOAD_MB" in response.json()["error"]["message"]
+        assert under.json()["accepted"] == 5
+        assert count(database_url, Feedback) == 5
 
 
 class TestImportCommand:

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from app.api.deps import DatabaseDep
+from app.api.deps import DatabaseDep, LabelerDep
 from app.api.schemas import ErrorOut
+from app.errors import BodyTooLargeError
 from app.labeling import feedback
 from app.labeling.feedback import FeedbackIn
 from app.labeling.jsonl import read_records
@@ -73,6 +74,7 @@ class BulkSummary(BaseModel):
     responses={
         200: {"description": "A duplicate (single) or a bulk summary."},
         409: {"model": ErrorOut, "description": "The idempotency key was used for another body."},
+        413: {"model": ErrorOut, "description": "The body is over REFEREE_MAX_UPLOAD_MB."},
     },
     openapi_extra={
         "requestBody": {
@@ -91,15 +93,18 @@ class BulkSummary(BaseModel):
         }
     },
 )
-async def post_feedback(request: Request, db: DatabaseDep, response: Response) -> Any:
+async def post_feedback(
+    request: Request, db: DatabaseDep, labeler: LabelerDep, response: Response
+) -> Any:
     """Record thumbs-up/down on a prompt and completion from live traffic.
 
     A JSON object records one (201; 200 with `duplicate: true` when its
     idempotency key was seen with the same body). A JSON array or a JSONL
     body (`Content-Type: application/x-ndjson`) records many: bad records are
     listed with their line (array position) and reason, the rest are stored.
+    Bodies over `REFEREE_MAX_UPLOAD_MB` (default 512) are refused with 413.
     """
-    raw = await request.body()
+    raw = await _read_capped(request, labeler.settings.max_upload_mb)
     content_type = request.headers.get("content-type", "")
     if raw.lstrip().startswith(b"{") and not content_type.startswith(_JSONL_TYPES):
         try:
@@ -121,3 +126,30 @@ async def post_feedback(request: Request, db: DatabaseDep, response: Response) -
     if summary.rejected and not (summary.accepted or summary.duplicates):
         response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
     return summary.as_dict()
+
+
+async def _read_capped(request: Request, limit_mb: int) -> bytes:
+    """The whole body, refused as soon as it is known to exceed ``limit_mb``.
+
+    Checked against Content-Length first and while streaming as well, for a
+    chunked body or a length that lies, so an oversized upload is never
+    held in memory whole.
+    """
+    limit = limit_mb * 1024 * 1024
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit_mb)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit_mb)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit_mb: int) -> BodyTooLargeError:
+    return BodyTooLargeError(
+        f"request body is over {limit_mb} MB (REFEREE_MAX_UPLOAD_MB): split the upload, "
+        "or import the file with `referee feedback import FILE`, which has no limit"
+    )
