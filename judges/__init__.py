@@ -19,12 +19,14 @@ from judges.errors import (
     JudgeError,
     JudgeTimeoutError,
     MissingCredentialsError,
+    ModelUnavailableError,
     RateLimitedError,
     RefusedError,
     TransientJudgeError,
     UnknownJudgeError,
     UnparseableError,
 )
+from judges.jury import Jury, JuryConfig, JuryOutcome, MemberVote, judge_pair_with_jury
 from judges.protocol import combine, judge_pair, rate_response, show, winner_from_position
 from judges.registry import ENTRY_POINT_GROUP, JudgeRegistry, load_named_judges
 from judges.revisions import strip_preamble
@@ -68,8 +70,13 @@ __all__ = [
     "JudgeError",
     "JudgeRegistry",
     "JudgeTimeoutError",
+    "Jury",
+    "JuryConfig",
+    "JuryOutcome",
+    "MemberVote",
     "Message",
     "MissingCredentialsError",
+    "ModelUnavailableError",
     "Order",
     "Pair",
     "PairOutcome",
@@ -103,6 +110,7 @@ __all__ = [
     "generate_response",
     "get_rubric",
     "judge_pair",
+    "judge_pair_with_jury",
     "judge_pair_with_principles",
     "load_named_judges",
     "parse_spec",

@@ -98,6 +98,15 @@ class Judge(ABC):
         self.config = config
         self.limits = RateLimits(config.rpm, config.tpm)
 
+    @property
+    def position_free(self) -> bool:
+        """Whether the judge scores each response on its own (a reward model).
+
+        Such a judge has no position to be biased by, so the protocol asks
+        it once per pair, in the a|b order, whatever the order policy says.
+        """
+        return False
+
     @abstractmethod
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         """Ask the model about one ordered pair.

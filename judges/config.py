@@ -2,19 +2,24 @@
 
 Only options that can change a verdict go into :meth:`JudgeConfig.fingerprint`,
 which feeds the label key. Transport details (base URL, timeouts, retry and
-rate-limit settings) do not: changing them must not re-judge finished work.
+rate-limit settings, a local model's device and batch size) do not: changing
+them must not re-judge finished work.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from judges.errors import JudgeConfigError
 from judges.prompts import DEFAULT_TEMPLATE, get_template
 
 OrderPolicy = Literal["both", "single"]
 OutputMode = Literal["structured", "text"]
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,15 @@ class JudgeConfig:
     rpm: float | None = None
     tpm: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Local (in-process) models only.
+    device: str | None = None
+    """``cuda``, ``cuda:1``, ``mps``, ``cpu``; ``None`` picks the best available."""
+    dtype: str | None = None
+    """One of :data:`DTYPES`; ``None`` is float32 on CPU and the checkpoint's own elsewhere."""
+    batch_size: int = 16
+    """Sequences per forward pass; concurrent calls are gathered up to this many."""
+    max_length: int | None = None
+    """Tokens a model reads at most (``None``: its context); longer prompts are cut on the left."""
 
     @property
     def spec(self) -> str:
@@ -47,7 +61,16 @@ class JudgeConfig:
         return self.name or self.spec
 
     def fingerprint(self) -> dict[str, Any]:
-        """The options that can change a verdict, for the label key."""
+        """The options that can change a verdict, for the label key.
+
+        The local-model options that can (``dtype``, ``max_length``) are
+        added only when set, so the keys of every other judge stay as they were.
+        """
+        local = {
+            k: v
+            for k, v in (("dtype", self.dtype), ("max_length", self.max_length))
+            if v not in (None, "auto")
+        }
         return {
             "provider": self.provider,
             "model": self.model,
@@ -58,6 +81,7 @@ class JudgeConfig:
             "output": self.output,
             "logprobs": self.logprobs,
             "extra": self.extra,
+            **local,
         }
 
     def parameters(self) -> dict[str, Any]:
@@ -85,9 +109,14 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         raise JudgeConfigError("judge option 'order' must be 'both' or 'single'")
     if options.get("output", "structured") not in ("structured", "text"):
         raise JudgeConfigError("judge option 'output' must be 'structured' or 'text'")
-    for key in ("max_tokens", "max_attempts"):
-        if key in options and (not isinstance(options[key], int) or options[key] < 1):
+    for key in ("max_tokens", "max_attempts", "batch_size", "max_length"):
+        value = options.get(key)
+        if key == "max_length" and value is None:
+            continue  # the model's own context
+        if key in options and (not isinstance(value, int) or value < 1):
             raise JudgeConfigError(f"judge option {key!r} must be a positive integer")
+    if options.get("dtype") not in (None, *DTYPES):
+        raise JudgeConfigError(f"judge option 'dtype' must be one of {', '.join(DTYPES)}")
     return options
 
 
@@ -108,3 +137,15 @@ def config_from_spec(spec: str, **options: Any) -> JudgeConfig:
 
 def config_as_dict(config: JudgeConfig) -> dict[str, Any]:
     return asdict(config)
+
+
+def read_judges_file(path: Path) -> dict[str, Any]:
+    """The ``judges`` mapping of a judges YAML file: named judges and juries, as written."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise JudgeConfigError(f"{path}: cannot read judge config: {exc}") from None
+    entries = document.get("judges") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise JudgeConfigError(f"{path}: expected a top-level 'judges' mapping")
+    return entries

@@ -93,6 +93,15 @@ class MissingCredentialsError(JudgeConfigError):
         self.env_var = env_var
 
 
+class ModelUnavailableError(JudgeConfigError):
+    """A local model cannot be loaded (not a folder, and not downloadable here).
+
+    The message says what was tried and lists the ways out.
+    """
+
+    error_class = "model_unavailable"
+
+
 class UnknownJudgeError(JudgeConfigError):
     """The judge spec names a provider or a judge nobody registered."""
 

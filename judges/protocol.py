@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
@@ -123,7 +123,13 @@ def combine(calls: list[CallRecord]) -> Verdict:
 
 
 def orders_for(judge: Judge, pair: Pair) -> list[Order]:
-    """Both orders, or one order chosen from the pair's content (stable across runs)."""
+    """Both orders, or one order chosen from the pair's content (stable across runs).
+
+    A position-free judge (a reward model) is asked once, in the a|b order:
+    a second order would only repeat the same two scores.
+    """
+    if judge.position_free:
+        return [Order.AB]
     if judge.config.order == "both":
         return [Order.AB, Order.BA]
     digest = hashlib.sha256(repr(pair).encode()).digest()
@@ -321,6 +327,14 @@ async def judge_pair(
             for order in orders
         )
     )
+    return outcome_of(per_order)
+
+
+def outcome_of(per_order: Sequence[Sequence[CallRecord]]) -> PairOutcome:
+    """The pair's outcome from each order's attempts (the last one counts), in order.
+
+    Any order whose last attempt failed leaves the pair without a verdict.
+    """
     calls = tuple(record for records in per_order for record in records)
     finals = [records[-1] for records in per_order]
     failed = [record for record in finals if not record.succeeded]

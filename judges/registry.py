@@ -15,11 +15,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from judges.base import Judge
-from judges.config import JudgeConfig, config_from_spec, parse_spec
+from judges.config import JudgeConfig, config_from_spec, parse_spec, read_judges_file
 from judges.errors import JudgeConfigError, UnknownJudgeError
+from judges.jury import (
+    Jury,
+    JuryConfig,
+    PairJudgeConfig,
+    is_jury_spec,
+    jury_from_options,
+    parse_jury_spec,
+)
 
 ENTRY_POINT_GROUP = "referee.judges"
 JudgeFactory = Callable[[JudgeConfig], Judge]
@@ -36,6 +42,7 @@ class JudgeRegistry:
         self._factories: dict[str, JudgeFactory] = dict(factories or {})
         self._named: dict[str, JudgeConfig] = dict(named or {})
         self._instances: dict[str, Judge] = {}
+        self._juries: dict[str, JuryConfig] = {}
 
     @classmethod
     def from_entry_points(cls, named: Mapping[str, JudgeConfig] | None = None) -> JudgeRegistry:
@@ -55,6 +62,18 @@ class JudgeRegistry:
         self._check_provider(config.spec, config.provider)
         self._named[config.name] = config
 
+    def add_jury(self, config: JuryConfig) -> None:
+        """Add a named jury (from the judges file); its members' providers must exist."""
+        if config.name is None:
+            raise JudgeConfigError("a named jury needs a name")
+        for member in config.members:
+            self._check_provider(member.spec, member.provider)
+        self._juries[config.name] = config
+
+    @property
+    def juries(self) -> dict[str, JuryConfig]:
+        return dict(self._juries)
+
     @property
     def providers(self) -> list[str]:
         return sorted(self._factories)
@@ -64,7 +83,14 @@ class JudgeRegistry:
         return dict(self._named)
 
     def resolve(self, spec_or_name: str, **options: Any) -> JudgeConfig:
-        """A named judge from the config file, or a ``provider:model`` spec."""
+        """A named judge from the config file, or a ``provider:model`` spec.
+
+        Juries are refused here: they judge pairs only (:meth:`resolve_pairwise`).
+        """
+        if spec_or_name in self._juries or is_jury_spec(spec_or_name):
+            raise JudgeConfigError(
+                f"{spec_or_name!r} is a jury: juries judge pairs (compare, label, batches) only"
+            )
         named = self._named.get(spec_or_name)
         if named is not None:
             return named.with_options(**options) if options else named
@@ -74,6 +100,25 @@ class JudgeRegistry:
         provider, _ = parse_spec(spec_or_name)
         self._check_provider(spec_or_name, provider)
         return config_from_spec(spec_or_name, **options)
+
+    def resolve_pairwise(self, spec_or_name: str, **options: Any) -> PairJudgeConfig:
+        """A judge or a jury (named, or inline ``jury:m1,m2,…``) to judge pairs with."""
+        jury = self._juries.get(spec_or_name)
+        if jury is not None:
+            return jury.with_options(**options) if options else jury
+        if not is_jury_spec(spec_or_name):
+            return self.resolve(spec_or_name, **options)
+        references, jury_options = parse_jury_spec(spec_or_name)
+        members = []
+        for reference in references:
+            if reference in self._juries or is_jury_spec(reference):
+                raise JudgeConfigError(f"jury member {reference!r}: a jury cannot sit on a jury")
+            members.append(self.resolve(reference, **options))
+        return jury_from_options(members, jury_options)
+
+    def jury(self, config: JuryConfig) -> Jury:
+        """A jury ready to judge: each member's shared judge instance."""
+        return Jury(config, tuple(self.judge(member) for member in config.members))
 
     def judge(self, config: JudgeConfig) -> Judge:
         """The shared judge instance for a configuration, built on first use."""
@@ -109,15 +154,11 @@ def load_named_judges(path: Path) -> dict[str, JudgeConfig]:
         base_url: http://localhost:8000/v1
     ```
     """
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise JudgeConfigError(f"{path}: cannot read judge config: {exc}") from None
-    entries = document.get("judges") if isinstance(document, dict) else None
-    if not isinstance(entries, dict):
-        raise JudgeConfigError(f"{path}: expected a top-level 'judges' mapping")
+    entries = read_judges_file(path)
     named: dict[str, JudgeConfig] = {}
     for name, entry in entries.items():
+        if isinstance(entry, dict) and "members" in entry:
+            continue  # a jury: judges.jury.load_juries reads it
         if not isinstance(entry, dict) or "spec" not in entry:
             raise JudgeConfigError(f"{path}: judge {name!r}: field 'spec' is required")
         options = {k: v for k, v in entry.items() if k != "spec"}

@@ -71,12 +71,17 @@ class ShownPair:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens one model call consumed."""
+    """Tokens one model call consumed.
+
+    ``truncated_tokens`` counts input tokens a local model dropped to fit its
+    context (the call's answer saw a shortened prompt); run summaries tally it.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    truncated_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ class TestRegistry:
 
     def test_unknown_provider_lists_known(self) -> None:
         """An unknown provider names the ones that exist."""
-        with pytest.raises(UnknownJudgeError, match="anthropic, openai"):
+        with pytest.raises(UnknownJudgeError, match="anthropic, local, openai"):
             JudgeRegistry.from_entry_points().resolve("nope:model")
 
     def test_one_instance_per_configuration(self, provider: FakeProvider) -> None:

@@ -46,7 +46,7 @@ SEED = 0
 MAX_POSITIONS = 512
 
 
-def build_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
+def build_tokenizer(folder: Path, max_positions: int = MAX_POSITIONS) -> PreTrainedTokenizerFast:
     """A byte-level tokenizer with bos/eos/pad/unk, role tokens and a chat template, saved."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {token: index for index, token in enumerate([*SPECIAL_TOKENS, *alphabet])}
@@ -65,13 +65,13 @@ def build_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
         unk_token=UNK,
         extra_special_tokens=list(ROLE_TOKENS),
         chat_template=CHAT_TEMPLATE,
-        model_max_length=MAX_POSITIONS,
+        model_max_length=max_positions,
     )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
 
-def _config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
+def _config(tokenizer: PreTrainedTokenizerFast, max_positions: int) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -79,7 +79,7 @@ def _config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=MAX_POSITIONS,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -87,20 +87,23 @@ def _config(tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
     )
 
 
-def build_causal_lm(folder: Path) -> Path:
-    """A tiny random Llama causal LM with its tokenizer, saved to folder, which is returned."""
-    tokenizer = build_tokenizer(folder)
+def build_causal_lm(folder: Path, max_positions: int = MAX_POSITIONS) -> Path:
+    """A tiny random Llama causal LM with its tokenizer, saved to folder, which is returned.
+
+    ``max_positions`` is the model's context, in tokens (one per byte of text).
+    """
+    tokenizer = build_tokenizer(folder, max_positions)
     torch.manual_seed(SEED)
-    model = LlamaForCausalLM(_config(tokenizer))
+    model = LlamaForCausalLM(_config(tokenizer, max_positions))
     model.save_pretrained(folder)
     return folder
 
 
-def build_reward_model(folder: Path) -> Path:
+def build_reward_model(folder: Path, max_positions: int = MAX_POSITIONS) -> Path:
     """A tiny random Llama scoring head (one logit) with its tokenizer, saved to folder."""
-    tokenizer = build_tokenizer(folder)
+    tokenizer = build_tokenizer(folder, max_positions)
     torch.manual_seed(SEED)
-    config = _config(tokenizer)
+    config = _config(tokenizer, max_positions)
     config.num_labels = 1
     model = LlamaForSequenceClassification(config)  # type: ignore[no-untyped-call]
     model.save_pretrained(folder)

@@ -13,13 +13,16 @@ from typing import Any
 
 import anthropic
 
+from judges.backends._caching import cacheable, preamble_tokens, system_blocks
 from judges.backends._sdk_errors import translate
+from judges.backends.batch_apis import AnthropicBatchAPI
 from judges.base import Judge, RawAnswer, RawGenerated
 from judges.cai_prompts import GENERATE_V1
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.prompts import get_template
+from judges.provider_batch import ProviderBatchAPI
 from judges.revisions import parse_generated
 from judges.types import ShownPair, Text, Usage
 
@@ -53,18 +56,33 @@ class AnthropicJudge(Judge):
         self, system: str, user: str, fmt: AnswerFormat[AnswerT]
     ) -> tuple[AnswerT, str, Usage]:
         """Make one call forcing ``fmt``'s tool (or asking for its text format)."""
-        request: dict[str, Any] = {"system": system}
+        return self.answer_from_message(
+            fmt, await self._send(self.message_params(system, user, fmt))
+        )
+
+    def message_params(self, system: str, user: str, fmt: AnswerFormat[Any]) -> dict[str, Any]:
+        """The Messages request body for one structured call, as live and batch calls send it.
+
+        The system preamble carries ``cache_control`` when it is long enough
+        for the model to cache (see :func:`cacheable`).
+        """
+        request: dict[str, Any] = {}
         if self.config.output == "structured":
-            request["tools"] = [
-                {"name": fmt.tool_name, "description": fmt.description, "input_schema": fmt.schema}
-            ]
+            request["tools"] = [_tool(fmt)]
             request["tool_choice"] = {"type": "tool", "name": fmt.tool_name}
         else:
             user = f"{user}\n\n{fmt.text_instructions}"
+        request["system"] = system_blocks(self.config.model, system, request.get("tools", []))
         request["messages"] = [{"role": "user", "content": user}]
-        blocks, raw_output, usage, stop_reason = await self._create(request)
+        return self._params(request)
+
+    def answer_from_message(
+        self, fmt: AnswerFormat[AnswerT], message: Any
+    ) -> tuple[AnswerT, str, Usage]:
+        """Parse one Messages reply (live, or a batch's succeeded result) into ``fmt``."""
+        blocks, raw_output, usage = _unpack(message)
         try:
-            answer = self._answer_from_blocks(fmt, blocks, raw_output, stop_reason)
+            answer = self._answer_from_blocks(fmt, blocks, raw_output, message.stop_reason)
         except JudgeError as exc:
             exc.usage = usage  # a failed call still cost tokens
             raise
@@ -78,7 +96,9 @@ class AnthropicJudge(Judge):
         }
         if system is not None:
             request["system"] = system
-        blocks, raw_output, usage, stop_reason = await self._create(request)
+        message = await self._send(self._params(request))
+        blocks, raw_output, usage = _unpack(message)
+        stop_reason = message.stop_reason
         try:
             if stop_reason == "refusal":
                 raise RefusedError("the model refused to answer", raw_output=raw_output)
@@ -93,21 +113,22 @@ class AnthropicJudge(Judge):
             raise
         return RawGenerated(answer, raw_output, usage)
 
-    async def _create(
-        self, request: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], str, Usage, str | None]:
-        """Send one Messages request: its content blocks, their JSON, usage and stop reason."""
-        request = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
+    def _params(self, request: dict[str, Any]) -> dict[str, Any]:
+        params = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
         if self.config.temperature is not None:
+            params["temperature"] = self.config.temperature
+        return params
+
+    async def _send(self, params: dict[str, Any]) -> Any:
+        """Send one Messages request body; SDK errors become judge errors."""
+        params = dict(params)
+        if "temperature" in params:
             # Not a typed parameter in every SDK release; the API accepts it in the body.
-            request["extra_body"] = {"temperature": self.config.temperature}
+            params["extra_body"] = {"temperature": params.pop("temperature")}
         try:
-            message = await self._client.messages.create(**request)
+            return await self._client.messages.create(**params)
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
-        blocks = [block.model_dump(mode="json") for block in message.content]
-        raw_output = json.dumps(blocks, ensure_ascii=False)
-        return blocks, raw_output, _usage(message.usage), message.stop_reason
 
     def _answer_from_blocks(
         self,
@@ -129,8 +150,43 @@ class AnthropicJudge(Judge):
             raw_output=raw_output,
         )
 
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client, shared with the batch API."""
+        return self._client
+
+    def provider_batch_api(self) -> ProviderBatchAPI:
+        """This judge's provider batch API (asynchronous, half price)."""
+        return AnthropicBatchAPI(self)
+
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _tool(fmt: AnswerFormat[Any]) -> dict[str, Any]:
+    return {"name": fmt.tool_name, "description": fmt.description, "input_schema": fmt.schema}
+
+
+def cached_preamble_tokens(config: JudgeConfig) -> int:
+    """Estimated tokens of the verdict preamble that calls with ``config`` cache, 0 if none.
+
+    The preamble is the verdict tool and the template's system text; it is
+    cached only when :func:`judges.backends._caching.cacheable` says it is
+    long enough for the model.
+    """
+    if config.provider != "anthropic":
+        return 0
+    tools = [_tool(VERDICT_FORMAT)] if config.output == "structured" else []
+    system = get_template(config.template).system
+    if not cacheable(config.model, system, tools):
+        return 0
+    return preamble_tokens(system, tools)
+
+
+def _unpack(message: Any) -> tuple[list[dict[str, Any]], str, Usage]:
+    """A reply's content blocks, their JSON (the stored raw output) and its usage."""
+    blocks = [block.model_dump(mode="json") for block in message.content]
+    return blocks, json.dumps(blocks, ensure_ascii=False), _usage(message.usage)
 
 
 def _usage(usage: Any) -> Usage:

@@ -16,6 +16,7 @@ from typing import Any
 import openai
 
 from judges.backends._sdk_errors import translate
+from judges.backends.batch_apis import OpenAIBatchAPI
 from judges.base import Judge, RawAnswer, RawGenerated
 from judges.cai_prompts import GENERATE_V1
 from judges.config import JudgeConfig
@@ -23,6 +24,7 @@ from judges.errors import JudgeError, MissingCredentialsError, RefusedError, Unp
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
 from judges.prompts import get_template
+from judges.provider_batch import ProviderBatchAPI
 from judges.revisions import parse_generated
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
@@ -57,9 +59,18 @@ class OpenAIJudge(Judge):
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
         system, user = get_template(self.config.template).render(shown, question)
-        answer, raw_output, usage, choice = await self._structured(
-            system, user, VERDICT_FORMAT, logprobs=self.config.logprobs
+        completion = await self._send(self.verdict_body(system, user))
+        return self.verdict_from_completion(completion)
+
+    def verdict_body(self, system: str, user: str) -> dict[str, Any]:
+        """The chat completion body for one verdict call, as live and batch calls send it."""
+        return self._body(
+            self._request(system, user, VERDICT_FORMAT, logprobs=self.config.logprobs)
         )
+
+    def verdict_from_completion(self, completion: Any) -> RawAnswer:
+        """Parse one chat completion (live, or a batch's output line) into a verdict."""
+        answer, raw_output, usage, choice = self._answer_from_completion(completion, VERDICT_FORMAT)
         if self.config.output == "structured":
             probabilities = _verdict_probabilities(choice, raw_output)
             if probabilities is not None:
@@ -94,7 +105,15 @@ class OpenAIJudge(Judge):
         self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
     ) -> tuple[AnswerT, str, Usage, Any]:
         """Make one call asking for ``fmt``; return the answer, raw output, usage and choice."""
-        choice, usage = await self._complete(self._request(system, user, fmt, logprobs=logprobs))
+        completion = await self._send(
+            self._body(self._request(system, user, fmt, logprobs=logprobs))
+        )
+        return self._answer_from_completion(completion, fmt)
+
+    def _answer_from_completion(
+        self, completion: Any, fmt: AnswerFormat[AnswerT]
+    ) -> tuple[AnswerT, str, Usage, Any]:
+        choice, usage = _first_choice(completion)
         raw_output = choice.message.content or choice.message.refusal or ""
         try:
             _check_finished(choice, raw_output)
@@ -109,17 +128,19 @@ class OpenAIJudge(Judge):
 
     async def _complete(self, request: dict[str, Any]) -> tuple[Any, Usage]:
         """Send one chat completion request: its first choice and the usage."""
-        request = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
+        return _first_choice(await self._send(self._body(request)))
+
+    def _body(self, request: dict[str, Any]) -> dict[str, Any]:
+        body = {"model": self.config.model, "max_tokens": self.config.max_tokens, **request}
         if self.config.temperature is not None:
-            request["temperature"] = self.config.temperature
+            body["temperature"] = self.config.temperature
+        return body
+
+    async def _send(self, body: dict[str, Any]) -> Any:
         try:
-            completion = await self._client.chat.completions.create(**request)
+            return await self._client.chat.completions.create(**body)
         except openai.OpenAIError as exc:
             raise translate(exc, openai, self.provider) from exc
-        usage = _usage(completion.usage)
-        if not completion.choices:
-            raise UnparseableError("the answer has no choices", usage=usage)
-        return completion.choices[0], usage
 
     def _request(
         self, system: str, user: str, fmt: AnswerFormat[AnswerT], *, logprobs: bool
@@ -141,6 +162,15 @@ class OpenAIJudge(Judge):
             request["top_logprobs"] = TOP_LOGPROBS
         return request
 
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client, shared with the batch API."""
+        return self._client
+
+    def provider_batch_api(self) -> ProviderBatchAPI:
+        """This judge's provider batch API (asynchronous, half price)."""
+        return OpenAIBatchAPI(self)
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -151,6 +181,13 @@ def _check_finished(choice: Any, raw_output: str) -> None:
         raise RefusedError(f"the model refused: {choice.message.refusal}", raw_output=raw_output)
     if choice.finish_reason == "length":
         raise UnparseableError("the answer was cut off at max_tokens", raw_output=raw_output)
+
+
+def _first_choice(completion: Any) -> tuple[Any, Usage]:
+    usage = _usage(completion.usage)
+    if not completion.choices:
+        raise UnparseableError("the answer has no choices", usage=usage)
+    return completion.choices[0], usage
 
 
 def _usage(usage: Any) -> Usage:

@@ -6,14 +6,16 @@ reused by both API front-ends (Anthropic and OpenAI) without duplication.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 LABELS: tuple[str, str, str] = ("1", "2", "tie")
 POLICIES: frozenset[str] = frozenset(
-    {"first", "second", "longer", "shorter", "contains", "tie", "random"}
+    {"first", "second", "longer", "shorter", "contains", "tie", "random", "gold"}
 )
 
 # Probability mass given to "tie" when p_first drives the distribution: small
@@ -123,3 +125,47 @@ def decide(
         if policy != "random":
             picked = max(LABELS, key=lambda label: probs[label])
     return Verdict(picked, probs, _RATIONALES[picked].format(policy=policy))
+
+
+# ------------------------------------------------------------------- "gold"
+# The judge that knows the human answer: the test scripts, per pair of
+# response texts, which one the humans preferred (computed from the data file
+# by the test itself), and the fake picks it with probability p_gold. The
+# draw is seeded by the pair, not by arrival order, so both orders of a pair
+# get the same decision and concurrency cannot change the outcome.
+
+_FLIP = {"1": "2", "2": "1", "tie": "tie"}
+_GOLD_WINNERS = {"a": "1", "b": "2", "tie": "tie"}
+
+
+def gold_key(first: str, second: str) -> str:
+    """The key of a pair of response texts, shown first and second (whitespace-trimmed)."""
+    return hashlib.sha256(f"{first.strip()}\x00{second.strip()}".encode()).hexdigest()
+
+
+def gold_answers(pairs: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """The ``gold`` setting for (response a text, response b text, human winner a|b|tie)."""
+    return {gold_key(a, b): _GOLD_WINNERS[winner] for a, b, winner in pairs}
+
+
+def _gold_label(gold: dict[str, str], first: str, second: str) -> str | None:
+    label = gold.get(gold_key(first, second))
+    if label is None and (flipped := gold.get(gold_key(second, first))) is not None:
+        label = _FLIP[flipped]
+    return label
+
+
+def decide_gold(gold: dict[str, str], p_gold: float, seed: int, r1: str, r2: str) -> Verdict:
+    """The human's answer with probability ``p_gold``, else a wrong one, the same in both orders."""
+    # Decide in one canonical orientation (texts sorted), then map to the shown order.
+    swapped = r1.strip() > r2.strip()
+    c1, c2 = (r2, r1) if swapped else (r1, r2)
+    label = _gold_label(gold, c1, c2)
+    if label is None:
+        return Verdict("tie", _peaked_distribution("tie"), "No gold answer scripted for this pair.")
+    rng = random.Random(f"{seed}|{gold_key(c1, c2)}")
+    if rng.random() >= p_gold:
+        # Wrong: the other response, or for a human tie either response.
+        label = rng.choice(["1", "2"]) if label == "tie" else _FLIP[label]
+    picked = _FLIP[label] if swapped else label
+    return Verdict(picked, _peaked_distribution(picked), _RATIONALES[picked].format(policy="gold"))

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .batches import FakeBatches
+from .caching import cache_usage
 from .outputs import (
     JSON,
     dumps,
@@ -32,7 +34,7 @@ from .outputs import (
     strict_schema_problem,
     verdict_object,
 )
-from .policies import Verdict, decide, extract_responses
+from .policies import Verdict, decide, decide_gold, extract_responses
 from .state import RPM_FAULT, Admission, ProviderState
 
 MALFORMED_TEXT = "I think the first one is better."
@@ -83,6 +85,7 @@ class FakeProviderApp:
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
                 Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                *FakeBatches(self).routes(),
                 Route("/_control/config", self._config, methods=["GET", "POST"]),
                 Route("/_control/reset", self._reset, methods=["POST"]),
                 Route("/_control/requests", self._requests, methods=["GET"]),
@@ -104,12 +107,20 @@ class FakeProviderApp:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
 
-    def _structured(self, text: str, schema: JSON | None, name: str) -> tuple[Any, Verdict | None]:
+    def _structured(
+        self, text: str, schema: JSON | None, name: str, model: str | None = None
+    ) -> tuple[Any, Verdict | None]:
         s = self.state.settings
         pair = extract_responses(text)
         if pair is not None:
-            verdict = decide(
-                s.policy, s.policy_arg, s.p_first, pair[0], pair[1], self.state.policy_rng
+            # A model listed in model_policies (several judges of one jury) has its own policy.
+            policy = s.model_policies.get(model, s.policy) if model else s.policy
+            verdict = (
+                decide_gold(s.gold, s.p_gold, s.seed, pair[0], pair[1])
+                if policy == "gold"
+                else decide(
+                    policy, s.policy_arg, s.p_first, pair[0], pair[1], self.state.policy_rng
+                )
             )
             return verdict_object(verdict, schema), verdict
         if name in s.outputs:
@@ -220,7 +231,9 @@ class FakeProviderApp:
             tool = self._pick_tool(body)
             fmt = (body.get("output_config") or {}).get("format") or {}
             if tool is not None:
-                obj, _ = self._structured(text, tool["input_schema"], str(tool.get("name")))
+                obj, _ = self._structured(
+                    text, tool["input_schema"], str(tool.get("name")), body["model"]
+                )
                 content = [
                     {
                         "type": "tool_use",
@@ -233,11 +246,13 @@ class FakeProviderApp:
             elif fmt.get("type") == "json_schema":
                 # Native structured outputs (SDK `messages.parse`): JSON as text.
                 schema = fmt.get("schema") or {}
-                obj, _ = self._structured(text, schema, str(schema.get("title", "output")))
+                obj, _ = self._structured(
+                    text, schema, str(schema.get("title", "output")), body["model"]
+                )
                 content = [{"type": "text", "text": dumps(obj)}]
                 stop = "end_turn"
             else:
-                obj, verdict = self._structured(text, None, "text")
+                obj, verdict = self._structured(text, None, "text", body["model"])
                 reply = _free_text(obj, verdict)
                 content = [{"type": "text", "text": reply}]
                 stop = "end_turn"
@@ -254,10 +269,8 @@ class FakeProviderApp:
             "stop_sequence": None,
             "stop_details": stop_details,
             "usage": {
-                "input_tokens": estimate_tokens(request_text_len(body)),
+                **cache_usage(self.state.prompt_cache, body),
                 "output_tokens": estimate_tokens(out_len),
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
             },
         }
 
@@ -321,11 +334,15 @@ class FakeProviderApp:
             if fmt.get("type") == "json_schema":
                 spec = fmt.get("json_schema") or {}
                 schema = spec.get("schema") or {}
-                obj, verdict = self._structured(text, schema, str(spec.get("name", "output")))
+                obj, verdict = self._structured(
+                    text, schema, str(spec.get("name", "output")), body["model"]
+                )
                 content = dumps(obj)
             else:
                 as_json = fmt.get("type") == "json_object"
-                obj, verdict = self._structured(text, None, "json_object" if as_json else "text")
+                obj, verdict = self._structured(
+                    text, None, "json_object" if as_json else "text", body["model"]
+                )
                 content = dumps(obj) if as_json else _free_text(obj, verdict)
         logprobs: JSON | None = None
         if body.get("logprobs"):

@@ -28,6 +28,11 @@ class Settings:
     policy: str = "first"
     policy_arg: str | None = None
     p_first: float | None = None
+    model_policies: dict[str, str] = field(default_factory=dict)
+    """Per model name, a policy in place of ``policy`` (the members of a jury)."""
+    gold: dict[str, str] = field(default_factory=dict)
+    """For the "gold" policy: policies.gold_answers(...) of the pairs to be judged."""
+    p_gold: float = 1.0
     seed: int = 0
     latency_ms: float = 0.0
     fail_rates: dict[str, float] = field(default_factory=dict)
@@ -37,6 +42,8 @@ class Settings:
     rpm_limit: int | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     record: bool = True
+    batch_delay_s: float = 0.0
+    batch_fail_next: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +59,11 @@ def validate(update: dict[str, Any]) -> None:
         raise ValueError(f"unknown setting(s): {sorted(unknown)}")
     if "policy" in update and update["policy"] not in POLICIES:
         raise ValueError(f"policy must be one of {sorted(POLICIES)}")
+    if set((update.get("model_policies") or {}).values()) - POLICIES:
+        raise ValueError(f"model_policies values must be among {sorted(POLICIES)}")
+    p_gold = update.get("p_gold")
+    if p_gold is not None and not 0.0 <= float(p_gold) <= 1.0:
+        raise ValueError("p_gold must be within [0, 1]")
     p_first = update.get("p_first")
     if p_first is not None and not 0.0 <= float(p_first) <= 1.0:
         raise ValueError("p_first must be within [0, 1]")
@@ -59,6 +71,14 @@ def validate(update: dict[str, Any]) -> None:
     bad -= FAULTS
     if bad:
         raise ValueError(f"unknown fault(s) {sorted(bad)}; known: {sorted(FAULTS)}")
+    bad_batch = set(update.get("batch_fail_next") or []) - {
+        "errored",
+        "invalid",
+        "expired",
+        "canceled",
+    }
+    if bad_batch:
+        raise ValueError(f"unknown batch outcome(s) {sorted(bad_batch)}")
     if sum((update.get("fail_rates") or {}).values()) > 1.0 + 1e-9:
         raise ValueError("fail_rates must sum to at most 1")
 
@@ -103,6 +123,10 @@ class ProviderState:
     def reset(self) -> None:
         self.settings = Settings()
         self.log = []
+        # Batches and uploaded files (tests/fake_provider/batches.py), and the
+        # prompt-cache prefixes seen (caching.py): forgotten on reset like the log.
+        self.batch_store: dict[str, Any] = {}
+        self.prompt_cache: set[str] = set()
         self.stats = _fresh_stats()
         self.stats["max_in_flight"] = self.in_flight
         self._window.clear()
@@ -128,6 +152,8 @@ class ProviderState:
                         self.settings.outputs[key] = obj
             elif name == "fail_next":
                 self.settings.fail_next = list(value or [])
+            elif name == "batch_fail_next":
+                self.settings.batch_fail_next = list(value or [])
             elif name == "fail_rates":
                 self.settings.fail_rates = {k: float(v) for k, v in (value or {}).items()}
             else:
