@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
 from app.store import db
+from app.store.juries import VoteRows, write_votes
 from app.store.models import Base, Comparison, JudgeCall, Verdict, utcnow
 
 
@@ -41,7 +42,11 @@ class ComparisonFilters:
 
 
 def _with_children(statement: Select[Any]) -> Select[Any]:
-    return statement.options(selectinload(Comparison.verdicts), selectinload(Comparison.calls))
+    return statement.options(
+        selectinload(Comparison.verdicts),
+        selectinload(Comparison.calls),
+        selectinload(Comparison.jury_votes),
+    )
 
 
 async def get(session: AsyncSession, comparison_id: uuid.UUID) -> Comparison | None:
@@ -79,6 +84,8 @@ class RunRows:
     calls: list[dict[str, Any]]
     status: str
     error_class: str | None
+    votes: list[VoteRows] = field(default_factory=list)
+    """A jury's run: every member's vote with its calls (``calls`` is then empty)."""
 
 
 async def write_runs(session: AsyncSession, runs: Sequence[RunRows]) -> None:
@@ -110,6 +117,9 @@ async def write_runs(session: AsyncSession, runs: Sequence[RunRows]) -> None:
         for run in runs
         for call in run.calls
     ]
+    jury_runs = [(run.comparison_id, run.votes) for run in runs if run.votes]
+    if jury_runs:
+        calls += await write_votes(session, jury_runs, verdict_ids, now)
     if calls:
         await session.execute(insert(JudgeCall), calls)
     table = _COMPARISONS

@@ -53,6 +53,7 @@ class VerdictQuery:
     min_confidence: float | None = None
     consistent_only: bool = False
     max_length_ratio: float | None = None
+    max_disagreement: float | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -71,6 +72,8 @@ class VerdictRecord(NamedTuple):
     winner: str
     confidence: float | None
     position_consistent: bool | None
+    disagreement: float | None
+    """A jury verdict's; None for a single judge's."""
     json_text: bool = False
     """True: prompt and responses are their stored JSON text, not decoded (see verdicts)."""
 
@@ -88,6 +91,7 @@ def _verdict_select(query: VerdictQuery) -> Select[Any]:
         Verdict.winner,
         Verdict.confidence,
         Verdict.position_consistent,
+        Verdict.disagreement,
     ).join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
     conditions: list[ColumnElement[bool]] = []
     if query.judges:
@@ -102,6 +106,9 @@ def _verdict_select(query: VerdictQuery) -> Select[Any]:
         ratio = query.max_length_ratio
         conditions.append(Verdict.length_a <= ratio * Verdict.length_b)
         conditions.append(Verdict.length_b <= ratio * Verdict.length_a)
+    if query.max_disagreement is not None:
+        # NULL (a single judge's verdict) fails the comparison: only juries pass.
+        conditions.append(Verdict.disagreement <= query.max_disagreement)
     if query.since is not None:
         conditions.append(Verdict.created_at >= query.since)
     if query.until is not None:
@@ -180,6 +187,7 @@ class Reader:
                         row[8],
                         row[9],
                         None if consistent is None else bool(consistent),
+                        row[11],
                         json_text,
                     )
         finally:

@@ -107,4 +107,3 @@ async def _stored(session: AsyncSession, keys: list[str]) -> dict[str, tuple[uui
         )
     )
     return {key: (row_id, body_hash) for key, row_id, body_hash in result.all()}
-

@@ -79,6 +79,8 @@ class Comparison(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     label_key: Mapped[str] = mapped_column(String(64), unique=True)
+    pair_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    """Hash of the prompt and both responses alone (any judge): joins gold labels."""
     external_id: Mapped[str | None] = mapped_column(String(512))
     prompt: Mapped[Any] = mapped_column(JsonType)
     response_a: Mapped[Any] = mapped_column(JsonType)
@@ -109,6 +111,7 @@ class Comparison(Base):
     calls: Mapped[list[JudgeCall]] = relationship(
         back_populates="comparison", order_by="JudgeCall.id", lazy="raise"
     )
+    jury_votes: Mapped[list[JuryVote]] = relationship(order_by="JuryVote.id", lazy="raise")
 
     __table_args__ = (
         Index("ix_comparisons_created_at_id", "created_at", "id"),
@@ -152,11 +155,49 @@ class Verdict(Base):
     length_b: Mapped[int] = mapped_column(Integer)
     principles: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
     """Under a constitution: each sampled principle and its own decision."""
+    disagreement: Mapped[float | None] = mapped_column(Float)
+    """A jury's: 1 - (count of its most common member vote) / (counted votes); None otherwise."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     comparison: Mapped[Comparison] = relationship(back_populates="verdicts", lazy="raise")
 
-    __table_args__ = (Index("ix_verdicts_winner", "winner"),)
+    __table_args__ = (
+        Index("ix_verdicts_winner", "winner"),
+        Index("ix_verdicts_disagreement", "disagreement"),
+    )
+
+
+class JuryVote(Base):
+    """One jury member's vote on a comparison: its verdict in brief, or its failure.
+
+    ``verdict_id`` is the verdict of the jury run the vote was cast in; it
+    is None for every vote of a run that missed its quorum (no verdict). A
+    failed member's vote has no winner and was not counted. The member's
+    calls point here through ``judge_calls.jury_vote_id``.
+    """
+
+    __tablename__ = "jury_votes"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    verdict_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="SET NULL"), index=True
+    )
+    member: Mapped[str] = mapped_column(String(256))
+    """The member's name in the judges file, or its spec."""
+    member_spec: Mapped[str] = mapped_column(String(256))
+    member_config: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    winner: Mapped[str | None] = mapped_column(String(8))
+    """a, b or tie; None when the member failed (its vote is then not counted)."""
+    confidence: Mapped[float | None] = mapped_column(Float)
+    position_consistent: Mapped[bool | None] = mapped_column(Boolean)
+    soft_preference: Mapped[float | None] = mapped_column(Float)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class JudgeCall(Base):
@@ -177,6 +218,10 @@ class JudgeCall(Base):
     verdict_id: Mapped[int | None] = mapped_column(
         ForeignKey("verdicts.id", ondelete="SET NULL"), index=True
     )
+    jury_vote_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jury_votes.id", ondelete="SET NULL"), index=True
+    )
+    """For a jury's comparison: the member vote this call was part of."""
     order: Mapped[str | None] = mapped_column("shown_order", String(2))
     """The order shown (ab/ba) for a pairwise call; None for a rating call."""
     attempt: Mapped[int] = mapped_column(Integer)
@@ -362,3 +407,68 @@ class RevisionRound(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     revision: Mapped[Revision] = relationship(back_populates="rounds", lazy="raise")
+
+
+class GoldLabel(Base):
+    """A human's preference on a pair: imported with a data set, or a review over HTTP.
+
+    Kept apart from machine verdicts and keyed by the pair's content
+    (``pair_key``), so it applies to every judge's comparison of that pair.
+    """
+
+    __tablename__ = "gold_labels"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    pair_key: Mapped[str] = mapped_column(String(64), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    """Imports: hash of (pair, winner, votes), so importing a file again adds nothing.
+    Reviews: unique per review, as every review is a new judgement."""
+    winner: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    """``import`` (a human-labeled data set) or ``review`` (POST …/reviews)."""
+    origin: Mapped[str | None] = mapped_column(String(1024))
+    """Where an import came from: the file and its format."""
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    comparison_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="SET NULL"), index=True
+    )
+    """The comparison a review was posted on."""
+    reviewer: Mapped[str | None] = mapped_column(String(256))
+    note: Mapped[str | None] = mapped_column(Text)
+    votes: Mapped[list[Any] | None] = mapped_column(JsonType)
+    """Individual annotators' votes (a|b|tie) where the data set has several."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("winner IN ('a', 'b', 'tie')", name="winner"),
+        CheckConstraint("source IN ('import', 'review')", name="source"),
+    )
+
+
+class ProviderBatch(Base):
+    """One submission to a provider's batch API (Anthropic Message Batches, OpenAI Batch).
+
+    Stored as soon as the provider accepts it, so a restarted run polls it
+    instead of submitting again. Its comparisons are the ones leased to
+    ``lease_owner`` (``provider-batch:<id>``) until their results are written.
+    """
+
+    __tablename__ = "provider_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(64))
+    provider_batch_id: Mapped[str] = mapped_column(String(256), unique=True)
+    judge: Mapped[str] = mapped_column(String(256))
+    lease_owner: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    """submitted (at the provider), collected (results stored) or cancelled."""
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    pairs: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_provider_batches_status", "status"),)

@@ -1,0 +1,112 @@
+"""Submissions to the providers' batch APIs, and the comparisons leased to them.
+
+A submission's comparisons are leased to its owner string for longer than
+the providers keep a batch (24 hours), so ``referee worker`` and other runs
+leave them alone while the provider works; writing a result closes the lease
+(:func:`app.store.batches.take_ownership`), so a result is stored once.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.models import Comparison, ProviderBatch, utcnow
+
+OWNER_PREFIX = "provider-batch:"
+
+
+def owner_for(submission_id: uuid.UUID) -> str:
+    """The lease owner of one submission's comparisons."""
+    return f"{OWNER_PREFIX}{submission_id}"
+
+
+async def record(
+    session: AsyncSession,
+    submission_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    provider: str,
+    provider_batch_id: str,
+    judge: str,
+    pairs: int,
+    requests: int,
+) -> None:
+    """Store a submission the provider accepted."""
+    now = utcnow()
+    session.add(
+        ProviderBatch(
+            id=submission_id,
+            batch_id=batch_id,
+            provider=provider,
+            provider_batch_id=provider_batch_id,
+            judge=judge,
+            lease_owner=owner_for(submission_id),
+            status="submitted",
+            pairs=pairs,
+            requests=requests,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def open_submissions(session: AsyncSession, batch_id: uuid.UUID) -> list[ProviderBatch]:
+    """The batch's submissions whose results are not stored yet, oldest first."""
+    result = await session.execute(
+        select(ProviderBatch)
+        .where(ProviderBatch.batch_id == batch_id, ProviderBatch.status == "submitted")
+        .order_by(ProviderBatch.created_at)
+    )
+    return list(result.scalars())
+
+
+async def for_batch(session: AsyncSession, batch_id: uuid.UUID) -> list[ProviderBatch]:
+    result = await session.execute(
+        select(ProviderBatch)
+        .where(ProviderBatch.batch_id == batch_id)
+        .order_by(ProviderBatch.created_at)
+    )
+    return list(result.scalars())
+
+
+async def set_status(
+    session: AsyncSession, submission_id: uuid.UUID, status: str, provider_status: str | None
+) -> None:
+    await session.execute(
+        update(ProviderBatch)
+        .where(ProviderBatch.id == submission_id)
+        .values(status=status, provider_status=provider_status, updated_at=utcnow())
+    )
+
+
+async def leased_to(session: AsyncSession, owner: str) -> list[Comparison]:
+    """The pending comparisons a submission still holds."""
+    result = await session.execute(
+        select(Comparison)
+        .where(Comparison.lease_owner == owner, Comparison.status == "pending")
+        .order_by(Comparison.created_at, Comparison.id)
+    )
+    return list(result.scalars())
+
+
+async def orphan_owners(session: AsyncSession, batch_id: uuid.UUID) -> list[str]:
+    """Submission leases with no stored submission: a run died before the provider accepted it."""
+    held = await session.execute(
+        select(Comparison.lease_owner)
+        .where(
+            Comparison.batch_id == batch_id,
+            Comparison.status == "pending",
+            Comparison.lease_owner.like(f"{OWNER_PREFIX}%"),
+        )
+        .distinct()
+    )
+    owners = {owner for owner in held.scalars() if owner}
+    if not owners:
+        return []
+    known = await session.execute(
+        select(ProviderBatch.lease_owner).where(ProviderBatch.lease_owner.in_(owners))
+    )
+    return sorted(owners - set(known.scalars()))
