@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app import cli_constitutions, cli_data, cli_rate, cli_revise
+from app import cli_constitutions, cli_data, cli_rate, cli_report, cli_review, cli_revise
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
@@ -45,6 +45,9 @@ cli.add_typer(cli_constitutions.constitutions_cli, name="constitutions")
 cli.command("export")(cli_data.export)
 cli.command("rate")(cli_rate.rate)
 cli.command("revise")(cli_revise.revise)
+cli.command("review-queue")(cli_review.review_queue)
+cli.command("report")(cli_report.report)
+cli.add_typer(cli_report.gold_cli, name="gold")
 
 
 @cli.command()
@@ -143,6 +146,16 @@ def label(
     principles: Annotated[
         int, typer.Option(min=1, help="With --constitution: principles sampled per pair, averaged.")
     ] = 1,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="live (calls as they go) or provider-batch (the providers' batch APIs, "
+            "half price, results within 24 h)."
+        ),
+    ] = "live",
+    poll_interval: Annotated[
+        float, typer.Option(min=0.0, help="With provider-batch: seconds between status checks.")
+    ] = 30.0,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -161,8 +174,11 @@ def label(
 
       referee label pairs.jsonl --judge openai:gpt-4o-mini --dry-run
 
+      referee label big.jsonl --judge anthropic:claude-sonnet-4-5 --mode provider-batch
+
       cat pairs.jsonl | referee label - --judge fast --retry-failed
     """
+    from app.labeling.provider_batch import provider_batch_options
     from app.labeling.run import LabelOptions, estimate, label_stream
     from app.labeling.shapes import converter, parse_mapping
 
@@ -184,6 +200,12 @@ def label(
             convert=converter(input_format, parse_mapping(mapping) if mapping else None),
             constitution=constitution,
             principles=principles,
+            provider_batch=provider_batch_options(
+                mode,
+                poll_interval,
+                concurrency,
+                Decimal(str(max_cost)) if max_cost is not None else None,
+            ),
         )
         stream = open_input(file)
     except OSError as exc:
@@ -240,15 +262,22 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
 
 
 def print_estimate(result: Estimate, rejected: int) -> None:
-    cost = (
-        f"${result.cost:.4f}"
-        if result.cost is not None
-        else "unknown (model not in the price table)"
-    )
+    def usd(cost: Decimal | None) -> str:
+        return f"${cost:.4f}" if cost is not None else "unknown (model not in the price table)"
+
+    cached = ""
+    if result.cache_read_tokens or result.cache_write_tokens:
+        cached = (
+            f" (of which ~{result.cache_write_tokens} written to and "
+            f"~{result.cache_read_tokens} read from the prompt cache)"
+        )
     out.print(
         f"dry run: {result.pairs} pairs, {result.calls} calls, "
-        f"~{result.input_tokens} input + ~{result.output_tokens} output tokens, "
-        f"estimated cost {cost}; {rejected} lines would be rejected"
+        f"~{result.input_tokens + result.cache_read_tokens + result.cache_write_tokens} input"
+        f"{cached} + ~{result.output_tokens} output tokens; "
+        f"{rejected} lines would be rejected\n"
+        f"estimated cost {usd(result.cost)} live  |  "
+        f"{usd(result.batch_cost)} with --mode provider-batch"
     )
 
 
@@ -267,6 +296,14 @@ def print_summary(summary: LabelSummary, file: str) -> None:
         f"({p.done / p.elapsed_s if p.elapsed_s else 0:.1f} pairs/s), "
         f"{p.input_tokens + p.output_tokens} tokens, ${p.cost:.4f}"
     )
+    if p.cache_read_tokens or p.cache_write_tokens:
+        out.print(
+            f"prompt cache: {p.cache_write_tokens} tokens written, {p.cache_read_tokens} read"
+        )
+    if p.truncated:
+        err.print(
+            f"{p.truncated} calls had the start of their prompt cut to fit the model's context"
+        )
     if p.stop_reason:
         err.print(f"stopped: {p.stop_reason}. Run the same command again to resume.")
     if counts.get("failed"):

@@ -51,6 +51,10 @@ def export(
     max_length_ratio: Annotated[
         float | None, typer.Option(help="Drop pairs whose longer response is over R times longer.")
     ] = None,
+    max_disagreement: Annotated[
+        float | None,
+        typer.Option(help="Jury verdicts with member disagreement ≤ this (juries only)."),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Labels made at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Labels made before (ISO 8601).")] = None,
     source: Annotated[
@@ -60,7 +64,8 @@ def export(
         float, typer.Option(help="KTO: a pairwise loser is undesirable from this confidence.")
     ] = 0.75,
     provenance: Annotated[
-        bool, typer.Option(help="Add id, external_id, source, judge, confidence columns.")
+        bool,
+        typer.Option(help="Add id, external_id, source, judge, confidence, disagreement columns."),
     ] = False,
     keep_duplicates: Annotated[bool, typer.Option(help="Keep identical rows.")] = False,
     test_size: Annotated[float, typer.Option(help="Fraction in a test split (by hash).")] = 0.0,
@@ -96,6 +101,7 @@ def export(
                 min_confidence=min_confidence,
                 consistent_only=consistent_only,
                 max_length_ratio=max_length_ratio,
+                max_disagreement=max_disagreement,
                 since=_moment(since, "since"),
                 until=_moment(until, "until"),
             ),

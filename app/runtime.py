@@ -17,6 +17,7 @@ from app.settings import Settings
 from app.store import migrate
 from app.store.db import Database
 from judges import JudgeRegistry, load_named_judges
+from judges.jury import load_juries
 
 log = logging.getLogger("referee")
 
@@ -24,7 +25,10 @@ log = logging.getLogger("referee")
 def build_registry(settings: Settings) -> JudgeRegistry:
     path = settings.resolved_judges_file()
     named = load_named_judges(path) if path is not None else {}
-    return JudgeRegistry.from_entry_points(named)
+    registry = JudgeRegistry.from_entry_points(named)
+    for jury in (load_juries(path, named) if path is not None else {}).values():
+        registry.add_jury(jury)
+    return registry
 
 
 async def ensure_schema(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -10,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from judges.constitutions import default_constitutions_dir
 
 DEFAULT_DATABASE_URL = "sqlite:///./referee.db"
+# The judge that works without any key: a small reward model run in process
+# (the `local` extra), downloaded from the Hugging Face Hub on first use.
+KEYLESS_DEFAULT_JUDGE = "local:Skywork/Skywork-Reward-V2-Qwen3-0.6B"
+PROVIDER_KEY_VARS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 
 
 class Settings(BaseSettings):
@@ -49,6 +54,18 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("REFEREE_DATABASE_URL is empty")
         return value.strip()
+
+    def resolved_default_judge(self) -> str | None:
+        """REFEREE_DEFAULT_JUDGE; else, when no provider key is set, the local reward model.
+
+        With a key set and no default named, there is no default: which paid
+        model to call is the operator's choice.
+        """
+        if self.default_judge:
+            return self.default_judge
+        if any(os.environ.get(name) for name in PROVIDER_KEY_VARS):
+            return None
+        return KEYLESS_DEFAULT_JUDGE
 
     def resolved_judges_file(self) -> Path | None:
         if self.judges_file is not None:

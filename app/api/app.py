@@ -17,6 +17,8 @@ from app.api.routes import (
     feedback,
     meta,
     ratings,
+    reports,
+    review_queue,
     revisions,
 )
 from app.api.schemas import ErrorOut
@@ -69,6 +71,9 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         constitutions.router,
         feedback.router,
         exports.router,
+        review_queue.router,
+        reports.router,
+        reports.reviews_router,
     ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
     return app

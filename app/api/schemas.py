@@ -57,6 +57,29 @@ class VerdictOut(BaseModel):
     )
     length_a: int
     length_b: int
+    disagreement: float | None = Field(
+        None,
+        description="A jury's: 1 - (count of its most common member vote) / (counted votes).",
+    )
+    created_at: datetime
+
+
+class JuryVoteOut(BaseModel):
+    """One jury member's vote: its verdict in brief, or (winner null) its failure."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    verdict_id: int | None = Field(description="The jury verdict of the run; null if it failed.")
+    member: str
+    member_spec: str
+    winner: Literal["a", "b", "tie"] | None
+    confidence: float | None
+    position_consistent: bool | None
+    soft_preference: float | None
+    rationale: str | None
+    error_class: str | None
+    error_message: str | None
     created_at: datetime
 
 
@@ -65,6 +88,7 @@ class CallOut(BaseModel):
 
     id: int
     verdict_id: int | None
+    jury_vote_id: int | None = Field(None, description="A jury member's call: its vote.")
     order: Literal["ab", "ba"] | None = Field(
         description="ab: response_a was shown first; null for a rating call."
     )
@@ -104,6 +128,9 @@ class ComparisonOut(BaseModel):
     verdict: VerdictOut | None = Field(description="The current (newest) verdict.")
     previous_verdicts: list[VerdictOut]
     calls: list[CallOut]
+    jury_votes: list[JuryVoteOut] = Field(
+        default_factory=list, description="A jury's: every member's vote, in every run."
+    )
     reused: bool = Field(False, description="True when a stored verdict was returned.")
 
     @classmethod
@@ -127,6 +154,7 @@ class ComparisonOut(BaseModel):
             verdict=verdicts[-1] if verdicts else None,
             previous_verdicts=verdicts[:-1],
             calls=[call_out(c) for c in comparison.calls],
+            jury_votes=[JuryVoteOut.model_validate(v) for v in comparison.jury_votes],
             reused=reused,
         )
 

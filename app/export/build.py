@@ -97,6 +97,8 @@ class Candidate(NamedTuple):
     confidence: float | None = None
     encoded: bytes | None = None
     """The row as JSON, when it was built as bytes directly."""
+    disagreement: float | None = None
+    """A jury verdict's disagreement among its members."""
 
 
 def candidates(
@@ -152,6 +154,7 @@ def _from_verdicts(
                         record.judge,
                         record.confidence,
                         line,
+                        record.disagreement,
                     )
                     continue
                 prompt, chosen, rejected = (orjson.loads(t) for t in (prompt, chosen, rejected))
@@ -169,6 +172,7 @@ def _from_verdicts(
                 record.external_id,
                 record.judge,
                 record.confidence,
+                disagreement=record.disagreement,
             )
             if kind is Kind.KTO:
                 loser = _undesirable_loser(record, rejected, options, failing, stats)
@@ -208,6 +212,7 @@ def _undesirable_loser(
         record.external_id,
         record.judge,
         record.confidence,
+        disagreement=record.disagreement,
     )
 
 

@@ -93,6 +93,7 @@ def _finish(candidate: Candidate, content: bytes, options: ExportOptions) -> Kep
         "source": candidate.source.value,
         "judge": candidate.judge,
         "confidence": candidate.confidence,
+        "disagreement": candidate.disagreement,
     }
     return Kept(split, row, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 

@@ -63,6 +63,8 @@ class Filters:
     min_confidence: float | None = None
     consistent_only: bool = False
     max_length_ratio: float | None = None
+    max_disagreement: float | None = None
+    """Jury verdicts whose members disagree at most this much; leaves out single judges'."""
     since: datetime | None = None
     until: datetime | None = None
 
@@ -71,6 +73,11 @@ class Filters:
             raise InvalidInputError(
                 f"min_confidence must be between 0 and 1, got {self.min_confidence}",
                 field="min_confidence",
+            )
+        if self.max_disagreement is not None and not 0 <= self.max_disagreement <= 1:
+            raise InvalidInputError(
+                f"max_disagreement must be between 0 and 1, got {self.max_disagreement}",
+                field="max_disagreement",
             )
         if self.max_length_ratio is not None and self.max_length_ratio < 1:
             raise InvalidInputError(

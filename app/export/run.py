@@ -70,6 +70,7 @@ def resolve_query(reader: Reader, filters: Filters) -> VerdictQuery:
         min_confidence=filters.min_confidence,
         consistent_only=filters.consistent_only,
         max_length_ratio=filters.max_length_ratio,
+        max_disagreement=filters.max_disagreement,
         since=filters.since,
         until=filters.until,
     )

@@ -86,6 +86,7 @@ def arrow_schema(options: ExportOptions) -> Any:
             ("source", pa.string()),
             ("judge", pa.string()),
             ("confidence", pa.float64()),
+            ("disagreement", pa.float64()),
         ]
     return pa.schema(columns)
 

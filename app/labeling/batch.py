@@ -20,12 +20,13 @@ from typing import Any
 
 from app.errors import TextTooLargeError
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values
+from app.labeling.gold import import_row
 from app.labeling.inputs import PairIn
 from app.labeling.jsonl import LineError, ParsedLine
 from app.labeling.keys import label_key
-from app.store import batches
+from app.store import batches, gold
 from app.store.models import utcnow
-from judges import JudgeConfig
+from judges.jury import PairJudgeConfig
 
 ENQUEUE_CHUNK = 500
 
@@ -49,6 +50,10 @@ class Progress:
     discarded: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    truncated: int = 0
+    """Calls whose prompt was cut to fit a local model's context."""
     cost: Decimal = Decimal(0)
     failures: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
@@ -63,7 +68,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def pending_row(
     pair: PairIn,
-    config: JudgeConfig,
+    config: PairJudgeConfig,
     batch_id: uuid.UUID,
     line: int | None,
     under: UnderConstitution | None = None,
@@ -85,7 +90,7 @@ def pending_row(
 async def enqueue(
     labeler: Labeler,
     batch_id: uuid.UUID,
-    config: JudgeConfig,
+    config: PairJudgeConfig,
     records: Iterable[ParsedLine | LineError],
     source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
@@ -93,12 +98,14 @@ async def enqueue(
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
 
+    A record's human label (``label``) is stored as a gold label in the same
+    transaction, so a human-labeled file judged here can be reported on.
     Bad records go to ``on_reject`` as they come rather than into a list, so
     memory stays flat however many lines a file gets wrong.
     """
     result = EnqueueResult()
     for chunk in _chunks(records, ENQUEUE_CHUNK):
-        rows = []
+        rows, gold_rows = [], []
         for record in chunk:
             if isinstance(record, LineError):
                 result.rejected += 1
@@ -112,8 +119,11 @@ async def enqueue(
                 on_reject(error)
                 continue
             rows.append(pending_row(record.pair, config, batch_id, record.line, under))
+            if (gold_row := import_row(record.pair, source)) is not None:
+                gold_rows.append(gold_row)
         async with labeler.db.transaction() as session:
             result.new += await batches.enqueue(session, rows)
+            await gold.insert_imports(session, gold_rows)
             await batches.add_counts(session, batch_id, len(rows), len(chunk) - len(rows))
         result.submitted += len(rows)
     return result

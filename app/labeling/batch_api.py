@@ -10,9 +10,15 @@ from app.errors import NotFoundError
 from app.labeling.batch import enqueue
 from app.labeling.compare import Labeler, UnderConstitution
 from app.labeling.jsonl import LineError, read_pairs
+from app.labeling.provider_batch import (
+    ProviderBatchOptions,
+    ProviderBatchRun,
+    cancel_submissions,
+    check_mode,
+)
 from app.labeling.shapes import converter
 from app.labeling.worker import BackgroundWorkers
-from app.store import batches
+from app.store import batches, provider_batches
 from app.store.models import Batch
 
 
@@ -23,10 +29,16 @@ async def submit(
     judge: str | None,
     name: str | None,
     under: UnderConstitution | None = None,
+    provider_batch: ProviderBatchOptions | None = None,
 ) -> dict[str, Any]:
-    """Enqueue every good record of a JSONL or JSON-array body; bad ones are reported, not fatal."""
-    config = labeler.resolve(judge)
-    labeler.judge_for(config)
+    """Enqueue every good record of a JSONL or JSON-array body; bad ones are reported, not fatal.
+
+    With ``provider_batch`` the pairs go through the provider's batch API.
+    """
+    config = labeler.resolve_pairwise(judge)
+    labeler.pairwise_judge_for(config)
+    constitution = under.constitution.id if under is not None else None
+    batch_config = check_mode(config, labeler, constitution) if provider_batch else None
     batch_name = name or f"upload-{uuid.uuid4()}"
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
@@ -34,7 +46,10 @@ async def submit(
     rejected: list[LineError] = []
     result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append, under)
     if workers is not None:
-        workers.start(batch.id)
+        runner = None
+        if batch_config is not None and provider_batch is not None:
+            runner = ProviderBatchRun(labeler, batch.id, batch_config, provider_batch)
+        workers.start(batch.id, runner)
     return {
         "id": batch.id,
         "name": batch.name,
@@ -51,7 +66,21 @@ async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:
             raise NotFoundError(f"no batch {batch_id}")
         counts = await batches.status_counts(session, batch_id)
         outcomes = await batches.outcome_counts(session, batch_id)
-    return _describe(batch, counts, outcomes)
+        submissions = await provider_batches.for_batch(session, batch_id)
+    described = _describe(batch, counts, outcomes)
+    described["provider_batches"] = [
+        {
+            "provider": sub.provider,
+            "provider_batch_id": sub.provider_batch_id,
+            "status": sub.status,
+            "provider_status": sub.provider_status,
+            "pairs": sub.pairs,
+            "requests": sub.requests,
+            "created_at": sub.created_at,
+        }
+        for sub in submissions
+    ]
+    return described
 
 
 def _describe(batch: Batch, counts: dict[str, int], outcomes: dict[str, int]) -> dict[str, Any]:
@@ -82,6 +111,8 @@ async def cancel(
     async with labeler.db.transaction() as session:
         if await batches.get(session, batch_id) is None:
             raise NotFoundError(f"no batch {batch_id}")
+    await cancel_submissions(labeler, batch_id)
+    async with labeler.db.transaction() as session:
         await batches.cancel_pending(session, batch_id)
         await batches.set_status(session, batch_id, "cancelled")
     return await describe(labeler, batch_id)

@@ -47,7 +47,10 @@ def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
         "output_tokens": call.usage.output_tokens,
         "cache_read_tokens": call.usage.cache_read_tokens,
         "cache_write_tokens": call.usage.cache_write_tokens,
-        "cost_usd": call_cost(config.provider, call.model, call.usage),
+        # Calls made through a provider's batch API name it, and cost half.
+        "cost_usd": call_cost(
+            config.provider, call.model, call.usage, batch="provider_batch" in call.parameters
+        ),
         "latency_ms": call.latency_ms,
         "error_class": call.error_class,
         "error_message": call.error_message,

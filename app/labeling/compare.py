@@ -26,7 +26,8 @@ from app.errors import (
 from app.labeling.calls import call_row
 from app.labeling.constitutions import ConstitutionLibrary
 from app.labeling.inputs import PairIn, check_text_sizes, text_length
-from app.labeling.keys import label_key
+from app.labeling.jury import jury_run_rows
+from app.labeling.keys import label_key, pair_key
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import Database
@@ -36,6 +37,7 @@ from judges import (
     JudgeConfigError,
     JudgeRegistry,
     MissingCredentialsError,
+    ModelUnavailableError,
     Pair,
     PairOutcome,
     judge_pair,
@@ -43,6 +45,7 @@ from judges import (
 )
 from judges.base import Judge
 from judges.constitutions import Constitution
+from judges.jury import Jury, JuryConfig, JuryOutcome, PairJudgeConfig, is_jury_spec, run_jury
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class UnderConstitution:
 
 
 async def judge_comparison(
-    judge: Judge,
+    judge: Judge | Jury,
     pair: Pair,
     key: str,
     under: UnderConstitution | None,
@@ -68,8 +71,13 @@ async def judge_comparison(
     """Judge a pair plainly, or under sampled principles seeded by its label key.
 
     Seeding by the key makes the principles a pair gets reproducible, while
-    different pairs get different ones, as in RL-CAI.
+    different pairs get different ones, as in RL-CAI. A jury's members each
+    judge the pair this way, concurrently, and their votes are aggregated.
     """
+    if isinstance(judge, Jury):
+        return await run_jury(
+            judge, lambda member: judge_comparison(member, pair, key, under, slots)
+        )
     if under is None:
         return await judge_pair(judge, pair, slots=slots)
     return await judge_pair_with_principles(
@@ -94,8 +102,8 @@ class Labeler:
         self.constitutions = ConstitutionLibrary(settings.resolved_constitutions_dir())
 
     def resolve(self, spec: str | None) -> JudgeConfig:
-        """The judge configuration for a spec or name; 400 when unknown."""
-        spec = spec or self.settings.default_judge
+        """The judge configuration for a spec or name (or the default); 400 when unknown."""
+        spec = spec or self.settings.resolved_default_judge()
         if not spec:
             raise UnknownJudgeSpecError(
                 "no judge given and REFEREE_DEFAULT_JUDGE is not set; "
@@ -106,11 +114,29 @@ class Labeler:
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
 
+    def resolve_pairwise(self, spec: str | None) -> PairJudgeConfig:
+        """A judge or a jury (named, or inline ``jury:…``) to judge pairs with; 400 when unknown."""
+        spec = spec or self.settings.resolved_default_judge()
+        if not spec or not (spec in self.registry.juries or is_jury_spec(spec)):
+            return self.resolve(spec)
+        try:
+            return self.registry.resolve_pairwise(spec)
+        except JudgeConfigError as exc:
+            raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
+
+    def pairwise_judge_for(self, config: PairJudgeConfig) -> Judge | Jury:
+        """The judge, or the jury with a judge per member, for a configuration."""
+        if isinstance(config, JuryConfig):
+            return Jury(config, tuple(self.judge_for(member) for member in config.members))
+        return self.judge_for(config)
+
     def judge_for(self, config: JudgeConfig) -> Judge:
         try:
             return self.registry.judge(config)
         except MissingCredentialsError as exc:
             raise JudgeUnavailableError(exc.message, env_var=exc.env_var) from None
+        except ModelUnavailableError as exc:
+            raise JudgeUnavailableError(exc.message, model=config.model) from None
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message) from None
 
@@ -150,8 +176,8 @@ class Labeler:
         verdict exists (the old verdict stays, the new one becomes current).
         """
         self.check_sizes(pair)
-        config = self.resolve(judge_spec)
-        judge = self.judge_for(config)
+        config = self.resolve_pairwise(judge_spec)
+        judge = self.pairwise_judge_for(config)
         stored = pair.stored()
         key = label_key(stored, config, under.key if under else None)
         if not force:
@@ -184,7 +210,7 @@ class Labeler:
 def comparison_values(
     pair: PairIn,
     stored: dict[str, Any],
-    config: JudgeConfig,
+    config: PairJudgeConfig,
     key: str,
     under: UnderConstitution | None = None,
 ) -> dict[str, Any]:
@@ -192,6 +218,7 @@ def comparison_values(
         "constitution": under.constitution.ref if under else None,
         "principle_count": under.principles if under else None,
         "label_key": key,
+        "pair_key": pair_key(stored["prompt"], stored["response_a"], stored["response_b"]),
         "external_id": pair.id,
         "meta": pair.metadata,
         "judge": config.label,
@@ -214,7 +241,7 @@ async def store_outcome(
     session: AsyncSession,
     values: dict[str, Any],
     lengths: dict[str, int],
-    config: JudgeConfig,
+    config: PairJudgeConfig,
     outcome: PairOutcome,
 ) -> uuid.UUID:
     """Write a comparison (once), its calls, and its verdict or failure status."""
@@ -227,7 +254,7 @@ async def write_result(
     session: AsyncSession,
     comparison_id: uuid.UUID,
     lengths: dict[str, int],
-    config: JudgeConfig,
+    config: PairJudgeConfig,
     outcome: PairOutcome,
 ) -> Decimal:
     """Add one judging run to a stored comparison; returns its cost in USD."""
@@ -237,13 +264,18 @@ async def write_result(
 
 
 def run_rows(
-    comparison_id: uuid.UUID, lengths: dict[str, int], config: JudgeConfig, outcome: PairOutcome
+    comparison_id: uuid.UUID,
+    lengths: dict[str, int],
+    config: PairJudgeConfig,
+    outcome: PairOutcome,
 ) -> comparisons.RunRows:
-    """The rows one judging run adds: its calls, and a verdict or the failure status."""
+    """The rows one judging run adds: its calls, and a verdict or the failure status.
+
+    A jury's run adds its verdict and every member's vote with its calls.
+    """
     verdict = outcome.verdict
-    return comparisons.RunRows(
-        comparison_id=comparison_id,
-        verdict=None
+    values = (
+        None
         if verdict is None
         else {
             "winner": verdict.winner.value,
@@ -253,7 +285,14 @@ def run_rows(
             "rationale": verdict.rationale,
             "principles": outcome.extra.get("per_principle"),
             **lengths,
-        },
+        }
+    )
+    if isinstance(outcome, JuryOutcome):
+        return jury_run_rows(comparison_id, values, outcome)
+    assert isinstance(config, JudgeConfig)  # a jury's outcome is a JuryOutcome
+    return comparisons.RunRows(
+        comparison_id=comparison_id,
+        verdict=values,
         calls=[
             {"comparison_id": comparison_id, **call_row(config, call)} for call in outcome.calls
         ],
@@ -263,5 +302,6 @@ def run_rows(
 
 
 def run_cost(run: comparisons.RunRows) -> Decimal:
-    """USD the run's calls cost; calls with no known price count as zero."""
-    return sum((c["cost_usd"] for c in run.calls if c["cost_usd"] is not None), Decimal(0))
+    """USD the run's calls (a jury's: its members') cost; unpriced calls count as zero."""
+    calls = [*run.calls, *(call for vote in run.votes for call in vote.calls)]
+    return sum((c["cost_usd"] for c in calls if c["cost_usd"] is not None), Decimal(0))

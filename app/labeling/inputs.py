@@ -79,6 +79,25 @@ class PairIn(BaseModel):
         return self.model_dump(include={"prompt", "response_a", "response_b"}, mode="json")
 
 
+GoldWinner = Literal["a", "b", "tie"]
+
+
+class LabeledPairIn(PairIn):
+    """A pair read from a file or an upload, which may carry a human's preference.
+
+    ``label`` is stored as a gold label, apart from machine verdicts, so a
+    human-labeled set judged with ``referee label`` can be compared with its
+    judge in ``referee report``.
+    """
+
+    label: GoldWinner | None = Field(
+        None, description="A human's preference (a, b or tie), stored as a gold label."
+    )
+    label_votes: list[GoldWinner] | None = Field(
+        None, description="Each annotator's vote where several labeled the pair."
+    )
+
+
 def to_text(value: PromptIn | ResponseIn) -> Text:
     if isinstance(value, str):
         return value

@@ -17,7 +17,7 @@ from typing import IO, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.labeling.inputs import PairIn
+from app.labeling.inputs import LabeledPairIn
 from app.labeling.shapes import Document, ShapeError
 
 
@@ -46,7 +46,7 @@ class Parsed(Generic[RecordT]):
 @dataclass(frozen=True, slots=True)
 class ParsedLine:
     line: int
-    pair: PairIn
+    pair: LabeledPairIn
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -114,7 +114,7 @@ def read_pairs(
     stream: IO[str], source: str, convert: Callable[[Document], Document] | None = None
 ) -> Iterator[ParsedLine | LineError]:
     """Yield each record as a canonical pair or an error; a bad record never stops the rest."""
-    for item in read_records(stream, source, PairIn, convert):
+    for item in read_records(stream, source, LabeledPairIn, convert):
         yield item if isinstance(item, LineError) else ParsedLine(item.line, item.record)
 
 

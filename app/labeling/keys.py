@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
-from judges.config import JudgeConfig
+from judges.jury import PairJudgeConfig
 
 KEY_SCHEMA_VERSION = 1
 
 
 def label_key(
-    stored_pair: dict[str, Any], judge: JudgeConfig, constitution: str | None = None
+    stored_pair: dict[str, Any], judge: PairJudgeConfig, constitution: str | None = None
 ) -> str:
     document = {
         "v": KEY_SCHEMA_VERSION,
@@ -53,6 +53,22 @@ def content_key(prompt: Any, response: Any) -> str:
     answer: ``"hi"`` and ``[{"role": "user", "content": "hi"}]`` are one prompt.
     """
     return digest({"prompt": prompt_messages(prompt), "response": response_content(response)})
+
+
+def pair_key(prompt: Any, response_a: Any, response_b: Any) -> str:
+    """Hash of a pair as stored (prompt, response a, response b), whatever the judge.
+
+    Gold labels are keyed by it, so a human's label meets every judge's
+    comparison of the same pair; shapes are normalised as in ``content_key``.
+    Migration 0006 backfills stored comparisons with the same formula.
+    """
+    return digest(
+        {
+            "prompt": prompt_messages(prompt),
+            "a": response_content(response_a),
+            "b": response_content(response_b),
+        }
+    )
 
 
 def prompt_messages(prompt: Any) -> list[dict[str, str]]:

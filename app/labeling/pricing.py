@@ -1,7 +1,10 @@
 """Call costs from the maintained ``genai-prices`` table.
 
 Unknown models (a self-hosted server, a fake) have no price: their cost is
-``None``, never a made-up zero.
+``None``, never a made-up zero. The table knows both discounts: the
+providers' batch APIs (``processing: batch``, half the standard rates, cache
+multipliers stacking on it) and Anthropic prompt caching (a cache write at
+1.25x the input price, a read at 0.1x).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from judges.types import Usage
+
+BATCH_CONTEXT = {"processing": "batch"}
 
 
 @lru_cache(maxsize=256)
@@ -26,18 +31,32 @@ def _is_priced(provider: str, model: str) -> bool:
     return True
 
 
-def call_cost(provider: str, model: str, usage: Usage) -> Decimal | None:
-    """USD cost of one call, or ``None`` when the model is not in the price table."""
+def price_usage(provider: str, usage: Usage) -> PriceUsage:
+    """Our usage in the price table's terms, where input tokens include the cached ones.
+
+    Anthropic reports ``input_tokens`` without the tokens read from or
+    written to the cache; OpenAI's ``prompt_tokens`` include its cached
+    tokens. Stored calls keep each provider's own figures.
+    """
+    input_tokens = usage.input_tokens
+    if provider == "anthropic":
+        input_tokens += usage.cache_read_tokens + usage.cache_write_tokens
+    return PriceUsage(
+        input_tokens=input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+
+
+def call_cost(provider: str, model: str, usage: Usage, *, batch: bool = False) -> Decimal | None:
+    """USD cost of one call (at batch-API rates with ``batch``), or ``None`` when unpriced."""
     if not _is_priced(provider, model):
         return None
     price = calc_price(
-        PriceUsage(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        ),
+        price_usage(provider, usage),
         model_ref=model,
         provider_id=provider,
+        price_context=BATCH_CONTEXT if batch else None,
     )
     return Decimal(price.total_price)

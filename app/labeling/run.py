@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -15,13 +17,20 @@ from typing import IO
 from app.labeling.batch import Progress, enqueue, release_dead_local_leases
 from app.labeling.compare import Labeler
 from app.labeling.jsonl import LineError, read_pairs
-from app.labeling.pricing import call_cost
+from app.labeling.provider_batch import (
+    ProviderBatchOptions,
+    check_mode,
+    estimated_cost,
+    run_submissions,
+    with_prompt_cache,
+)
 from app.labeling.shapes import Document
 from app.labeling.worker import Worker, WorkerOptions
 from app.runtime import runtime
 from app.settings import Settings
 from app.store import batches
-from judges import JudgeConfig, Order, show
+from judges import JudgeConfig, JudgeError, Order, show
+from judges.jury import JuryConfig, PairJudgeConfig
 from judges.protocol import estimate_tokens
 from judges.types import Usage
 
@@ -44,6 +53,8 @@ class LabelOptions:
     constitution: str | None = None
     """Judge under this constitution's principles (its id)."""
     principles: int = 1
+    provider_batch: ProviderBatchOptions | None = None
+    """Go through the providers' batch APIs (--mode provider-batch) rather than live calls."""
 
 
 @dataclass
@@ -64,17 +75,22 @@ class Estimate:
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     cost: Decimal | None = None
+    batch_cost: Decimal | None = None
+    """The same calls through the providers' batch APIs."""
 
 
 ProgressView = Callable[[int], AbstractContextManager[Callable[[Progress], None]]]
 
 
-def judge_config(labeler: Labeler, options: LabelOptions) -> JudgeConfig:
-    config = labeler.resolve(options.judge)
+def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
+    """The judge or jury to label with; rate limits apply to each jury member."""
+    config = labeler.resolve_pairwise(options.judge)
     limits = {k: v for k, v in (("rpm", options.rpm), ("tpm", options.tpm)) if v}
     config = config.with_options(**limits) if limits else config
-    labeler.judge_for(config)  # a missing key fails before any line is read
+    labeler.pairwise_judge_for(config)  # a missing key fails before any line is read
     return config
 
 
@@ -84,22 +100,46 @@ async def estimate(
     """Tokens and cost the run would spend, from the pairs alone: nothing is stored or sent."""
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
+        # A jury's members each judge every pair, at their own prices.
+        members = config.members if isinstance(config, JuryConfig) else (config,)
+        calls_per_pair = [_calls_per_pair(labeler, member) for member in members]
     result, rejected = Estimate(), 0
-    orders = [Order.AB, Order.BA] if config.order == "both" else [Order.AB]
+    per_call = 0  # input tokens of one call per pair; both orders show the same texts
     for record in read_pairs(stream, source, options.convert):
         if isinstance(record, LineError):
             rejected += 1
             continue
-        pair = record.pair.to_pair()
         result.pairs += 1
-        for order in orders:
-            result.calls += 1
-            result.input_tokens += estimate_tokens(show(pair, order), 0)
-            result.output_tokens += ESTIMATED_OUTPUT_TOKENS
-    result.cost = call_cost(
-        config.provider, config.model, Usage(result.input_tokens, result.output_tokens)
-    )
+        per_call += estimate_tokens(show(record.pair.to_pair(), Order.AB), 0)
+    costs: list[Decimal | None] = []
+    batch_costs: list[Decimal | None] = []
+    for member, calls in zip(members, calls_per_pair, strict=True):
+        usage = Usage(per_call * calls, result.pairs * calls * ESTIMATED_OUTPUT_TOKENS)
+        usage = with_prompt_cache(member, usage, result.pairs * calls)
+        result.cache_read_tokens += usage.cache_read_tokens
+        result.cache_write_tokens += usage.cache_write_tokens
+        batch_costs.append(estimated_cost(member, usage, result.pairs * calls, batch=True))
+        result.calls += result.pairs * calls
+        result.input_tokens += usage.input_tokens
+        result.output_tokens += usage.output_tokens
+        costs.append(estimated_cost(member, usage, result.pairs * calls))
+    result.cost = _total(costs)
+    result.batch_cost = _total(batch_costs)
     return result, rejected
+
+
+def _calls_per_pair(labeler: Labeler, config: JudgeConfig) -> int:
+    """Calls a judge makes per pair: one for a position-free judge (a reward model), else by
+    its order policy. Whether it is position-free is known once it is built; one that cannot
+    be built here (no key for a dry run) is taken at its order policy."""
+    with contextlib.suppress(JudgeError):
+        if labeler.judge_for(config).position_free:
+            return 1
+    return 2 if config.order == "both" else 1
+
+
+def _total(costs: list[Decimal | None]) -> Decimal | None:
+    return None if None in costs else sum((c for c in costs if c is not None), Decimal(0))
 
 
 class RejectsFile:
@@ -134,6 +174,9 @@ async def label_stream(
     summary = LabelSummary()
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
+        batch_config = (
+            check_mode(config, labeler, options.constitution) if options.provider_batch else None
+        )
         under = labeler.under(options.constitution, options.principles)
         name = options.batch_name or f"{options.origin or source}|{config.label}"
         if under is not None:
@@ -162,21 +205,39 @@ async def label_stream(
 
         async with labeler.db.transaction() as session:
             pending = (await batches.status_counts(session, batch.id)).get("pending", 0)
-        worker = Worker(
-            labeler,
-            WorkerOptions(concurrency=options.concurrency, max_cost=options.max_cost),
-            batch.id,
-        )
-        worker.use(config)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, worker.stop, "interrupted")
-        try:
-            with progress_view(pending) as update:
-                worker.on_progress = update
-                summary.progress = await worker.run()
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
+        if batch_config is not None and options.provider_batch is not None:
+            summary.progress = await run_submissions(
+                labeler, batch.id, batch_config, options.provider_batch, progress_view, pending
+            )
+        else:
+            summary.progress = await _run_worker(
+                labeler, batch.id, config, options, progress_view, pending
+            )
         async with labeler.db.transaction() as session:
             summary.status_counts = await batches.status_counts(session, batch.id)
             summary.outcome_counts = await batches.outcome_counts(session, batch.id)
     return summary
+
+
+async def _run_worker(
+    labeler: Labeler,
+    batch_id: uuid.UUID,
+    config: PairJudgeConfig,
+    options: LabelOptions,
+    progress_view: ProgressView,
+    pending: int,
+) -> Progress:
+    worker = Worker(
+        labeler,
+        WorkerOptions(concurrency=options.concurrency, max_cost=options.max_cost),
+        batch_id,
+    )
+    worker.use(config)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, worker.stop, "interrupted")
+    try:
+        with progress_view(pending) as update:
+            worker.on_progress = update
+            return await worker.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)

@@ -2,14 +2,22 @@
 
 Detected from a line's fields (or forced with ``--format``):
 
-- ``canonical``: ``prompt``, ``response_a``, ``response_b``;
-- ``trl``: ``prompt``, ``chosen``, ``rejected`` (strings or messages) — re-judged,
-  the original preference kept as ``metadata.original_label = "a"``;
+- ``canonical``: ``prompt``, ``response_a``, ``response_b``, optional ``label`` (a|b|tie);
+- ``trl``: ``prompt``, ``chosen``, ``rejected`` (strings or messages);
 - ``hh-rlhf``: ``chosen``/``rejected`` whole ``\\n\\nHuman: … \\n\\nAssistant: …``
   transcripts, split at the last assistant turn;
 - ``pandalm``: ``instruction``, ``input``, ``response1``, ``response2``, annotators;
 - ``llmbar``: ``input``, ``output_1``, ``output_2``, ``label`` (1 or 2);
 - anything else through ``--map prompt=input,response_a=output_1,…``.
+
+The human preference a shape carries becomes the pair's ``label`` (a gold
+label). TRL and hh-rlhf rows always put the preferred answer in ``chosen``;
+copied into ``response_a`` every time, a judge that always picks the first
+position would agree with the humans 100% of the time. So ``chosen`` goes to
+``a`` or ``b`` by a hash of the pair (the same pair always lands the same
+way) and ``label`` says which. PandaLM's three annotators (0 = tie,
+1 = response1, 2 = response2) give the majority, a tie when there is none,
+and their votes are kept in ``label_votes``. LLMBar's 1|2 is a|b.
 
 Fields a shape does not use are kept in ``metadata``, so nothing is lost.
 """
@@ -21,9 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 from app.errors import InvalidInputError
+from app.labeling.keys import digest
 
 Document = dict[str, Any]
-CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata")
+CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata", "label", "label_votes")
+PANDALM_VOTES = {0: "tie", 1: "a", 2: "b"}
 _TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
@@ -45,16 +55,27 @@ def from_canonical(document: Document) -> Document:
     )
 
 
+def place_chosen(prompt: Any, chosen: Any, rejected: Any) -> Document:
+    """``response_a``, ``response_b`` and ``label`` with ``chosen`` on a side picked by hash.
+
+    The hash covers the prompt and both answers unordered, so it does not
+    depend on which one the data set preferred, and a pair always lands the
+    same way (labeling a file again resumes instead of judging new pairs).
+    """
+    answers = sorted(digest(answer) for answer in (chosen, rejected))
+    if int(digest({"prompt": prompt, "answers": answers})[-1], 16) % 2 == 0:
+        return {"response_a": chosen, "response_b": rejected, "label": "a"}
+    return {"response_a": rejected, "response_b": chosen, "label": "b"}
+
+
 def from_trl(document: Document) -> Document:
+    prompt = document["prompt"]
     canonical = {
         "id": document.get("id"),
-        "prompt": document["prompt"],
-        "response_a": document["chosen"],
-        "response_b": document["rejected"],
+        "prompt": prompt,
+        **place_chosen(prompt, document["chosen"], document["rejected"]),
     }
-    result = _with_rest(document, {"id", "prompt", "chosen", "rejected", "metadata"}, canonical)
-    result["metadata"] = {**(result["metadata"] or {}), "original_label": "a"}
-    return result
+    return _with_rest(document, {"id", "prompt", "chosen", "rejected", "metadata"}, canonical)
 
 
 def split_transcript(transcript: str) -> tuple[list[dict[str, str]], str]:
@@ -81,41 +102,69 @@ def from_hh_rlhf(document: Document) -> Document:
     canonical = {
         "id": document.get("id"),
         "prompt": prompt_chosen,
-        "response_a": chosen,
-        "response_b": rejected,
+        **place_chosen(prompt_chosen, chosen, rejected),
     }
-    result = _with_rest(document, {"id", "chosen", "rejected", "metadata"}, canonical)
-    result["metadata"] = {**(result["metadata"] or {}), "original_label": "a"}
-    return result
+    return _with_rest(document, {"id", "chosen", "rejected", "metadata"}, canonical)
+
+
+def _pandalm_text(value: Any) -> Any:
+    # testset-v1.json holds six answers as JSON true (the model wrote "True"):
+    # a scalar answer is read as its text; anything else is left to validation.
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return value
+
+
+def pandalm_votes(document: Document) -> list[str]:
+    """Each present annotator's vote as a|b|tie (PandaLM codes: 0 tie, 1 first, 2 second)."""
+    votes = []
+    for name in ("annotator1", "annotator2", "annotator3"):
+        if name not in document:
+            continue
+        code = document[name]
+        if isinstance(code, bool) or code not in PANDALM_VOTES:
+            raise ShapeError(f"field {name!r}: PandaLM votes are 0 (tie), 1 or 2, got {code!r}")
+        votes.append(PANDALM_VOTES[code])
+    return votes
+
+
+def majority(votes: list[str]) -> str:
+    """The label more than half the votes give; a tie when no label has a majority."""
+    for label in set(votes):
+        if votes.count(label) * 2 > len(votes):
+            return label
+    return "tie"
 
 
 def from_pandalm(document: Document) -> Document:
     instruction, extra = str(document["instruction"]), str(document.get("input") or "")
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    canonical = {
+    canonical: Document = {
         "id": str(document["idx"]) if "idx" in document else None,
         "prompt": prompt,
-        "response_a": document["response1"],
-        "response_b": document["response2"],
+        "response_a": _pandalm_text(document["response1"]),
+        "response_b": _pandalm_text(document["response2"]),
     }
+    votes = pandalm_votes(document)
+    if votes:
+        canonical.update(label=majority(votes), label_votes=votes)
     return _with_rest(
         document, {"idx", "instruction", "input", "response1", "response2"}, canonical
     )
 
 
 def from_llmbar(document: Document) -> Document:
-    canonical = {
+    canonical: Document = {
         "prompt": document["input"],
         "response_a": document["output_1"],
         "response_b": document["output_2"],
     }
-    result = _with_rest(document, {"input", "output_1", "output_2", "label"}, canonical)
-    if document.get("label") in (1, 2):
-        result["metadata"] = {
-            **(result["metadata"] or {}),
-            "original_label": "a" if document["label"] == 1 else "b",
-        }
-    return result
+    if "label" in document:
+        label = document["label"]
+        if isinstance(label, bool) or label not in (1, 2):
+            raise ShapeError(f"field 'label': LLMBar labels are 1 or 2, got {label!r}")
+        canonical["label"] = "a" if label == 1 else "b"
+    return _with_rest(document, {"input", "output_1", "output_2", "label"}, canonical)
 
 
 SHAPES: dict[str, tuple[set[str], Callable[[Document], Document]]] = {

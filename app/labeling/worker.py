@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from app.errors import RefereeError
 from app.labeling.batch import Progress, worker_id
@@ -33,7 +34,8 @@ from app.labeling.inputs import PairIn
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
-from judges import JudgeConfig, JudgeConfigError, PairOutcome
+from judges import JudgeConfigError, PairOutcome
+from judges.jury import PairJudgeConfig
 
 log = logging.getLogger("referee.worker")
 WRITE_BATCH = 64
@@ -54,7 +56,7 @@ class WorkItem:
     """A judged pair waiting for the writer."""
 
     row: Comparison
-    config: JudgeConfig
+    config: PairJudgeConfig
     lengths: dict[str, int]
     outcome: PairOutcome
 
@@ -89,9 +91,9 @@ class Worker:
         # ``concurrency`` bounds requests, not pairs: as many pairs as requests
         # may be open, and each call takes a request slot only while it is out.
         self._request_slots = asyncio.Semaphore(options.concurrency)
-        self._configs: dict[str, JudgeConfig] = {}
+        self._configs: dict[str, PairJudgeConfig] = {}
 
-    def use(self, config: JudgeConfig) -> None:
+    def use(self, config: PairJudgeConfig) -> None:
         """Judge rows queued for ``config.label`` with this configuration (say, rate limits)."""
         self._configs[config.label] = config
 
@@ -165,10 +167,10 @@ class Worker:
             counts = await batches.status_counts(session, self.batch_id)
         return counts.get("pending", 0) > 0
 
-    def _config_for(self, row: Comparison) -> JudgeConfig:
+    def _config_for(self, row: Comparison) -> PairJudgeConfig:
         config = self._configs.get(row.judge)
         if config is None:
-            config = self.labeler.resolve(row.judge)
+            config = self.labeler.resolve_pairwise(row.judge)
             self._configs[row.judge] = config
         if config.fingerprint() != row.judge_config:
             raise JudgeConfigError(
@@ -184,7 +186,7 @@ class Worker:
 
     async def _judge(self, row: Comparison) -> None:
         try:
-            judge = self.labeler.judge_for(self._config_for(row))
+            judge = self.labeler.pairwise_judge_for(self._config_for(row))
         except (RefereeError, JudgeConfigError) as exc:
             # The pair is fine; this worker cannot judge it. Stop and leave it
             # pending (the lease is released on exit) for a worker that can.
@@ -247,6 +249,9 @@ class Worker:
         for call in outcome.calls:
             p.input_tokens += call.usage.input_tokens
             p.output_tokens += call.usage.output_tokens
+            p.cache_read_tokens += call.usage.cache_read_tokens
+            p.cache_write_tokens += call.usage.cache_write_tokens
+            p.truncated += call.usage.truncated_tokens > 0
         p.cost += cost
         if outcome.verdict is None:
             p.failed += 1
@@ -292,18 +297,27 @@ async def run_worker(
         return await worker.run()
 
 
+class BatchRunner(Protocol):
+    """What works a batch off: a :class:`Worker`, or a provider-batch run."""
+
+    async def run(self) -> Progress: ...
+
+    def stop(self, reason: str) -> None: ...
+
+
 class BackgroundWorkers:
     """In-process workers for batches submitted over HTTP; stopped cleanly at shutdown."""
 
     def __init__(self, labeler: Labeler, options: WorkerOptions) -> None:
         self.labeler = labeler
         self.options = options
-        self._running: dict[uuid.UUID, tuple[Worker, asyncio.Task[Progress]]] = {}
+        self._running: dict[uuid.UUID, tuple[BatchRunner, asyncio.Task[Progress]]] = {}
 
-    def start(self, batch_id: uuid.UUID) -> None:
+    def start(self, batch_id: uuid.UUID, runner: BatchRunner | None = None) -> None:
+        """Work the batch off with ``runner`` (default: a live :class:`Worker`)."""
         if batch_id in self._running and not self._running[batch_id][1].done():
             return
-        worker = Worker(self.labeler, self.options, batch_id)
+        worker = runner or Worker(self.labeler, self.options, batch_id)
         task = asyncio.create_task(worker.run())
         task.add_done_callback(lambda _t: self._log_failure(batch_id, _t))
         self._running[batch_id] = (worker, task)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.api.deps import LabelerDep
 from app.api.schemas import ErrorOut
 from app.labeling import batch_api
+from app.labeling.provider_batch import provider_batch_options
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -36,6 +37,18 @@ class BatchCounts(BaseModel):
     cancelled: int
 
 
+class ProviderBatchOut(BaseModel):
+    """One submission to a provider's batch API (mode=provider-batch)."""
+
+    provider: str
+    provider_batch_id: str
+    status: Literal["submitted", "collected", "cancelled"]
+    provider_status: str | None
+    pairs: int
+    requests: int
+    created_at: datetime
+
+
 class BatchOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -47,6 +60,7 @@ class BatchOut(BaseModel):
     outcomes: dict[str, int]
     progress: float
     created_at: datetime
+    provider_batches: list[ProviderBatchOut] = []
 
 
 @router.post(
@@ -75,15 +89,26 @@ async def submit_batch(
         str | None, Query(description="Judge under this constitution's principles (its id).")
     ] = None,
     principles: Annotated[int, Query(ge=1, description="Principles sampled per pair.")] = 1,
+    mode: Annotated[
+        Literal["live", "provider-batch"],
+        Query(description="provider-batch: through the provider's batch API, at half price."),
+    ] = "live",
+    poll_interval: Annotated[
+        float, Query(gt=0, description="provider-batch: seconds between status checks.")
+    ] = 30.0,
 ) -> dict[str, Any]:
     """Queue pairs (JSONL lines, or one JSON array) for judging; returns at once.
 
     Bad records are listed in `rejected` with their line numbers; the rest are queued.
+    With `mode=provider-batch` they go through the provider's batch API (half price,
+    results within 24 hours; `GET /v1/batches/{id}` shows the progress).
     """
     body = (await request.body()).decode("utf-8")
     under = labeler.under(constitution, principles)
     workers = request.app.state.workers
-    return await batch_api.submit(labeler, workers, body, judge, name, under)
+    concurrency = workers.options.concurrency if workers is not None else 16
+    provider_batch = provider_batch_options(mode, poll_interval, concurrency)
+    return await batch_api.submit(labeler, workers, body, judge, name, under, provider_batch)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses={404: {"model": ErrorOut}})

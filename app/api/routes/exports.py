@@ -36,6 +36,10 @@ async def export_rows(
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     consistent_only: Annotated[bool, Query()] = False,
     max_length_ratio: Annotated[float | None, Query(ge=1)] = None,
+    max_disagreement: Annotated[
+        float | None,
+        Query(ge=0, le=1, description="Jury verdicts whose members disagree at most this much."),
+    ] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
     source: Annotated[list[Source] | None, Query(description="KTO/SFT sources.")] = None,
@@ -58,6 +62,7 @@ async def export_rows(
             min_confidence=min_confidence,
             consistent_only=consistent_only,
             max_length_ratio=max_length_ratio,
+            max_disagreement=max_disagreement,
             since=since,
             until=until,
         ),

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.api.deps import DatabaseDep, LabelerDep
 from app.api.schemas import HealthOut, JudgesOut, NamedJudgeOut
+from judges.jury import PairJudgeConfig
 
 health_router = APIRouter(tags=["meta"])
 judges_router = APIRouter(prefix="/v1/judges", tags=["judges"])
@@ -20,11 +21,14 @@ async def healthz(db: DatabaseDep) -> HealthOut:
 
 @judges_router.get("", response_model=JudgesOut)
 async def list_judges(labeler: LabelerDep) -> JudgesOut:
-    """Registered providers, named judges from the config file, and the default judge."""
+    """Registered providers, named judges and juries from the config file, and the default."""
+    configs: dict[str, PairJudgeConfig] = {**labeler.registry.named, **labeler.registry.juries}
     named = [
         NamedJudgeOut(name=name, spec=config.spec, options=config.parameters())
-        for name, config in sorted(labeler.registry.named.items())
+        for name, config in sorted(configs.items())
     ]
     return JudgesOut(
-        providers=labeler.registry.providers, named=named, default=labeler.settings.default_judge
+        providers=labeler.registry.providers,
+        named=named,
+        default=labeler.settings.resolved_default_judge(),
     )

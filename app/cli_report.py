@@ -1,0 +1,173 @@
+"""``referee report`` (how good are the labels?) and ``referee gold import`` (human labels in)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from app.console import err, fail, load_settings, out
+from app.errors import RefereeError
+
+if TYPE_CHECKING:
+    from app.labeling.gold import GoldImportSummary
+    from app.store.db import Database
+
+
+@asynccontextmanager
+async def database() -> AsyncIterator[Database]:
+    """The database alone, schema checked: reports and imports need no judges."""
+    from app.runtime import ensure_schema
+    from app.store.db import Database
+
+    settings = load_settings()
+    await ensure_schema(settings)
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+gold_cli = typer.Typer(help="Human (gold) labels to measure judges against.", no_args_is_help=True)
+
+
+def report(
+    judge: Annotated[str | None, typer.Option("--judge", "-j", help="Only this judge.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch (name or id).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the report as an HTML page here.")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
+    confidence: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")
+    ] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
+    bins: Annotated[int, typer.Option(min=2, max=100, help="Calibration bins.")] = 10,
+) -> None:
+    """How good are the labels: agreement with human labels, biases, calibration, cost.
+
+    Per judge and per batch: agreement with gold labels (ties counted and
+    ties excluded) and Cohen's kappa, position consistency, length bias,
+    tie and failure rates, calibration of confidence, cost per 1,000 labels,
+    and agreement between judges that labeled the same pairs. Intervals are
+    seeded bootstrap intervals. Gold labels come from labeled input files
+    (`referee label` on a file with a "label" field, hh-rlhf, PandaLM,
+    LLMBar), `referee gold import`, and reviews (POST
+    /v1/comparisons/{id}/reviews).
+
+    Examples:
+
+      referee report
+
+      referee report --batch 3f1c… --json > report.json
+
+      referee report --judge anthropic:claude-sonnet-4-6 --html report.html
+    """
+    from app.reports.build import ReportOptions, build_report
+    from app.reports.metrics import Bootstrap
+
+    options = ReportOptions(
+        judge=judge,
+        batch=batch,
+        bootstrap=Bootstrap(resamples=resamples, confidence=confidence, seed=seed),
+        calibration_bins=bins,
+    )
+
+    async def run() -> dict[str, Any]:
+        async with database() as db:
+            return await build_report(db, options)
+
+    try:
+        result = asyncio.run(run())
+    except RefereeError as exc:
+        fail(exc.message)
+    if html is not None:
+        write_html(result, html)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    from app.reports.text import render
+
+    out.print(render(result))
+
+
+def write_html(result: dict[str, Any], path: Path) -> None:
+    """The HTML page of the report (app.reports.html), written to ``path``."""
+    try:
+        from app.reports.html import render_report
+    except ImportError as exc:
+        fail(f"the HTML report needs the report extra (pip install 'referee[report]'): {exc}")
+    try:
+        path.write_text(render_report(result), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    err.print(f"wrote {path}")
+
+
+@gold_cli.command("import")
+def gold_import(
+    file: Annotated[
+        str,
+        typer.Argument(help="JSONL (or .jsonl.gz, or a JSON array) of labeled pairs; - for stdin."),
+    ],
+    input_format: Annotated[
+        str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
+    ] = "auto",
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--map", help="Field mapping, e.g. prompt=q,response_a=x,response_b=y,label=pref."
+        ),
+    ] = None,
+) -> None:
+    """Store a human-labeled set's labels as gold labels, without judging anything.
+
+    Canonical lines carry "label": "a"|"b"|"tie". TRL and hh-rlhf rows
+    (chosen is the human preference) put chosen in a or b by a hash of the
+    pair; PandaLM takes the majority of its three annotators (0 = tie, no
+    majority = tie) and keeps their votes; LLMBar's 1|2 is a|b. Importing
+    the same file again adds nothing. Judge the same file later with
+    `referee label` and `referee report` compares.
+
+    Examples:
+
+      referee gold import testset-v1.json
+
+      referee gold import harmless-base.test.jsonl.gz --format hh-rlhf
+    """
+    from app.labeling.gold import import_gold
+    from app.labeling.jsonl import open_input, read_pairs
+    from app.labeling.shapes import converter, parse_mapping
+
+    source = "<stdin>" if file == "-" else file
+    origin = "<stdin>" if file == "-" else str(Path(file).resolve())
+
+    async def run() -> GoldImportSummary:
+        convert = converter(input_format, parse_mapping(mapping) if mapping else None)
+        async with database() as db:
+            with open_input(file) as stream:
+                return await import_gold(db, read_pairs(stream, source, convert), origin)
+
+    try:
+        summary = asyncio.run(run())
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    except RefereeError as exc:
+        fail(exc.message)
+    for error in summary.rejected:
+        err.print(str(error), markup=False)
+    winners = summary.winners
+    out.print(
+        f"{summary.labeled} gold labels read (a {winners['a']}, b {winners['b']}, "
+        f"tie {winners['tie']}), {summary.new} new; {summary.unlabeled} pairs without a label, "
+        f"{len(summary.rejected)} rejected lines"
+    )
+    if summary.rejected:
+        raise typer.Exit(1)
