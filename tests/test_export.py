@@ -474,7 +474,7 @@ class TestDuplicates:
 
 class TestProvenance:
     def test_columns(self, api: TestClient, database_url: str, outdir: Path) -> None:
-        """--provenance adds the comparison id, the caller's id, source, judge and confidence."""
+        """--provenance adds the ids, source, judge, confidence and (juries) disagreement."""
         tagged = compare(api, "tagged", LONG, SHORT, id="pair-17")
         unsure = compare(api, "unsure", LONG, SHORT, judge="sure:0.6")
         rows = exported(database_url, "dpo", outdir / "dpo.jsonl", "--provenance")
@@ -488,6 +488,7 @@ class TestProvenance:
             "source": "verdicts",
             "judge": "scripted:x",
             "confidence": 1.0,
+            "disagreement": None,
         }
         assert by_prompt["unsure"]["id"] == unsure["id"]
         assert by_prompt["unsure"]["external_id"] is None

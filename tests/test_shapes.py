@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -42,26 +43,30 @@ def test_hh_rlhf_transcripts_split_at_the_last_assistant_turn() -> None:
     assert isinstance(prompt, list)
     assert prompt[-1].role == "user"
     assert first.pair.response_a != first.pair.response_b
-    assert first.pair.metadata == {"original_label": "a"}
+    assert first.pair.label in ("a", "b")
+    assert first.pair.metadata is None
 
 
-def test_trl_rows_keep_the_original_label() -> None:
-    """chosen becomes a, and the dataset's preference is kept for comparison."""
-    first = read(DATA / "hh-rlhf/harmless-base.test.prompt_chosen_rejected.head20.jsonl")[0]
-    assert isinstance(first, ParsedLine)
-    assert first.pair.metadata
-    assert first.pair.metadata["original_label"] == "a"
+def test_trl_rows_keep_the_human_preference_as_the_label() -> None:
+    """chosen goes to a or b by a hash of the pair, and the label names its side."""
+    path = DATA / "hh-rlhf/harmless-base.test.prompt_chosen_rejected.head20.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    records = read(path)
+    for row, record in zip(rows, records, strict=True):
+        assert isinstance(record, ParsedLine)
+        chosen_side = record.pair.response_a if record.pair.label == "a" else record.pair.response_b
+        assert chosen_side == row["chosen"]
+    labels = [r.pair.label for r in records if isinstance(r, ParsedLine)]
+    assert {"a", "b"} == set(labels)  # both sides used, so a first-position judge can't score 100%
+    assert labels == [r.pair.label for r in read(path) if isinstance(r, ParsedLine)]
 
 
 def test_llmbar_labels_map_to_a_and_b() -> None:
     """LLMBar's 1|2 becomes a|b."""
-    labels = [
-        r.pair.metadata["original_label"]
-        for r in read(DATA / "llmbar/llmbar_natural.head20.json")
-        if isinstance(r, ParsedLine) and r.pair.metadata
-    ]
-    assert set(labels) <= {"a", "b"}
-    assert len(labels) == 20
+    path = DATA / "llmbar/llmbar_natural.head20.json"
+    expected = ["a" if item["label"] == 1 else "b" for item in json.loads(path.read_text())]
+    labels = [r.pair.label for r in read(path) if isinstance(r, ParsedLine)]
+    assert labels == expected
 
 
 def test_pandalm_keeps_annotators_in_metadata() -> None:
