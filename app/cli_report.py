@@ -108,6 +108,8 @@ def write_html(result: dict[str, Any], path: Path) -> None:
         path.write_text(render_report(result), encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror}")
+    except RefereeError as exc:
+        fail(exc.message)
     err.print(f"wrote {path}")
 
 

@@ -126,6 +126,14 @@ class TestCalibration:
         assert ece == pytest.approx(0.5)
         assert calibration([], [], bins=4)[0] is None
 
+    def test_values_on_an_edge_land_in_the_bin_that_starts_there(self) -> None:
+        """0.29 with 100 bins is in [0.29, 0.30), although 0.29 * 100 is 28.999…."""
+        values = [0.29, 0.57, 0.58, 0.3, 0.7]
+        _, bins = calibration(values, [True] * len(values), bins=100)
+        for value in values:
+            (found,) = [b for b in bins if b.count and b.mean_confidence == value]
+            assert found.lower <= value < found.upper
+
 
 SHARED_PANDALM = Path(__file__).resolve().parents[2] / "shared/data/pandalm"
 

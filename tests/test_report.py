@@ -14,13 +14,19 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import create_engine, func, select
 
+from app.cli_report import write_html
+from app.reports.metrics import calibration
+from app.reports.text import reliability_table
 from app.store import migrate
 from app.store.db import sync_url
 from app.store.models import Comparison, JudgeCall
@@ -237,6 +243,24 @@ class TestScriptedJudgesOnPandaLM:
         html = page.read_text(encoding="utf-8")
         assert "<html" in html.lower()
         assert all(judge in html for judge in (FIRST, GOLD, NOISY, LONGER))
+
+
+class TestReportOutputs:
+    def test_reliability_bins_are_labeled_with_their_edges(self) -> None:
+        """With 20 bins the terminal table says 0.05-0.1, not 0.1-0.1."""
+        _, bins = calibration([0.07, 0.93], [True, False], bins=20)
+        block = {"judge": "j", "calibration": {"bins": [asdict(b) for b in bins]}}
+        console = Console(width=200, record=True)
+        console.print(reliability_table([block]))
+        text = console.export_text()
+        assert "0.05-0.1 " in text
+        assert "0.9-0.95 " in text
+
+    def test_a_report_the_page_refuses_is_one_clean_error(self, tmp_path: Path) -> None:
+        """render_report's InvalidInputError becomes an exit with a message, no traceback."""
+        with pytest.raises(typer.Exit):
+            write_html({"schema_version": 2}, tmp_path / "report.html")
+        assert not (tmp_path / "report.html").exists()
 
 
 def llmbar_canonical(tmp_path: Path) -> tuple[Path, list[tuple[str, str, str]]]:

@@ -356,6 +356,13 @@ class TestRenderReport:
         with pytest.raises(InvalidInputError, match=r"/judges/0/agreement/kappa"):
             render_report(report)
 
+    def test_a_missing_section_is_named(self) -> None:
+        """A report without a whole section (here the judges) names it too."""
+        report = sample_report()
+        del report["judges"]
+        with pytest.raises(InvalidInputError, match=r"/judges"):
+            render_report(report)
+
     def test_unknown_schema_version_is_refused(self) -> None:
         report = sample_report()
         report["schema_version"] = 2

@@ -6,6 +6,7 @@ memory; the result is plain JSON (see the README's "Measuring judges").
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -53,7 +54,9 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
         batch_ids = {f.batch_id for f in facts if f.batch_id is not None}
         names = await reports.batch_names(session, batch_ids | ({batch_id} if batch_id else set()))
     evidence = Evidence(gold, positions, options.bootstrap, options.calibration_bins)
-    return assemble(facts, costs, names, evidence, scope)
+    # The statistics are CPU work (bootstrap draws): off the event loop, so the
+    # service keeps answering while a large report is computed.
+    return await asyncio.to_thread(assemble, facts, costs, names, evidence, scope)
 
 
 def assemble(

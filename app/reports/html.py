@@ -41,6 +41,8 @@ def render_report(report: dict[str, Any]) -> str:
             f"report schema_version {version!r} is not supported (expected {SCHEMA_VERSION})",
             field="/schema_version",
         )
+    # Header and tables first: they check each field they read and name it.
+    header, table_rows = _header(report), tables(report)
     # The only markup left unescaped is plotly's own: plotly.js, and figures whose
     # JSON escapes "<" and whose user-supplied labels html_plots escaped first.
     plots = [Markup(figure) for figure in html_plots.figures(report)]  # noqa: S704
@@ -48,8 +50,8 @@ def render_report(report: dict[str, Any]) -> str:
         _environment()
         .get_template(TEMPLATE)
         .render(
-            header=_header(report),
-            tables=tables(report),
+            header=header,
+            tables=table_rows,
             plots=plots,
             plotly_js=Markup(get_plotlyjs()),  # noqa: S704
         )

@@ -157,7 +157,10 @@ def calibration(
         raise ValueError("confidence and correct must have the same length")
     values = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
     hits = np.asarray(correct, dtype=np.float64)
-    which = np.minimum((values * bins).astype(np.int64), bins - 1)
+    # Compare against the very edges the table reports (index / bins): flooring
+    # values * bins puts 0.29 in [0.28, 0.29) at 100 bins (0.29 * 100 = 28.999…).
+    edges = np.arange(bins + 1) / bins
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
     table, ece = [], 0.0
     for index in range(bins):
         members = which == index

@@ -86,7 +86,8 @@ def reliability_table(blocks: list[Block]) -> Table:
             if b["count"]:
                 table.add_row(
                     str(item["judge"]),
-                    f"{b['lower']:.1f}-{b['upper']:.1f}",
+                    # 3 significant digits: with --bins 20, 0.05-0.1 (not 0.1-0.1).
+                    f"{b['lower']:.3g}-{b['upper']:.3g}",
                     str(b["count"]),
                     f"{b['mean_confidence']:.3f}",
                     f"{b['accuracy']:.3f}",
