@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +37,14 @@ from judges import (  # noqa: E402
     ModelUnavailableError,
     Order,
     Pair,
+    Rubric,
     config_from_spec,
     judge_pair,
+    rate_response,
 )
+from judges.backends import _local_models  # noqa: E402
 from judges.backends._batching import MicroBatcher  # noqa: E402
-from judges.backends._local_models import LocalModel, length_groups  # noqa: E402
+from judges.backends._local_models import LocalModel, length_groups, shared_model  # noqa: E402
 from judges.backends.local import CHOICE_INSTRUCTIONS, LocalJudge, sigmoid  # noqa: E402
 from judges.prompts import PAIRWISE_V1, render_text  # noqa: E402
 from judges.types import ShownPair  # noqa: E402
@@ -171,6 +176,19 @@ class TestRewardModel:
             json.loads(call.raw_output)["truncated_tokens"]
             == [call.usage.truncated_tokens // 2] * 2
         )
+
+    async def test_a_cut_prompt_keeps_the_template_lead_in(self, models: dict[str, Path]) -> None:
+        """Only the prompt's own tokens give way: <s> and the user turn's header stay."""
+        prompt = "x" * 500 + " the real question?"
+        judge = local_judge(models["reward"], max_length=64)
+        [outcome] = await judge_all(judge, [Pair(prompt, "short a", "short b")])
+        # 64 = <s> <|user|> \n, the prompt's last 50 bytes, </s>, then 10 of the answer turn.
+        kept = prompt[-50:]
+        expected = [reference_reward(models["reward"], kept, r) for r in ("short a", "short b")]
+        assert json.loads(outcome.calls[0].raw_output) == {
+            "scores": pytest.approx(expected, abs=1e-5),
+            "truncated_tokens": [len(prompt) - 50] * 2,
+        }
 
     async def test_a_response_longer_than_the_context_fails_without_a_label(
         self, models: dict[str, Path]
@@ -306,6 +324,59 @@ class TestLoading:
         assert outcome.error_class == "judge_error"
         assert "expected scalar type Float" in outcome.error_message
 
+    async def test_nan_outputs_are_a_failure_never_a_tie(
+        self, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A model overflowing in half precision gives NaN: stored as a failure, not a label."""
+
+        def overflowing(_self: object, sequences: list[list[int]]) -> list[float]:
+            return [float("nan")] * len(sequences)
+
+        monkeypatch.setattr(LocalModel, "_rewards", overflowing)
+        judge = local_judge(models["reward"])
+        [outcome] = await judge_all(judge, [PAIRS[0]])
+        assert outcome.verdict is None
+        assert outcome.error_class == "judge_error"
+        assert "not a number" in outcome.error_message
+        assert "dtype" in outcome.error_message
+        rubric = Rubric(id="r", text="Is it right?")
+        rating = await rate_response(judge, "q", "an answer", rubric)
+        await judge.aclose()
+        assert rating.rating is None
+        assert rating.error_class == "judge_error"
+
+    def test_a_model_loads_once_and_a_slow_load_holds_up_no_other(
+        self, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Threads asking at once share one load; a loaded model is handed out during another's."""
+        monkeypatch.setattr(_local_models, "_MODELS", {})
+        built: list[str] = []
+        release = threading.Event()
+        original = LocalModel.__init__
+
+        def init(self: LocalModel, model_id: str, *args: Any) -> None:
+            built.append(model_id)
+            if model_id == "slow":  # a download under way
+                release.wait(10)
+                raise ModelUnavailableError("cannot load the local model 'slow'")
+            original(self, model_id, *args)
+
+        monkeypatch.setattr(LocalModel, "__init__", init)
+        path = str(models["reward"])
+        with ThreadPoolExecutor(4) as pool:
+            loaded = list(pool.map(lambda _: shared_model(path, "reward", "cpu", None), range(4)))
+            assert built == [path]
+            assert all(model is loaded[0] for model in loaded)
+            slow = pool.submit(shared_model, "slow", "reward", "cpu", None)
+            while "slow" not in built:
+                time.sleep(0.01)
+            try:
+                assert pool.submit(shared_model, path, "reward", "cpu", None).result(2) is loaded[0]
+            finally:
+                release.set()
+            with pytest.raises(ModelUnavailableError):
+                slow.result()
+
     def test_transport_options_keep_the_label_key(self) -> None:
         """Device and batch size don't change the label; dtype and max_length do."""
         base = config_from_spec("local:/models/rm")
@@ -319,7 +390,7 @@ class TestLoading:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """No key and no judge named → the local reward model; a key or a named default wins."""
-        for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "REFEREE_DEFAULT_JUDGE"):
             monkeypatch.delenv(name, raising=False)
         assert Settings().resolved_default_judge() == KEYLESS_DEFAULT_JUDGE
         assert Settings(default_judge="openai:gpt-4o-mini").resolved_default_judge() == (
@@ -390,7 +461,8 @@ class TestLoading:
 
 @pytest.fixture
 def keyless(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+    names = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+    for name in (*names, "REFEREE_DEFAULT_JUDGE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -447,7 +519,7 @@ class TestThroughTheApp:
         assert rating["score"] == 1 + round(sigmoid(reward) * 9)
 
     def test_keyless_default_offline_says_it_cannot_download(
-        self, app_client: TestClient, keyless: None
+        self, keyless: None, app_client: TestClient
     ) -> None:
         """No key, no judge named, no network: 503 naming the model and the ways out."""
         response = app_client.post("/v1/comparisons", json=pair_body())

@@ -183,18 +183,23 @@ class LocalModel:
         return min(self.context, max_length) if max_length else self.context
 
     def encode_reward(self, prompt: Text, response: Text, limit: int) -> Encoded:
-        """Prompt and response as the reward model reads them, the prompt cut on the left."""
+        """Prompt and response as the reward model reads them, the prompt cut on the left.
+
+        The template's lead-in (a BOS token, the first turn's header) stays:
+        only the prompt's own tokens give way, from its start.
+        """
         with self._tokenizing:
-            prefix, full = self._reward_texts(prompt, response)
-            head = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-            tail = self.tokenizer(full[len(prefix) :], add_special_tokens=False)["input_ids"]
-        room = limit - len(tail)
-        if room < 1:
+            prefix, full, bare = self._reward_texts(prompt, response)
+            head = self._ids(prefix)
+            tail = self._ids(full[len(prefix) :])
+            keep = _common_prefix(head, self._ids(bare)) if bare is not None else 0
+        body, room = len(head) - keep, limit - keep - len(tail)
+        if room < min(1, body):  # some of the prompt must stay, if it has any
             raise ContextOverflowError(
                 f"the response alone is {len(tail)} tokens; the model reads at most {limit}"
             )
-        cut = max(0, len(head) - room)
-        return Encoded(head[cut:] + tail, cut)
+        cut = max(0, body - room)
+        return Encoded(head[:keep] + head[keep + cut :] + tail, cut)
 
     def encode_choice(
         self, render: Callable[[Text], tuple[str, str]], prompt: Text, limit: int
@@ -266,24 +271,41 @@ class LocalModel:
             mask[row, span] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _reward_texts(self, prompt: Text, response: Text) -> tuple[str, str]:
-        """(prompt part, whole text): the prompt part is what may be cut."""
+    def _reward_texts(self, prompt: Text, response: Text) -> tuple[str, str, str | None]:
+        """(prompt part, whole text, prompt part with the first turn empty).
+
+        The prompt part is what may be cut; where it and the third agree is
+        the template's lead-in, which stays.
+        """
         turns = [{"role": m.role, "content": m.content} for m in as_messages(prompt)]
         answer = {"role": "assistant", "content": render_text(response)}
         if self.tokenizer.chat_template:
+            from jinja2 import TemplateError
+
             full = self.tokenizer.apply_chat_template([*turns, answer], tokenize=False)
-            prefix = self.tokenizer.apply_chat_template(
-                turns, tokenize=False, add_generation_prompt=True
-            )
-            if full.startswith(prefix):
-                return prefix, full
-            # A template that rewrites earlier turns (some drop reasoning) has no
-            # clean split: nothing is cut rather than a guess, so an input that is
-            # too long fails as context_overflow.
-            return "", full
+            prefix = self._reward_prefix(turns)
+            if not full.startswith(prefix):
+                # A template that rewrites earlier turns (some drop reasoning) has no
+                # clean split: nothing is cut rather than a guess, so an input that is
+                # too long fails as context_overflow.
+                return "", full, None
+            try:
+                bare = self._reward_prefix([{**turns[0], "content": ""}, *turns[1:]])
+            except TemplateError:  # a template refusing an empty turn: keep no lead-in
+                bare = None
+            return prefix, full, bare
         bos = self.tokenizer.bos_token or ""
         prefix = f"{bos}{render_text(prompt)}\n\n"
-        return prefix, prefix + render_text(response)
+        return prefix, prefix + render_text(response), f"{bos}\n\n"
+
+    def _reward_prefix(self, turns: list[dict[str, str]]) -> str:
+        text: str = self.tokenizer.apply_chat_template(
+            turns, tokenize=False, add_generation_prompt=True
+        )
+        return text
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _chat_ids(self, system: str, user: str) -> list[int]:
         if not self.tokenizer.chat_template:
@@ -342,6 +364,13 @@ def _in_groups(sequences: list[list[int]], run: Callable[[list[list[int]]], list
     return [results[i] for i in range(len(sequences))]
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
 def _context_length(config: Any, tokenizer: Any) -> int:
     limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
     usable = [int(n) for n in limits if isinstance(n, int) and 0 < n < _NO_LIMIT]
@@ -373,13 +402,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 _MODELS: dict[tuple[str, str, str], LocalModel] = {}
-_LOADING = threading.Lock()
+# One lock per model, so a model being downloaded (minutes) holds up only
+# the threads that wait for that model, not every batch of the loaded ones.
+_LOADING: dict[tuple[str, str, str], threading.Lock] = {}
+_LOADING_GUARD = threading.Lock()
 
 
 def shared_model(model_id: str, kind: ModelKind, device: str, dtype: str | None) -> LocalModel:
     """The process's one instance of a model on a device in a dtype, loaded on first use."""
     key = (model_id, device, dtype or "auto")
-    with _LOADING:
+    with _LOADING_GUARD:
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:
         model = _MODELS.get(key)
         if model is None:
             model = _MODELS[key] = LocalModel(model_id, kind, device, dtype)

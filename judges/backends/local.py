@@ -121,7 +121,7 @@ class LocalJudge(Judge):
             self._batcher.submit(_RewardItem(shown.prompt, shown.second)),
         )
         s1, s2 = first.values[0], second.values[0]
-        p_first = sigmoid(s1 - s2)
+        p_first = _preference(s1, s2)
         raw = {
             "scores": [s1, s2],
             "truncated_tokens": [first.truncated_tokens, second.truncated_tokens],
@@ -144,6 +144,7 @@ class LocalJudge(Judge):
             raise JudgeConfigError("generative local judges cannot rate single responses")
         scored = await self._batcher.submit(_RewardItem(prompt, response))
         reward = scored.values[0]
+        _preference(reward, 0.0)  # a NaN score is a failure, not a rating
         low, high = rubric.scale_min, rubric.scale_max
         score = low + round(sigmoid(reward) * (high - low))
         rationale = (
@@ -159,7 +160,7 @@ class LocalJudge(Judge):
     async def _choose(self, shown: ShownPair, question: str | None) -> RawAnswer:
         scored = await self._batcher.submit(_ChoiceItem(shown, question))
         lp1, lp2 = scored.values
-        p_first = sigmoid(lp1 - lp2)  # the two choices' probabilities, normalised
+        p_first = _preference(lp1, lp2)  # the two choices' probabilities, normalised
         raw = {"logprobs": {"1": lp1, "2": lp2}, "truncated_tokens": scored.truncated_tokens}
         answer = PairwiseAnswer(
             _position(lp1, lp2),
@@ -217,6 +218,21 @@ class LocalJudge(Judge):
             ) from exc
         except RuntimeError as exc:  # a failed forward pass is a failed call, stored as such
             raise JudgeError(f"the local model failed: {exc}") from exc
+
+
+def _preference(first: float, second: float) -> float:
+    """sigmoid(first - second); NaN (half precision overflowing, say) fails the call.
+
+    A NaN compares neither greater nor smaller, so it would otherwise pass
+    for a tie with a NaN soft label.
+    """
+    p_first = sigmoid(first - second)
+    if math.isnan(p_first):
+        raise JudgeError(
+            f"the local model's outputs are not a number ({first}, {second}); "
+            "if it runs in float16, set the dtype option to bfloat16 or float32"
+        )
+    return p_first
 
 
 def _position(first: float, second: float) -> Position:
