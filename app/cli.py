@@ -154,7 +154,7 @@ def label(
         ),
     ] = "live",
     poll_interval: Annotated[
-        float, typer.Option(min=0.0, help="With provider-batch: seconds between status checks.")
+        float, typer.Option(min=0.01, help="With provider-batch: seconds between status checks.")
     ] = 30.0,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.

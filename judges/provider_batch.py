@@ -79,6 +79,8 @@ class ProviderBatchAPI(ABC):
 
     max_requests: ClassVar[int]
     """The most requests one submission may hold."""
+    max_bytes: ClassVar[int]
+    """The largest submission, in bytes, the provider takes (a margin under its limit)."""
 
     def __init__(self, judge: Judge) -> None:
         self.judge = judge
@@ -86,6 +88,10 @@ class ProviderBatchAPI(ABC):
     @abstractmethod
     def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
         """The request for one order of one pair, byte for byte what the live call sends."""
+
+    @abstractmethod
+    def request_bytes(self, request: BatchRequest) -> int:
+        """What ``request`` adds to the size of a submission (at most, never less)."""
 
     @abstractmethod
     async def submit(self, requests: Sequence[BatchRequest]) -> str:
@@ -141,16 +147,23 @@ def pair_requests(api: ProviderBatchAPI, item_id: str, pair: Pair) -> list[Batch
 def submissions(
     items: Iterable[tuple[str, Pair]], api: ProviderBatchAPI
 ) -> Iterator[tuple[list[str], list[BatchRequest]]]:
-    """Split items into submissions under the provider's request limit, never splitting a pair."""
+    """Split items into submissions under the provider's request and size limits.
+
+    Never splits a pair: both orders of an item travel in the same submission.
+    """
     ids: list[str] = []
     requests: list[BatchRequest] = []
+    size = 0
     for item_id, pair in items:
         mine = pair_requests(api, item_id, pair)
-        if requests and len(requests) + len(mine) > api.max_requests:
+        mine_size = sum(api.request_bytes(r) for r in mine)
+        too_many = len(requests) + len(mine) > api.max_requests
+        if requests and (too_many or size + mine_size > api.max_bytes):
             yield ids, requests
-            ids, requests = [], []
+            ids, requests, size = [], [], 0
         ids.append(item_id)
         requests.extend(mine)
+        size += mine_size
     if requests:
         yield ids, requests
 

@@ -9,15 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import DateTime, bindparam, create_engine, text
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -113,6 +114,27 @@ class TestRequests:
         assert [ids for ids, _ in chunks] == [["i0"], ["i1"], ["i2"]]
         assert all(len(requests) == 2 for _, requests in chunks)
 
+    @pytest.mark.parametrize("spec", [ANTHROPIC, OPENAI])
+    def test_a_submission_stays_under_the_size_limit(
+        self, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, spec: str
+    ) -> None:
+        """Long pairs fill the provider's size limit before its request limit; pairs stay whole."""
+        from judges.provider_batch import submissions
+
+        judge = JudgeRegistry.from_entry_points().judge(config_from_spec(spec))
+        api = batch_api_for(judge)
+        items = [(f"i{n}", Pair(f"q{n}", "x" * 2000, "y")) for n in range(5)]
+        two_pairs = sum(api.request_bytes(r) for r in pair_requests(api, "i0", items[0][1])) * 2
+        monkeypatch.setattr(type(api), "max_bytes", two_pairs + 100)
+        chunks = list(submissions(items, api))
+        assert [ids for ids, _ in chunks] == [["i0", "i1"], ["i2", "i3"], ["i4"]]
+        for _, requests in chunks:
+            assert sum(api.request_bytes(r) for r in requests) <= api.max_bytes
+        if spec == OPENAI:  # the size counted is the size of the JSONL line sent
+            line = {"custom_id": "i0-ab", "method": "POST", "url": "/v1/chat/completions"}
+            sent = json.dumps({**line, "body": chunks[0][1][0].body}, ensure_ascii=False)
+            assert api.request_bytes(chunks[0][1][0]) == len(sent.encode()) + 1
+
 
 class TestLabel:
     @pytest.mark.parametrize("spec", [ANTHROPIC, OPENAI])
@@ -147,6 +169,154 @@ class TestLabel:
         assert summary.progress.labeled == 5
         assert rows(url, "SELECT count(*) FROM provider_batches WHERE status = 'collected'") == [
             (3,)
+        ]
+
+    def test_a_claim_cut_short_by_the_size_limit_submits_the_rest_later(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Pairs that do not fit go back to the queue and into the next submission."""
+        from judges.backends.batch_apis import AnthropicBatchAPI
+
+        monkeypatch.setattr(AnthropicBatchAPI, "max_bytes", 8000)  # two pairs (~3.5 kB each)
+        provider.configure(policy="longer")
+        path = write_pairs(tmp_path / "pairs.jsonl", 5)
+        summary = label(settings, path, ANTHROPIC)
+        assert creates(provider) == 3
+        assert summary.progress.labeled == 5
+        url = settings.database_url
+        assert [w for _, w in rows(url, VERDICT_ROWS)] == ["a" if i % 2 else "b" for i in range(5)]
+        assert rows(url, "SELECT pairs, requests FROM provider_batches ORDER BY pairs DESC") == [
+            (2, 4),
+            (2, 4),
+            (1, 2),
+        ]
+
+    def test_a_claim_fits_in_one_postgresql_statement(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """One order a pair and 100,000 requests a batch: never more rows than 65,535 parameters."""
+        from app.store import batches
+
+        real = batches.claim
+        sizes: list[int] = []
+
+        async def claim(*args: Any) -> Any:
+            sizes.append(args[3])
+            return await real(*args)
+
+        monkeypatch.setattr(batches, "claim", claim)
+        judges_file = tmp_path / "judges.yaml"
+        judges_file.write_text(f"judges:\n  single:\n    spec: {ANTHROPIC}\n    order: single\n")
+        path = write_pairs(tmp_path / "pairs.jsonl", 2)
+        summary = label(settings.model_copy(update={"judges_file": judges_file}), path, "single")
+        assert summary.progress.labeled == 2
+        assert sizes
+        assert max(sizes) < 65_535
+
+    def test_a_failed_read_of_the_results_is_tried_again(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A dropped connection while downloading results is polled again, not a crash."""
+        from judges.backends.batch_apis import AnthropicBatchAPI
+        from judges.errors import TransientJudgeError
+
+        real = AnthropicBatchAPI.results
+        reads: list[str] = []
+
+        async def dropped() -> AsyncIterator[Any]:
+            raise TransientJudgeError("connection reset while reading the results")
+            yield  # an async generator, like the real one
+
+        def flaky(self: AnthropicBatchAPI, batch_id: str) -> AsyncIterator[Any]:
+            reads.append(batch_id)
+            return dropped() if len(reads) == 1 else real(self, batch_id)
+
+        monkeypatch.setattr(AnthropicBatchAPI, "results", flaky)
+        provider.configure(policy="longer")
+        path = write_pairs(tmp_path / "pairs.jsonl", 2)
+        summary = label(settings, path, ANTHROPIC)
+        assert len(reads) == 2
+        assert summary.progress.labeled == 2
+        assert creates(provider) == 1
+
+    def test_a_submission_that_cannot_be_read_does_not_hold_up_the_others(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The readable submission is collected, then the unreadable one is reported."""
+        from app.errors import JudgeUnavailableError
+        from judges.backends.batch_apis import AnthropicBatchAPI
+        from judges.errors import JudgeConfigError
+        from judges.provider_batch import BatchState
+
+        real = AnthropicBatchAPI.state
+        first: list[str] = []
+
+        async def state(self: AnthropicBatchAPI, batch_id: str) -> BatchState:
+            first[:] = first or [batch_id]
+            if batch_id == first[0]:
+                raise JudgeConfigError("not_found_error: no such batch")
+            return await real(self, batch_id)
+
+        monkeypatch.setattr(AnthropicBatchAPI, "state", state)
+        provider.configure(policy="longer")
+        path = write_pairs(tmp_path / "pairs.jsonl", 2)
+        with pytest.raises(JudgeUnavailableError, match="no such batch"):
+            label(settings, path, ANTHROPIC, max_requests=2)
+        assert creates(provider) == 2
+        assert rows(settings.database_url, "SELECT count(*) FROM verdicts") == [(1,)]
+        assert rows(
+            settings.database_url, "SELECT status FROM provider_batches ORDER BY status"
+        ) == [("collected",), ("submitted",)]
+
+    def test_a_run_back_after_the_lease_ran_out_collects_without_submitting_again(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Stopped after submitting and back more than a day later: the stored batch is polled."""
+        from app.labeling.provider_batch import ProviderBatchRun
+
+        async def stop_after_submitting(self: ProviderBatchRun) -> None:
+            return None
+
+        provider.configure(policy="longer")
+        path = write_pairs(tmp_path / "pairs.jsonl", 3)
+        with monkeypatch.context() as patch:
+            patch.setattr(ProviderBatchRun, "_poll_until_collected", stop_after_submitting)
+            label(settings, path, ANTHROPIC)
+        assert creates(provider) == 1
+        engine = create_engine(sync_url(settings.database_url))
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE comparisons SET lease_expires_at = :past").bindparams(
+                    bindparam("past", type_=DateTime(timezone=True))
+                ),
+                {"past": datetime(2000, 1, 1, tzinfo=UTC)},
+            )
+        engine.dispose()
+        summary = label(settings, path, ANTHROPIC)
+        assert creates(provider) == 1
+        assert summary.progress.labeled == 3
+        assert rows(settings.database_url, "SELECT status FROM provider_batches") == [
+            ("collected",)
         ]
 
     @pytest.mark.parametrize("spec", [ANTHROPIC, OPENAI])

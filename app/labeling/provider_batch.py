@@ -35,6 +35,7 @@ from judges.provider_batch import (
     BatchResult,
     ProviderBatchAPI,
     batch_api_for,
+    custom_id,
     pair_outcome,
     submissions,
 )
@@ -44,6 +45,9 @@ from judges.types import Order, Usage
 # pairs while the provider may still answer them.
 SUBMISSION_LEASE = timedelta(hours=25)
 RESULT_CHUNK = 500
+# The most pairs one claim leases: the claim names each row in one statement,
+# and PostgreSQL takes at most 65,535 parameters a statement.
+MAX_CLAIM = 50_000
 
 
 @dataclass
@@ -176,6 +180,9 @@ class ProviderBatchRun:
             async with self.labeler.db.transaction() as session:
                 orphans = await provider_batches.orphan_owners(session, self.batch_id)
                 await batches.release(session, orphans)
+                # A run back after the lease ran out (a weekend): the pairs are still
+                # the stored submissions' to collect, not to be submitted again.
+                await provider_batches.renew_open(session, self.batch_id, SUBMISSION_LEASE)
             await self._submit_pending()
             await self._poll_until_collected()
         finally:
@@ -191,9 +198,8 @@ class ProviderBatchRun:
             submission_id = uuid.uuid4()
             owner = provider_batches.owner_for(submission_id)
             async with self.labeler.db.transaction() as session:
-                rows = await batches.claim(
-                    session, self.batch_id, owner, max(1, limit // per_pair), SUBMISSION_LEASE
-                )
+                size = max(1, min(limit // per_pair, MAX_CLAIM))
+                rows = await batches.claim(session, self.batch_id, owner, size, SUBMISSION_LEASE)
             if not rows:
                 return
             await self._submit(submission_id, owner, rows)
@@ -203,8 +209,15 @@ class ProviderBatchRun:
             for row in rows:
                 self._check_config(row)
             items = [(row.id.hex, stored_pair(row).to_pair()) for row in rows]
-            # One claim is sized to fit one submission: exactly one comes out.
-            ((_, requests),) = list(submissions(items, self.api))
+            # A claim is sized to the request limit; the size limit may cut it
+            # shorter: the first submission goes now, the rest back to the queue.
+            ids, requests = next(submissions(items, self.api))
+            if len(ids) < len(rows):
+                sent = set(ids)
+                rest = [row.id for row in rows if row.id.hex not in sent]
+                rows = [row for row in rows if row.id.hex in sent]
+                async with self.labeler.db.transaction() as session:
+                    await provider_batches.release_rows(session, owner, rest)
             provider_batch_id = await self.api.submit(requests)
         except BaseException as exc:
             async with self.labeler.db.transaction() as session:
@@ -236,36 +249,47 @@ class ProviderBatchRun:
     # --------------------------------------------------------------- polling
 
     async def _poll_until_collected(self) -> None:
+        # A submission that cannot be read for good does not keep the others'
+        # results from being stored; its error is raised once they are.
+        unreadable: dict[uuid.UUID, JudgeUnavailableError] = {}
         while not self._stopped.is_set():
             async with self.labeler.db.transaction() as session:
                 open_ = await provider_batches.open_submissions(session, self.batch_id)
-            if not open_:
+            readable = [s for s in open_ if s.id not in unreadable]
+            if not readable:
+                if unreadable:
+                    raise next(iter(unreadable.values()))
                 return
-            for submission in open_:
+            for submission in readable:
                 if self._stopped.is_set():
                     return
-                await self._poll(submission)
+                try:
+                    await self._poll(submission)
+                except JudgeUnavailableError as exc:
+                    unreadable[submission.id] = exc
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), self.options.poll_seconds)
 
     async def _poll(self, submission: ProviderBatch) -> None:
+        results: dict[str, BatchResult] = {}
         try:
             state = await self.api.state(submission.provider_batch_id)
+            if not state.ended:
+                return
+            async for result in self.api.results(submission.provider_batch_id):
+                results[result.custom_id] = result
         except TransientJudgeError:
-            return  # poll again next round
+            return  # poll (and read the results) again next round
         except JudgeError as exc:
             raise JudgeUnavailableError(
                 f"cannot read {self.config.provider} batch {submission.provider_batch_id}: "
                 f"{exc.message}"
             ) from None
-        if not state.ended:
-            return
-        await self._collect(submission, state.status)
+        await self._collect(submission, state.status, results)
 
-    async def _collect(self, submission: ProviderBatch, provider_status: str) -> None:
-        results: dict[str, BatchResult] = {}
-        async for result in self.api.results(submission.provider_batch_id):
-            results[result.custom_id] = result
+    async def _collect(
+        self, submission: ProviderBatch, provider_status: str, results: dict[str, BatchResult]
+    ) -> None:
         latency_ms = (utcnow() - submission.created_at).total_seconds() * 1000
         async with self.labeler.db.transaction() as session:
             rows = await provider_batches.leased_to(session, submission.lease_owner)
@@ -285,11 +309,9 @@ class ProviderBatchRun:
         submission: ProviderBatch,
         latency_ms: float,
     ) -> PairOutcome:
-        mine = {
-            order: results[f"{row.id.hex}-{order.value}"]
-            for order in Order
-            if f"{row.id.hex}-{order.value}" in results
-        }
+        # The ids the requests were built with (judges.provider_batch.custom_id).
+        ids = {order: custom_id(row.id.hex, order) for order in Order}
+        mine = {order: results[cid] for order, cid in ids.items() if cid in results}
         return await pair_outcome(
             self.judge,
             stored_pair(row).to_pair(),

@@ -9,6 +9,8 @@ leave them alone while the provider works; writing a result closes the lease
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.store.models import Comparison, ProviderBatch, utcnow
 
 OWNER_PREFIX = "provider-batch:"
+RESULTS_KEPT = timedelta(days=29)
 
 
 def owner_for(submission_id: uuid.UUID) -> str:
@@ -90,6 +93,35 @@ async def leased_to(session: AsyncSession, owner: str) -> list[Comparison]:
         .order_by(Comparison.created_at, Comparison.id)
     )
     return list(result.scalars())
+
+
+async def renew_open(session: AsyncSession, batch_id: uuid.UUID, lease: timedelta) -> None:
+    """Extend the leases the batch's open submissions still hold on their comparisons.
+
+    Only while the provider may still hand out the results (Anthropic keeps
+    them 29 days): an older submission's pairs are let go when its lease ends.
+    """
+    owners = select(ProviderBatch.lease_owner).where(
+        ProviderBatch.batch_id == batch_id,
+        ProviderBatch.status == "submitted",
+        ProviderBatch.created_at > utcnow() - RESULTS_KEPT,
+    )
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.lease_owner.in_(owners), Comparison.status == "pending")
+        .values(lease_expires_at=utcnow() + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_rows(session: AsyncSession, owner: str, ids: Sequence[uuid.UUID]) -> None:
+    """Give back claimed comparisons that did not fit in the owner's submission."""
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.id.in_(ids), Comparison.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def orphan_owners(session: AsyncSession, batch_id: uuid.UUID) -> list[str]:

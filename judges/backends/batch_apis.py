@@ -44,6 +44,7 @@ class AnthropicBatchAPI(ProviderBatchAPI):
     """Message Batches: up to 100,000 requests a batch; results stream as JSONL."""
 
     max_requests = 100_000
+    max_bytes = 250_000_000  # the documented limit is 256 MB
 
     def __init__(self, judge: AnthropicJudge) -> None:
         super().__init__(judge)
@@ -53,6 +54,10 @@ class AnthropicBatchAPI(ProviderBatchAPI):
     def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
         system, user = get_template(self.judge.config.template).render(shown)
         return BatchRequest(custom_id, self._judge.message_params(system, user, VERDICT_FORMAT))
+
+    def request_bytes(self, request: BatchRequest) -> int:
+        # ASCII-escaped JSON is never shorter than the UTF-8 the SDK sends; +1 for the comma.
+        return len(json.dumps({"custom_id": request.custom_id, "params": request.body})) + 1
 
     async def submit(self, requests: Sequence[BatchRequest]) -> str:
         body: Any = [{"custom_id": r.custom_id, "params": r.body} for r in requests]
@@ -101,6 +106,7 @@ class OpenAIBatchAPI(ProviderBatchAPI):
     """The Batch API: a JSONL file of up to 50,000 requests; output and error files back."""
 
     max_requests = 50_000
+    max_bytes = 190_000_000  # the documented limit is 200 MB
 
     def __init__(self, judge: OpenAIJudge) -> None:
         super().__init__(judge)
@@ -111,20 +117,11 @@ class OpenAIBatchAPI(ProviderBatchAPI):
         system, user = get_template(self.judge.config.template).render(shown)
         return BatchRequest(custom_id, self._judge.verdict_body(system, user))
 
+    def request_bytes(self, request: BatchRequest) -> int:
+        return len(_openai_line(request))
+
     async def submit(self, requests: Sequence[BatchRequest]) -> str:
-        lines = (
-            json.dumps(
-                {
-                    "custom_id": r.custom_id,
-                    "method": "POST",
-                    "url": _OPENAI_ENDPOINT,
-                    "body": r.body,
-                },
-                ensure_ascii=False,
-            )
-            for r in requests
-        )
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        data = b"".join(_openai_line(r) for r in requests)
         try:
             uploaded = await self._client.files.create(
                 file=("referee-batch.jsonl", data, "application/jsonl"), purpose="batch"
@@ -179,6 +176,17 @@ class OpenAIBatchAPI(ProviderBatchAPI):
             await self._client.batches.cancel(batch_id)
         except openai.OpenAIError as exc:
             raise translate(exc, openai, "openai") from exc
+
+
+def _openai_line(request: BatchRequest) -> bytes:
+    """One line of the input file: ``{custom_id, method, url, body}``, UTF-8, newline ended."""
+    line = {
+        "custom_id": request.custom_id,
+        "method": "POST",
+        "url": _OPENAI_ENDPOINT,
+        "body": request.body,
+    }
+    return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _anthropic_error(error: Any) -> JudgeError:
