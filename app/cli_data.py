@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.console import err, fail, load_settings, out
+from app.console import err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:
@@ -168,12 +167,7 @@ def feedback_import(
             with open_input(file) as stream:
                 return await ingest(labeler.db, read_records(stream, source, FeedbackIn))
 
-    try:
-        summary = asyncio.run(run())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    except RefereeError as exc:
-        fail(exc.message)
+    summary = run_or_fail(run(), file)
     for item in summary.rejected:
         err.print(f"{source}:{item['line']}: {item['reason']}", markup=False)
     out.print(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.console import err, fail, load_settings, out
+from app.console import err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:
@@ -157,12 +157,7 @@ def gold_import(
             with open_input(file) as stream:
                 return await import_gold(db, read_pairs(stream, source, convert), origin)
 
-    try:
-        summary = asyncio.run(run())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    except RefereeError as exc:
-        fail(exc.message)
+    summary = run_or_fail(run(), file)
     for error in summary.rejected:
         err.print(str(error), markup=False)
     winners = summary.winners
