@@ -71,6 +71,13 @@ class JudgeFailedError(RefereeError):
     code = "judge_failed"
 
 
+class ProviderBatchFailedError(RefereeError):
+    """A provider refused whole batch submissions; their pairs are pending again, none judged."""
+
+    status_code = 502
+    code = "provider_batch_failed"
+
+
 class SchemaOutdatedError(RefereeError):
     status_code = 503
     code = "schema_outdated"

@@ -9,7 +9,9 @@ same code. Results come in any order; they are joined on ``custom_id``.
 Both orders of a pair travel in the same submission. A request that did not
 succeed at the provider (expired, cancelled, a transient error, or missing
 from the results) is judged again through the normal live path, so nothing
-is dropped; a permanent error is stored as the failure it is.
+is dropped; a permanent error is stored as the failure it is. A batch the
+provider refused as a whole (:attr:`BatchState.failed`) is not judged live:
+that would be every request of it at full price, so the caller reports it.
 """
 
 from __future__ import annotations
@@ -66,12 +68,33 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchError:
+    """One reason the provider gives for refusing a whole batch (OpenAI's ``errors.data``)."""
+
+    code: str | None
+    message: str
+    line: int | None = None
+    """The line of the input file it concerns, when the provider names one."""
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line is not None else ""
+        return f"{self.code or 'error'}: {self.message}{where}"
+
+
+@dataclass(frozen=True, slots=True)
 class BatchState:
-    """A submitted batch as the provider reports it."""
+    """A submitted batch as the provider reports it.
+
+    ``failed`` means the provider refused the batch as a whole (OpenAI's
+    ``failed``: the input did not validate, or the organisation's enqueued
+    token limit was reached): none of its requests ran and it has no results.
+    """
 
     ended: bool
     status: str
     counts: dict[str, int] = field(default_factory=dict)
+    failed: bool = False
+    errors: tuple[BatchError, ...] = ()
 
 
 class ProviderBatchAPI(ABC):

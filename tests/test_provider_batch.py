@@ -368,6 +368,113 @@ class TestLabel:
         assert rows(settings.database_url, "SELECT count(*) FROM comparisons") == [(0,)]
 
 
+REFUSAL = {
+    "code": "token_limit_exceeded",
+    "message": "Enqueued token limit reached for gpt-4o-mini in organization org-test.",
+    "line": None,
+}
+LIVE_PATHS = {"/v1/messages", "/v1/chat/completions"}
+
+
+def live_calls(provider: FakeProvider) -> int:
+    return sum(1 for r in provider.requests() if r["path"] in LIVE_PATHS)
+
+
+class TestRefusedBatch:
+    """A whole OpenAI batch ``failed`` (validation, token limit): reported, not run live."""
+
+    def test_the_cli_reports_it_and_the_rerun_submits_the_pairs_again(
+        self, tmp_path: Path, settings: Settings, provider: FakeProvider, api: TestClient
+    ) -> None:
+        """Exit non-zero naming the batch and its errors; pairs pending; rerun labels each once."""
+        provider.configure(policy="longer", batch_errors=[REFUSAL])
+        path = write_pairs(tmp_path / "pairs.jsonl", 3)
+        env = {"REFEREE_DATABASE_URL": settings.database_url}
+        args = ["label", str(path), "--judge", OPENAI, "--mode", "provider-batch"]
+        args += ["--poll-interval", "0.05"]
+        first = CliRunner().invoke(cli, args, env=env)
+        assert first.exit_code != 0
+        url = settings.database_url
+        ((batch_id, provider_batch_id, status, errors),) = rows(
+            url, "SELECT batch_id, provider_batch_id, status, errors FROM provider_batches"
+        )
+        output = " ".join(first.output.split())  # the console wraps long lines
+        assert f"openai batch {provider_batch_id} failed as a whole" in output
+        assert "token_limit_exceeded: Enqueued token limit reached" in output
+        assert "--mode live" in output
+        assert "run the same command again" in output
+        assert status == "failed"
+        assert (errors if isinstance(errors, list) else json.loads(errors)) == [REFUSAL]
+        assert live_calls(provider) == 0
+        assert rows(url, "SELECT status, lease_owner, count(*) FROM comparisons GROUP BY 1, 2") == [
+            ("pending", None, 3)
+        ]
+        assert rows(url, "SELECT count(*) FROM judge_calls") == [(0,)]
+        state = api.get(f"/v1/batches/{batch_id}").json()
+        (submission,) = state["provider_batches"]
+        assert (submission["status"], submission["provider_status"]) == ("failed", "failed")
+        assert submission["errors"] == [REFUSAL]
+        assert state["counts"]["pending"] == 3
+
+        provider.configure(batch_errors=[])
+        second = CliRunner().invoke(cli, args, env=env)
+        assert second.exit_code == 0, second.output
+        assert creates(provider) == 2
+        assert live_calls(provider) == 0
+        assert rows(url, "SELECT count(*), count(DISTINCT comparison_id) FROM verdicts") == [(3, 3)]
+        assert rows(url, "SELECT count(*) FROM judge_calls") == [(6,)]
+        assert rows(url, "SELECT status FROM provider_batches ORDER BY status") == [
+            ("collected",),
+            ("failed",),
+        ]
+
+    def test_every_refused_submission_has_its_line(
+        self, tmp_path: Path, settings: Settings, provider: FakeProvider
+    ) -> None:
+        """Two submissions refused: two lines naming them, then what to do."""
+        from app.errors import ProviderBatchFailedError
+
+        refusal = {"code": "invalid_json_line", "message": "bad line", "line": 2}
+        provider.configure(batch_errors=[refusal, REFUSAL])
+        path = write_pairs(tmp_path / "pairs.jsonl", 3)
+        with pytest.raises(ProviderBatchFailedError) as raised:
+            label(settings, path, OPENAI, max_requests=4)
+        ids = [
+            r[0]
+            for r in rows(settings.database_url, "SELECT provider_batch_id FROM provider_batches")
+        ]
+        lines = raised.value.message.splitlines()
+        assert len(ids) == 2
+        assert len(lines) == 3
+        assert sorted(next(i for i in ids if i in line) for line in lines[:2]) == sorted(ids)
+        for line in lines[:2]:
+            assert "invalid_json_line: bad line (line 2); token_limit_exceeded" in line
+        assert lines[2].startswith("fix the cause")
+        assert live_calls(provider) == 0
+        assert rows(
+            settings.database_url,
+            "SELECT count(*) FROM comparisons WHERE status = 'pending' AND lease_owner IS NULL",
+        ) == [(3,)]
+
+    def test_http_shows_the_failure(self, api: TestClient, provider: FakeProvider) -> None:
+        """POST /v1/batches?mode=provider-batch: the submission is failed with its errors."""
+        provider.configure(batch_errors=[REFUSAL])
+        items = [{"prompt": f"q{i}", "response_a": "x", "response_b": "y"} for i in range(2)]
+        url = f"/v1/batches?judge={OPENAI}&mode=provider-batch&poll_interval=0.05"
+        batch_id = api.post(url, json=items).json()["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            state = api.get(f"/v1/batches/{batch_id}").json()
+            if [s["status"] for s in state["provider_batches"]] == ["failed"]:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        (submission,) = state["provider_batches"]
+        assert submission["errors"] == [REFUSAL]
+        assert (state["status"], state["counts"]["pending"]) == ("open", 2)
+        assert live_calls(provider) == 0
+
+
 LONG_TEMPLATE = prompt_templates.PairwiseTemplate(
     version="pairwise-test-long",
     system=prompt_templates.PAIRWISE_V1.system

@@ -74,6 +74,7 @@ async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:
             "provider_batch_id": sub.provider_batch_id,
             "status": sub.status,
             "provider_status": sub.provider_status,
+            "errors": sub.errors or [],
             "pairs": sub.pairs,
             "requests": sub.requests,
             "created_at": sub.created_at,

@@ -6,6 +6,9 @@ submissions it has instead of submitting again. Ended submissions' results
 are joined back on ``custom_id``, turned into the same judge_calls and
 verdict rows a live run writes (keyed by the same label keys), and
 committed in chunks; a request the provider did not finish is judged live.
+A submission the provider refused as a whole (OpenAI's ``failed``) is not:
+its reasons are stored, its pairs go back to pending for the next run, and
+the run ends with an error naming it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from app.errors import BadRequestError, JudgeUnavailableError, RefereeError
+from app.errors import (
+    BadRequestError,
+    JudgeUnavailableError,
+    ProviderBatchFailedError,
+    RefereeError,
+)
 from app.labeling.batch import Progress
 from app.labeling.compare import Labeler, pair_lengths, run_cost, run_rows
 from app.labeling.pricing import call_cost
@@ -33,6 +41,7 @@ from judges.backends.anthropic import cached_preamble_tokens
 from judges.base import Judge
 from judges.provider_batch import (
     BatchResult,
+    BatchState,
     ProviderBatchAPI,
     batch_api_for,
     custom_id,
@@ -48,6 +57,10 @@ RESULT_CHUNK = 500
 # The most pairs one claim leases: the claim names each row in one statement,
 # and PostgreSQL takes at most 65,535 parameters a statement.
 MAX_CLAIM = 50_000
+REFUSED_HINT = (
+    "fix the cause and run the same command again (the pending pairs are submitted again), "
+    "or rerun with --mode live to judge them at the live price"
+)
 
 
 @dataclass
@@ -167,6 +180,8 @@ class ProviderBatchRun:
             raise BadRequestError(exc.message) from None
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(options.concurrency)
+        self.refused: list[str] = []
+        """One line per submission the provider refused as a whole in this run."""
 
     def stop(self, reason: str) -> None:
         """Stop polling; submissions stay at the provider and the next run collects them."""
@@ -257,27 +272,34 @@ class ProviderBatchRun:
                 open_ = await provider_batches.open_submissions(session, self.batch_id)
             readable = [s for s in open_ if s.id not in unreadable]
             if not readable:
+                self._raise_refused(unreadable.values())
                 if unreadable:
                     raise next(iter(unreadable.values()))
                 return
             for submission in readable:
                 if self._stopped.is_set():
-                    return
+                    break
                 try:
                     await self._poll(submission)
                 except JudgeUnavailableError as exc:
                     unreadable[submission.id] = exc
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), self.options.poll_seconds)
+        self._raise_refused(unreadable.values())
+
+    def _raise_refused(self, unreadable: Iterable[JudgeUnavailableError]) -> None:
+        """Report the submissions refused as a whole: not judged live, a cost nobody asked for."""
+        if self.refused:
+            lines = [*self.refused, *(exc.message for exc in unreadable), REFUSED_HINT]
+            raise ProviderBatchFailedError("\n".join(lines))
 
     async def _poll(self, submission: ProviderBatch) -> None:
         results: dict[str, BatchResult] = {}
         try:
             state = await self.api.state(submission.provider_batch_id)
-            if not state.ended:
-                return
-            async for result in self.api.results(submission.provider_batch_id):
-                results[result.custom_id] = result
+            if state.ended and not state.failed:
+                async for result in self.api.results(submission.provider_batch_id):
+                    results[result.custom_id] = result
         except TransientJudgeError:
             return  # poll (and read the results) again next round
         except JudgeError as exc:
@@ -285,7 +307,21 @@ class ProviderBatchRun:
                 f"cannot read {self.config.provider} batch {submission.provider_batch_id}: "
                 f"{exc.message}"
             ) from None
-        await self._collect(submission, state.status, results)
+        if state.failed:
+            await self._refused(submission, state)
+        elif state.ended:
+            await self._collect(submission, state.status, results)
+
+    async def _refused(self, submission: ProviderBatch, state: BatchState) -> None:
+        """Store the provider's reasons and give the pairs back to the queue, unjudged."""
+        errors = [{"code": e.code, "message": e.message, "line": e.line} for e in state.errors]
+        async with self.labeler.db.transaction() as session:
+            await provider_batches.fail(session, submission, state.status, errors)
+        reasons = "; ".join(str(e) for e in state.errors) or "the provider gave no reason"
+        self.refused.append(
+            f"{submission.provider} batch {submission.provider_batch_id} failed as a whole "
+            f"({submission.pairs} pairs, none judged, pending again): {reasons}"
+        )
 
     async def _collect(
         self, submission: ProviderBatch, provider_status: str, results: dict[str, BatchResult]

@@ -464,8 +464,11 @@ class ProviderBatch(Base):
     judge: Mapped[str] = mapped_column(String(256))
     lease_owner: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="submitted")
-    """submitted (at the provider), collected (results stored) or cancelled."""
+    """submitted (at the provider), collected (results stored), cancelled, or failed
+    (refused as a whole by the provider; its comparisons are pending again)."""
     provider_status: Mapped[str | None] = mapped_column(String(32))
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    """A failed submission's reasons from the provider: ``[{code, message, line}]``."""
     pairs: Mapped[int] = mapped_column(Integer)
     requests: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

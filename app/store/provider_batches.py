@@ -11,10 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store import batches
 from app.store.models import Comparison, ProviderBatch, utcnow
 
 OWNER_PREFIX = "provider-batch:"
@@ -83,6 +85,30 @@ async def set_status(
         .where(ProviderBatch.id == submission_id)
         .values(status=status, provider_status=provider_status, updated_at=utcnow())
     )
+
+
+async def fail(
+    session: AsyncSession,
+    submission: ProviderBatch,
+    provider_status: str | None,
+    errors: list[dict[str, Any]],
+) -> int:
+    """Mark a submission the provider refused as failed and put its pairs back to pending.
+
+    The pairs keep no lease, so the next run submits them again. Only an
+    open submission is failed (two runs may see the failure); returns how
+    many pairs were given back.
+    """
+    result = await session.execute(
+        update(ProviderBatch)
+        .where(ProviderBatch.id == submission.id, ProviderBatch.status == "submitted")
+        .values(
+            status="failed", provider_status=provider_status, errors=errors, updated_at=utcnow()
+        )
+    )
+    if not getattr(result, "rowcount", 0):
+        return 0
+    return await batches.release(session, [submission.lease_owner])
 
 
 async def leased_to(session: AsyncSession, owner: str) -> list[Comparison]:

@@ -20,6 +20,7 @@ from judges.errors import JudgeConfigError, JudgeError, RateLimitedError, Transi
 from judges.formats import VERDICT_FORMAT
 from judges.prompts import get_template
 from judges.provider_batch import (
+    BatchError,
     BatchRequest,
     BatchResult,
     BatchState,
@@ -73,6 +74,8 @@ class AnthropicBatchAPI(ProviderBatchAPI):
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, "anthropic") from exc
         counts = batch.request_counts.model_dump()
+        # No whole-batch failure here: every request of an ended batch has its
+        # own result (a cancelled or expired batch's unfinished ones are judged live).
         return BatchState(batch.processing_status == "ended", batch.processing_status, counts)
 
     async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
@@ -139,7 +142,10 @@ class OpenAIBatchAPI(ProviderBatchAPI):
         except openai.OpenAIError as exc:
             raise translate(exc, openai, "openai") from exc
         counts = batch.request_counts.model_dump() if batch.request_counts else {}
-        return BatchState(batch.status in _OPENAI_ENDED, batch.status, counts)
+        failed = batch.status == "failed"
+        listed = (batch.errors.data if batch.errors else None) or []
+        errors = tuple(BatchError(e.code, e.message or "no message", e.line) for e in listed)
+        return BatchState(batch.status in _OPENAI_ENDED, batch.status, counts, failed, errors)
 
     async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
         try:

@@ -5,7 +5,9 @@ code that answers a live call (so verdict policies and prompt caching hold);
 the batch ends ``batch_delay_s`` seconds later. ``batch_fail_next`` scripts
 the outcomes of the next requests, in submission order: ``errored`` (a 500
 server error), ``invalid`` (a 400), ``expired`` or ``canceled``. Results are
-written in reverse order, as the real APIs promise no order.
+written in reverse order, as the real APIs promise no order. While
+``batch_errors`` is set, an OpenAI batch is refused as a whole: it ends
+``failed`` with those ``errors.data``, no request answered, no files.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class FakeBatch:
     outcomes: list[tuple[str, str, JSON | None]]  # (custom_id, kind, answer or error body)
     extra: dict[str, Any] = field(default_factory=dict)
     canceled: bool = False
+    errors: list[JSON] | None = None
+    """Set for a batch refused as a whole (OpenAI ``failed``)."""
 
     @property
     def ended(self) -> bool:
@@ -235,7 +239,13 @@ class FakeBatches:
             for line in lines
         ]
         fake = self.fake
-        batch = self._run("openai", items, _openai_check(fake), fake._openai_answer)
+        refused = fake.state.settings.batch_errors
+        if refused:
+            ready = time.monotonic() + fake.state.settings.batch_delay_s
+            batch = FakeBatch(_id("batch_"), "openai", time.time(), ready, [], errors=list(refused))
+            self._store[batch.id] = batch
+        else:
+            batch = self._run("openai", items, _openai_check(fake), fake._openai_answer)
         batch.extra.update(endpoint=endpoint, input_file_id=body.get("input_file_id"))
         return JSONResponse(self._openai_object(batch))
 
@@ -269,11 +279,17 @@ class FakeBatches:
             status = "cancelled" if batch.canceled else "completed"
             if kinds == {"expired"}:
                 status = "expired"
+            if batch.errors is not None:
+                status = "failed"
         return {
             "id": batch.id,
             "object": "batch",
             "endpoint": batch.extra.get("endpoint"),
-            "errors": None,
+            "errors": (
+                {"object": "list", "data": batch.errors}
+                if ended and batch.errors is not None
+                else None
+            ),
             "input_file_id": batch.extra.get("input_file_id"),
             "completion_window": "24h",
             "status": status,

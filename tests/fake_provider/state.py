@@ -44,6 +44,8 @@ class Settings:
     record: bool = True
     batch_delay_s: float = 0.0
     batch_fail_next: list[str] = field(default_factory=list)
+    batch_errors: list[dict[str, Any]] = field(default_factory=list)
+    """While set, every OpenAI batch created ends ``failed`` with these ``errors.data``."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +81,8 @@ def validate(update: dict[str, Any]) -> None:
     }
     if bad_batch:
         raise ValueError(f"unknown batch outcome(s) {sorted(bad_batch)}")
+    if any(not isinstance(e, dict) or "message" not in e for e in update.get("batch_errors") or []):
+        raise ValueError("batch_errors are objects with a message (and code, line)")
     if sum((update.get("fail_rates") or {}).values()) > 1.0 + 1e-9:
         raise ValueError("fail_rates must sum to at most 1")
 

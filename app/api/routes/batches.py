@@ -37,13 +37,26 @@ class BatchCounts(BaseModel):
     cancelled: int
 
 
+class ProviderBatchErrorOut(BaseModel):
+    """One reason the provider gave for refusing a whole submission."""
+
+    code: str | None
+    message: str
+    line: int | None
+
+
 class ProviderBatchOut(BaseModel):
-    """One submission to a provider's batch API (mode=provider-batch)."""
+    """One submission to a provider's batch API (mode=provider-batch).
+
+    `failed`: the provider refused it as a whole (see `errors`); none of its
+    pairs was judged, they are pending again and the next run submits them.
+    """
 
     provider: str
     provider_batch_id: str
-    status: Literal["submitted", "collected", "cancelled"]
+    status: Literal["submitted", "collected", "cancelled", "failed"]
     provider_status: str | None
+    errors: list[ProviderBatchErrorOut] = []
     pairs: int
     requests: int
     created_at: datetime
