@@ -211,9 +211,9 @@ class TestReportInBrowser:
         result = referee("report", "--html", str(out), *FAST, env=labeled)
         assert result.returncode == 0, result.stderr
 
-        has_categories = any(block.get("by_category") for block in report["judges"])
-        plots = (*PLOTS, "plot-agreement-category") if has_categories else PLOTS
-        rendered = open_report(browser, out, plots)
+        # The pairs carry metadata.category: the page must show agreement by category.
+        assert all(block["by_category"] for block in report["judges"])
+        rendered = open_report(browser, out, (*PLOTS, "plot-agreement-category"))
         assert_renders_offline(rendered)
         pointers = assert_numbers_match(rendered, report)
         for i, block in enumerate(report["judges"]):

@@ -6,7 +6,7 @@ the report tests; every share carries its bootstrap interval and its n.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -129,6 +129,38 @@ def calibration_metrics(facts: Sequence[ComparisonFacts], evidence: Evidence) ->
     }
 
 
+def agreement_of(paired: Sequence[tuple[ComparisonFacts, str]], boot: Bootstrap) -> dict[str, Any]:
+    """Agreement with gold (both conventions) and κ over (comparison, gold winner) pairs."""
+    matrix = confusion([str(f.winner) for f, _ in paired], [w for _, w in paired])
+    return {name: e.as_dict() for name, e in agreement(matrix, boot).items()}
+
+
+def category_metrics(
+    paired: Sequence[tuple[ComparisonFacts, str]], boot: Bootstrap
+) -> list[dict[str, Any]]:
+    """Agreement with gold per ``metadata.category``, over the gold pairs of a group.
+
+    Empty when no gold pair has a category. Otherwise the gold pairs without
+    one form a last row with category None, so the rows' gold_pairs add up
+    to the group's with_gold.
+    """
+    groups: dict[str | None, list[tuple[ComparisonFacts, str]]] = defaultdict(list)
+    for fact, winner in paired:
+        groups[fact.category].append((fact, winner))
+    if set(groups) <= {None}:
+        return []
+    # Named categories sorted, the uncategorised ones last.
+    order = sorted(groups, key=lambda name: (name is None, name or ""))
+    return [
+        {
+            "category": name,
+            "gold_pairs": len(groups[name]),
+            "agreement": agreement_of(groups[name], boot),
+        }
+        for name in order
+    ]
+
+
 def cost_metrics(cost: CostFacts, labeled: int) -> dict[str, Any]:
     per_1000 = cost.usd / labeled * 1000 if labeled else None
     return {
@@ -153,7 +185,6 @@ def block(
     paired = _with_gold(facts, evidence.gold)
     counts["with_gold"] = len(paired)
     winners = Counter(str(f.winner) for f in judged)
-    matrix = confusion([str(f.winner) for f, _ in paired], [w for _, w in paired])
     boot = evidence.boot
     return {
         "judge": judge,
@@ -164,11 +195,12 @@ def block(
         "failure_rate": proportion(
             counts["failed"], counts["labeled"] + counts["failed"], boot
         ).as_dict(),
-        "agreement": {name: e.as_dict() for name, e in agreement(matrix, boot).items()},
+        "agreement": agreement_of(paired, boot),
         "position": position_metrics(facts, evidence),
         "length": length_metrics(facts, evidence),
         "calibration": calibration_metrics(facts, evidence),
         "cost": cost_metrics(cost, counts["labeled"]),
+        "by_category": category_metrics(paired, boot),
     }
 
 

@@ -70,7 +70,8 @@ def metrics_table(title: str, blocks: list[Block]) -> Table:
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("metric", style="bold")
     for item in blocks:
-        table.add_column(_title(item), overflow="fold")
+        # Text, not markup: names come from user data ("[b]" must show as typed).
+        table.add_column(Text(_title(item)), overflow="fold")
     for name, cell in ROWS:
         table.add_row(name, *(cell(item) for item in blocks))
     return table
@@ -85,7 +86,7 @@ def reliability_table(blocks: list[Block]) -> Table:
         for b in item["calibration"]["bins"]:
             if b["count"]:
                 table.add_row(
-                    str(item["judge"]),
+                    Text(str(item["judge"])),
                     # 3 significant digits: with --bins 20, 0.05-0.1 (not 0.1-0.1).
                     f"{b['lower']:.3g}-{b['upper']:.3g}",
                     str(b["count"]),
@@ -95,14 +96,34 @@ def reliability_table(blocks: list[Block]) -> Table:
     return table
 
 
+def category_table(title: str, blocks: list[Block]) -> Table:
+    """Agreement with gold per metadata.category, one row per (judge or batch, category)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("judge", "category", "gold pairs", "ties counted", "ties excluded", "kappa"):
+        table.add_column(column, overflow="fold")
+    for item in blocks:
+        for row in item.get("by_category") or []:
+            agreement = row["agreement"]
+            # Text, not markup: names come from user data ("[b]" must show as typed).
+            table.add_row(
+                Text(_title(item)),
+                Text("(none)" if row["category"] is None else str(row["category"])),
+                str(row["gold_pairs"]),
+                estimate(agreement["with_ties"]),
+                estimate(agreement["without_ties"]),
+                estimate(agreement["kappa"], percent=False),
+            )
+    return table
+
+
 def agreement_table(pairs: list[dict[str, Any]]) -> Table:
     table = Table(title="Agreement between judges", title_justify="left")
     for column in ("judge", "judge", "pairs", "agreement", "kappa"):
         table.add_column(column)
     for item in pairs:
         table.add_row(
-            item["judge_a"],
-            item["judge_b"],
+            Text(item["judge_a"]),
+            Text(item["judge_b"]),
             str(item["pairs"]),
             estimate(item["agreement"]),
             estimate(item["kappa"], percent=False),
@@ -126,6 +147,8 @@ def render(report: dict[str, Any]) -> RenderableType:
     parts.append(metrics_table("Per judge", report["judges"]))
     if report["batches"]:
         parts.append(metrics_table("Per batch", report["batches"]))
+    if any(item.get("by_category") for item in report["judges"]):
+        parts.append(category_table("Agreement with gold by category", report["judges"]))
     if any(item["calibration"]["n"] for item in report["judges"]):
         parts.append(reliability_table(report["judges"]))
     if report["judge_agreement"]:

@@ -49,6 +49,8 @@ class ComparisonFacts:
     position_consistent: bool | None
     length_a: int | None
     length_b: int | None
+    category: str | None
+    """``metadata["category"]`` when it is a non-empty string (MT-Bench, LLMBar subsets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +77,25 @@ async def comparison_facts(session: AsyncSession, scope: Scope) -> list[Comparis
             Verdict.position_consistent,
             Verdict.length_a,
             Verdict.length_b,
+            # Only the one key, not the whole metadata document, per comparison.
+            Comparison.meta["category"],
         )
         .outerjoin(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
         .where(*scope.conditions())
         .order_by(Comparison.created_at, Comparison.id)
     )
     result = await session.execute(statement)
-    return [ComparisonFacts(*row) for row in result.all()]
+    return [
+        ComparisonFacts(
+            id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, _category(cat)
+        )
+        for id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, cat in result.all()
+    ]
+
+
+def _category(value: Any) -> str | None:
+    # Metadata is free-form: a number, list or empty string under "category" names none.
+    return value if isinstance(value, str) and value else None
 
 
 async def gold_winners(session: AsyncSession, scope: Scope) -> dict[str, tuple[str, str]]:

@@ -22,8 +22,8 @@ REPORT_DESCRIPTION = (
     "The judge-quality report as JSON: `judges` and `batches` blocks (agreement with gold "
     "labels with and without ties, Cohen's kappa, position consistency, length bias, tie and "
     "failure rates, calibration, cost per 1,000 labels, each share with a seeded bootstrap "
-    "interval and its n) and `judge_agreement` between judges. The README's 'Measuring "
-    "judges' section lists every key."
+    "interval and its n; `by_category`: agreement per metadata.category) and `judge_agreement` "
+    "between judges. The README's 'Measuring judges' section lists every key."
 )
 
 
@@ -93,6 +93,16 @@ class CostOut(BaseModel):
     per_1000_labels_usd: float | None
 
 
+class CategoryOut(BaseModel):
+    """Agreement with gold over the gold pairs of one ``metadata.category``."""
+
+    category: str | None = Field(
+        description="The comparisons' metadata.category; null for gold pairs without one."
+    )
+    gold_pairs: int
+    agreement: AgreementOut
+
+
 class BlockOut(BaseModel):
     """The metrics of one judge, or of one batch and its judge."""
 
@@ -107,6 +117,10 @@ class BlockOut(BaseModel):
     length: LengthOut
     calibration: CalibrationOut
     cost: CostOut
+    by_category: list[CategoryOut] = Field(
+        description="Agreement per metadata.category, sorted, uncategorised last; empty when "
+        "no gold pair has a category."
+    )
 
 
 class PairAgreementOut(BaseModel):
