@@ -32,6 +32,8 @@ def rate(
         float | None, typer.Option(help="Scores at or above are good (default 7).")
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Model requests in flight.")] = 32,
+    rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
 ) -> None:
     """Rate each response on the rubric's scale, with a rationale; store every call.
 
@@ -47,6 +49,8 @@ def rate(
       referee rate answers.jsonl -j openai:gpt-4o-mini --rubric harmlessness --threshold 8
 
       referee rate a.jsonl -j fast --rubric-text "One sentence?" --scale-max 5 --threshold 4
+
+      referee rate big.jsonl -j openai:gpt-4o-mini --rpm 500 --tpm 200000
     """
     from app.labeling.item_runs import ItemResult, RunSummary, run_records
     from app.labeling.jsonl import open_input, read_records
@@ -59,12 +63,12 @@ def rate(
     async def run() -> RunSummary:
         async with runtime(load_settings()) as labeler:
             # Resolve up front: a bad judge or rubric fails the run before any line.
-            labeler.judge_for(labeler.resolve(judge))
+            labeler.judge_for(labeler.with_limits(labeler.resolve(judge), rpm, tpm))
             choice.resolve()
             rater = Rater(labeler)
 
             async def rate_one(item: ResponseItemIn) -> ItemResult:
-                result = await rater.rate(item, judge, choice)
+                result = await rater.rate(item, judge, choice, rpm=rpm, tpm=tpm)
                 passed = "passed" if result.rating.passed else None
                 return ItemResult(result.created, result.rating.calls, passed)
 

@@ -33,6 +33,8 @@ def revise(
         str | None, typer.Option(help="Writes the initial response of lines that have none.")
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Lines worked on at once.")] = 16,
+    rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
 ) -> None:
     """Critique each response against sampled principles and revise it, round by round.
 
@@ -60,7 +62,9 @@ def revise(
     async def run() -> RunSummary:
         async with runtime(load_settings()) as labeler:
             reviser = Reviser(labeler)
-            draft = RevisionOptions(constitution, judge, rounds, principle, seed, generator)
+            draft = RevisionOptions(
+                constitution, judge, rounds, principle, seed, generator, rpm=rpm, tpm=tpm
+            )
             # Resolve up front: a bad judge or constitution fails the run before any line.
             used, config, _ = reviser.check(draft)
             name = f"{origin}|{config.label}|{used.ref}|revise"

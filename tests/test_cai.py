@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -178,6 +179,27 @@ class TestPrincipledComparisons:
 
 
 class TestReviseCommandAndExport:
+    def test_rpm_spaces_the_requests(
+        self, settings: Settings, tmp_path: Path, provider: FakeProvider
+    ) -> None:
+        """--rpm 300 paces critiques and revisions alike: one request every 0.2 s."""
+        provider.configure(
+            outputs={
+                "record_critique": {"critique": "It endangers the reader.", "needs_revision": True},
+                "record_revision": {"revision": SAFE},
+            }
+        )
+        lines = [{"prompt": f"p{n}", "response": f"{UNSAFE} {n}"} for n in range(2)]
+        source = tmp_path / "red-team.jsonl"
+        source.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+        command = ("revise", str(source), "--constitution", "harmlessness", "-j", JUDGE)
+        result = cli_run(settings, *command, "--rpm", "300")
+        assert result.exit_code == 0, result.output
+        arrivals = sorted(r["received_at"] for r in provider.requests())
+        assert len(arrivals) == 4
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        assert min(gaps) > 0.15, gaps
+
     def test_revise_a_file_with_a_real_sdk_then_export(
         self, api: TestClient, settings: Settings, tmp_path: Path, provider: FakeProvider
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -144,6 +145,21 @@ class TestRatingsApi:
 
 
 class TestRateCommand:
+    def test_rpm_spaces_the_requests(
+        self, tmp_path: Path, database_url: str, provider: FakeProvider
+    ) -> None:
+        """--rpm 300 sends one request every 0.2 s even with four lines in flight."""
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        score_with(provider, 7)
+        lines = [json.dumps({"prompt": f"q{n}", "response": f"a{n}"}) for n in range(4)]
+        source = write_lines(tmp_path / "answers.jsonl", lines)
+        result = referee("rate", str(source), "--judge", JUDGE, "--rpm", "300", env=env)
+        assert result.returncode == 0, result.stderr
+        arrivals = sorted(r["received_at"] for r in provider.requests())
+        assert len(arrivals) == 4
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        assert min(gaps) > 0.15, gaps
+
     def test_rates_a_file_resumes_and_reports_bad_lines(
         self, tmp_path: Path, database_url: str, provider: FakeProvider
     ) -> None:

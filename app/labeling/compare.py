@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,14 @@ from judges import (
 from judges.base import Judge
 from judges.constitutions import Constitution
 from judges.jury import Jury, JuryConfig, JuryOutcome, PairJudgeConfig, is_jury_spec, run_jury
+
+
+class _Configurable(Protocol):
+    def with_options(self, **options: Any) -> Self: ...
+
+
+# A judge or a jury configuration: with_limits keeps which one it is.
+ConfigT = TypeVar("ConfigT", bound=_Configurable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,15 @@ class Labeler:
             return self.registry.resolve(spec)
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
+
+    @staticmethod
+    def with_limits(config: ConfigT, rpm: float | None = None, tpm: float | None = None) -> ConfigT:
+        """The configuration with client-side rate limits (per member of a jury) where given.
+
+        Limits are transport: they never change a label key.
+        """
+        limits = {k: v for k, v in (("rpm", rpm), ("tpm", tpm)) if v}
+        return config.with_options(**limits) if limits else config
 
     def resolve_pairwise(self, spec: str | None) -> PairJudgeConfig:
         """A judge or a jury (named, or inline ``jury:…``) to judge pairs with; 400 when unknown."""

@@ -127,12 +127,21 @@ class Rater:
         check_text_sizes(texts, self.labeler.settings.max_text_chars)
 
     async def rate(
-        self, item: ResponseItemIn, judge_spec: str | None, choice: RubricChoice
+        self,
+        item: ResponseItemIn,
+        judge_spec: str | None,
+        choice: RubricChoice,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
     ) -> RateResult:
-        """Rate one response, or return its stored rating; a stored failure is rated again."""
+        """Rate one response, or return its stored rating; a stored failure is rated again.
+
+        ``rpm``/``tpm`` are client-side rate limits on the judge (not part of the label key).
+        """
         self.check_sizes(item)
         rubric = choice.resolve()
-        config = self.labeler.resolve(judge_spec)
+        config = self.labeler.with_limits(self.labeler.resolve(judge_spec), rpm, tpm)
         judge = self.labeler.judge_for(config)
         key = rating_key(item.stored(), config, rubric)
         db = self.labeler.db

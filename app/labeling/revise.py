@@ -51,6 +51,9 @@ class RevisionOptions:
     generator: str | None = None
     batch_id: uuid.UUID | None = None
     """The batch (a `referee revise` run) a new run is filed under, for exports by batch."""
+    rpm: float | None = None
+    tpm: float | None = None
+    """Client-side rate limits on the judge and the generator (not part of any key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +92,14 @@ class Reviser:
                 constitution.principle(options.principle)
             except JudgeConfigError as exc:
                 raise InvalidInputError(exc.message, field="principle") from None
-        config = self.labeler.resolve(options.judge)
+        config = self._resolve(options.judge, options)
         judge = self.labeler.judge_for(config)
         if options.generator is not None:
-            self.labeler.judge_for(self.labeler.resolve(options.generator))
+            self.labeler.judge_for(self._resolve(options.generator, options))
         return constitution, config, judge
+
+    def _resolve(self, spec: str | None, options: RevisionOptions) -> JudgeConfig:
+        return self.labeler.with_limits(self.labeler.resolve(spec), options.rpm, options.tpm)
 
     def plan(self, item: RevisionItemIn, options: RevisionOptions) -> _Plan:
         """Check the request and resolve its judges and constitution; raises on bad input."""
@@ -109,7 +115,7 @@ class Reviser:
                     "no response given: send one, or name a generator to write it",
                     field="response",
                 )
-            generator_config = self.labeler.resolve(options.generator)
+            generator_config = self._resolve(options.generator, options)
             generator = self.labeler.judge_for(generator_config)
         key = revision_key(item, options, config, generator_config, constitution)
         return _Plan(constitution, config, judge, generator_config, generator, key)

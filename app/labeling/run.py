@@ -87,9 +87,7 @@ ProgressView = Callable[[int], AbstractContextManager[Callable[[Progress], None]
 
 def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
     """The judge or jury to label with; rate limits apply to each jury member."""
-    config = labeler.resolve_pairwise(options.judge)
-    limits = {k: v for k, v in (("rpm", options.rpm), ("tpm", options.tpm)) if v}
-    config = config.with_options(**limits) if limits else config
+    config = labeler.with_limits(labeler.resolve_pairwise(options.judge), options.rpm, options.tpm)
     labeler.pairwise_judge_for(config)  # a missing key fails before any line is read
     return config
 

@@ -175,6 +175,8 @@ class FakeProviderApp:
                     "headers": dict(request.headers.items()),
                     "fault": adm.fault,
                     "status": adm.status,
+                    # Arrival time (monotonic, seconds): lets tests check client-side pacing.
+                    "received_at": time.monotonic(),
                 }
             )
 
