@@ -9,14 +9,17 @@ the lease guard keeps a pair from being stored twice.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from app.errors import TextTooLargeError
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values
@@ -27,6 +30,7 @@ from app.labeling.keys import label_key
 from app.store import batches, gold
 from app.store.models import utcnow
 from judges.jury import PairJudgeConfig
+from judges.types import PairOutcome
 
 ENQUEUE_CHUNK = 500
 
@@ -58,6 +62,55 @@ class Progress:
     failures: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     elapsed_s: float = 0.0
+
+    def count(self, outcome: PairOutcome, cost: Decimal) -> None:
+        """Add one stored pair, its calls' tokens and its cost."""
+        self.done += 1
+        for call in outcome.calls:
+            self.input_tokens += call.usage.input_tokens
+            self.output_tokens += call.usage.output_tokens
+            self.cache_read_tokens += call.usage.cache_read_tokens
+            self.cache_write_tokens += call.usage.cache_write_tokens
+            self.truncated += call.usage.truncated_tokens > 0
+        self.cost += cost
+        if outcome.verdict is None:
+            self.failed += 1
+            key = outcome.error_class or "unknown"
+            self.failures[key] = self.failures.get(key, 0) + 1
+        else:
+            self.labeled += 1
+            self.tied += outcome.verdict.winner.value == "tie"
+            self.position_biased += outcome.verdict.position_consistent is False
+
+
+ProgressView = Callable[[int], AbstractContextManager[Callable[[Progress], None]]]
+"""Draws a run's progress: given the pairs pending, a context yielding the update callback."""
+
+
+class BatchRunner(Protocol):
+    """What works a batch off: a worker, or a provider-batch run."""
+
+    async def run(self) -> Progress: ...
+
+    def stop(self, reason: str) -> None: ...
+
+
+class ReportingRunner(BatchRunner, Protocol):
+    on_progress: Callable[[Progress], None]
+
+
+async def run_in_foreground(
+    run: ReportingRunner, progress_view: ProgressView, pending: int
+) -> Progress:
+    """Run with its progress drawn; Ctrl-C stops it cleanly (what is stored stays stored)."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, run.stop, "interrupted")
+    try:
+        with progress_view(pending) as update:
+            run.on_progress = update
+            return await run.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

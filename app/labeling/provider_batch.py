@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -30,7 +28,7 @@ from app.errors import (
     ProviderBatchFailedError,
     RefereeError,
 )
-from app.labeling.batch import Progress
+from app.labeling.batch import Progress, ProgressView, run_in_foreground
 from app.labeling.compare import Labeler, pair_lengths, run_cost, run_rows
 from app.labeling.pricing import call_cost
 from app.labeling.worker import stored_pair
@@ -141,19 +139,12 @@ async def run_submissions(
     batch_id: uuid.UUID,
     config: JudgeConfig,
     options: ProviderBatchOptions,
-    progress_view: Callable[[int], AbstractContextManager[Callable[[Progress], None]]],
+    progress_view: ProgressView,
     pending: int,
 ) -> Progress:
     """``referee label --mode provider-batch``: submit, poll and collect, Ctrl-C to pause."""
     run = ProviderBatchRun(labeler, batch_id, config, options)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, run.stop, "interrupted")
-    try:
-        with progress_view(pending) as update:
-            run.on_progress = update
-            return await run.run()
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+    return await run_in_foreground(run, progress_view, pending)
 
 
 class ProviderBatchRun:
@@ -370,27 +361,8 @@ class ProviderBatchRun:
             await comparisons.write_runs(session, [run for run, _ in runs])
         self.progress.discarded += len(rows) - len(runs)
         for run, outcome in runs:
-            count(self.progress, outcome, run_cost(run))
+            self.progress.count(outcome, run_cost(run))
         self.on_progress(self.progress)
-
-
-def count(progress: Progress, outcome: PairOutcome, cost: Decimal) -> None:
-    """Add one stored pair to the run's figures."""
-    progress.done += 1
-    for call in outcome.calls:
-        progress.input_tokens += call.usage.input_tokens
-        progress.output_tokens += call.usage.output_tokens
-        progress.cache_read_tokens += call.usage.cache_read_tokens
-        progress.cache_write_tokens += call.usage.cache_write_tokens
-    progress.cost += cost
-    if outcome.verdict is None:
-        progress.failed += 1
-        key = outcome.error_class or "unknown"
-        progress.failures[key] = progress.failures.get(key, 0) + 1
-    else:
-        progress.labeled += 1
-        progress.tied += outcome.verdict.winner.value == "tie"
-        progress.position_biased += outcome.verdict.position_consistent is False
 
 
 async def cancel_submissions(labeler: Labeler, batch_id: uuid.UUID) -> int:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import signal
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from app.labeling.batch import Progress, enqueue, release_dead_local_leases
+from app.labeling.batch import (
+    Progress,
+    ProgressView,
+    enqueue,
+    release_dead_local_leases,
+    run_in_foreground,
+)
 from app.labeling.compare import Labeler
 from app.labeling.jsonl import LineError, read_pairs
 from app.labeling.provider_batch import (
@@ -80,9 +83,6 @@ class Estimate:
     cost: Decimal | None = None
     batch_cost: Decimal | None = None
     """The same calls through the providers' batch APIs."""
-
-
-ProgressView = Callable[[int], AbstractContextManager[Callable[[Progress], None]]]
 
 
 def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
@@ -231,11 +231,4 @@ async def _run_worker(
         batch_id,
     )
     worker.use(config)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, worker.stop, "interrupted")
-    try:
-        with progress_view(pending) as update:
-            worker.on_progress = update
-            return await worker.run()
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+    return await run_in_foreground(worker, progress_view, pending)

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from app.errors import RefereeError
-from app.labeling.batch import Progress, worker_id
+from app.labeling.batch import BatchRunner, Progress, worker_id
 from app.labeling.compare import (
     Labeler,
     UnderConstitution,
@@ -245,22 +244,7 @@ class Worker:
 
     def _count(self, outcome: PairOutcome, cost: Decimal) -> None:
         p = self.progress
-        p.done += 1
-        for call in outcome.calls:
-            p.input_tokens += call.usage.input_tokens
-            p.output_tokens += call.usage.output_tokens
-            p.cache_read_tokens += call.usage.cache_read_tokens
-            p.cache_write_tokens += call.usage.cache_write_tokens
-            p.truncated += call.usage.truncated_tokens > 0
-        p.cost += cost
-        if outcome.verdict is None:
-            p.failed += 1
-            key = outcome.error_class or "unknown"
-            p.failures[key] = p.failures.get(key, 0) + 1
-        else:
-            p.labeled += 1
-            p.tied += outcome.verdict.winner.value == "tie"
-            p.position_biased += outcome.verdict.position_consistent is False
+        p.count(outcome, cost)
         if self.options.max_cost is not None and p.cost >= self.options.max_cost:
             self.stop(f"budget of ${self.options.max_cost} reached")
 
@@ -295,14 +279,6 @@ async def run_worker(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, worker.stop, "interrupted")
         return await worker.run()
-
-
-class BatchRunner(Protocol):
-    """What works a batch off: a :class:`Worker`, or a provider-batch run."""
-
-    async def run(self) -> Progress: ...
-
-    def stop(self, reason: str) -> None: ...
 
 
 class BackgroundWorkers:
