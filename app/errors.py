@@ -15,10 +15,14 @@ class RefereeError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        # HTTP response headers the error implies (WWW-Authenticate, Retry-After).
+        self.headers = headers or {}
 
 
 class NotFoundError(RefereeError):
@@ -55,6 +59,25 @@ class BodyTooLargeError(RefereeError):
 class UnauthorizedError(RefereeError):
     status_code = 401
     code = "unauthorized"
+
+
+class ForbiddenError(RefereeError):
+    """A valid key that lacks the scope a route needs."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyRequestsError(RefereeError):
+    """A limit that frees up with time (a budget, a concurrency cap): send Retry-After."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(
+            message, headers={"Retry-After": str(max(1, retry_after_s))}, **details
+        )
 
 
 class JudgeUnavailableError(RefereeError):

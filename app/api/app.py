@@ -83,4 +83,5 @@ async def _referee_error(_request: Request, exc: RefereeError) -> JSONResponse:
     return JSONResponse(
         status_code=exc.status_code,
         content={"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+        headers=exc.headers or None,
     )
