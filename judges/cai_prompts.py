@@ -14,26 +14,26 @@ close a fence by accident.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from judges.constitutions import CritiqueExample, Principle
 from judges.errors import JudgeConfigError
+from judges.fencing import defuse_tags
 from judges.prompts import FENCE_TAGS, as_messages, render_text
 from judges.types import Message, Text
 
 CAI_FENCE_TAGS = (*FENCE_TAGS, "critique", "revision", "example")
-_TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(CAI_FENCE_TAGS) + r")\s*>", re.IGNORECASE)
 
 
 def defuse(text: str) -> str:
-    """Neutralise look-alikes of every fence these templates use."""
-    return _TAG_RE.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
+    """Neutralise look-alikes of every fence these templates use (see :mod:`judges.fencing`)."""
+    return defuse_tags(text, CAI_FENCE_TAGS)
 
 
 def fence(tag: str, value: Text) -> str:
+    """``value`` rendered as text and defused, between ``<tag>`` and ``</tag>`` lines."""
     return f"<{tag}>\n{defuse(render_text(value))}\n</{tag}>"
 
 

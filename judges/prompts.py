@@ -13,21 +13,24 @@ fenced text is data.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from judges.errors import JudgeConfigError
+from judges.fencing import defuse_tags
 from judges.rubrics import Rubric
 from judges.types import Message, ShownPair, Text
 
 FENCE_TAGS = ("prompt", "response_1", "response_2", "response")
-_TAG_RE = re.compile(r"<(/?)\s*(" + "|".join(FENCE_TAGS) + r")\s*>", re.IGNORECASE)
 
 
 def defuse(text: str) -> str:
-    """Neutralise fence look-alikes inside untrusted text so it cannot close its fence."""
-    return _TAG_RE.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
+    """Neutralise fence look-alikes inside untrusted text so it cannot close its fence.
+
+    See :mod:`judges.fencing`: spacing, case, attributes, fullwidth forms and
+    invisible characters inside a tag do not hide it.
+    """
+    return defuse_tags(text, FENCE_TAGS)
 
 
 def render_text(value: Text) -> str:
@@ -40,6 +43,7 @@ def render_text(value: Text) -> str:
 
 
 def fence(tag: str, value: Text) -> str:
+    """``value`` rendered as text and defused, between ``<tag>`` and ``</tag>`` lines."""
     return f"<{tag}>\n{defuse(render_text(value))}\n</{tag}>"
 
 
