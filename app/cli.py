@@ -240,9 +240,9 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[rate]}", markup=False),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}"),
+        TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}", markup=False),
     )
     started = time.monotonic()
     with RichProgress(*columns, console=err, transient=False) as bar:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import err, fail, load_settings, out
+from app.console import err, error_line, fail, load_settings, out
 from judges.constitution_import import (
     PAPER_CRITIQUE_EXAMPLES,
     PAPER_INSTRUCTIONS,
@@ -75,7 +75,7 @@ def _summaries(constitutions: list[Constitution]) -> list[str]:
 
 def _report(problems: list[ConstitutionError]) -> None:
     for problem in problems:
-        err.print(f"[red]error:[/red] {problem.message}", markup=True, highlight=False)
+        err.print(error_line(problem.message))
 
 
 @constitutions_cli.command("list")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from app.errors import RefereeError
 from app.settings import Settings
@@ -19,13 +20,22 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# What these consoles print is mostly data: file names, ids, judge specs,
+# error messages quoting user input, hints like "pip install 'referee[local]'".
+# Markup and emoji codes are off, so "[local]" or ":x:" shows as typed; the
+# few styled words are rich Text built in code (see ``error_line``).
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def error_line(message: str) -> Text:
+    """``error: message`` with the prefix in red and the message as plain text."""
+    return Text.assemble(("error:", "red"), " ", message)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """A user error: one clean line on stderr, no traceback."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    err.print(error_line(message))
     raise typer.Exit(code)
 
 
@@ -64,7 +74,8 @@ def run_or_fail(coroutine: Coroutine[Any, Any, T], file: str) -> T:
 @contextmanager
 def progress_spinner(verb: str) -> Iterator[Callable[[RunSummary], None]]:
     """A spinner with counts and elapsed time, for work whose total is not known up front."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    # The description carries counts only, but it is a format string: plain text anyway.
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task(verb)
 
