@@ -12,6 +12,7 @@ from app.console import err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:
+    from app.export.options import ExportOptions
     from app.export.run import ExportResult
 
 feedback_cli = typer.Typer(help="Production thumbs-up/down feedback.", no_args_is_help=True)
@@ -62,6 +63,13 @@ def export(
     loser_min_confidence: Annotated[
         float, typer.Option(help="KTO: a pairwise loser is undesirable from this confidence.")
     ] = 0.75,
+    kto_contradictions: Annotated[
+        str,
+        typer.Option(
+            help="KTO: a prompt and completion labeled both ways: drop every such row, keep "
+            "the majority label (an even split is dropped), or keep all."
+        ),
+    ] = "drop",
     provenance: Annotated[
         bool,
         typer.Option(help="Add id, external_id, source, judge, confidence, disagreement columns."),
@@ -87,7 +95,15 @@ def export(
 
       referee export sft --out sft.jsonl --judge anthropic:claude-sonnet-4-6
     """
-    from app.export.options import ExportOptions, Filters, Shape, Source, SplitBy, parse_enum
+    from app.export.options import (
+        ContradictionRule,
+        ExportOptions,
+        Filters,
+        Shape,
+        Source,
+        SplitBy,
+        parse_enum,
+    )
     from app.export.run import export_to_path, is_kind
 
     try:
@@ -110,6 +126,9 @@ def export(
             deduplicate=not keep_duplicates,
             test_size=test_size,
             split_by=parse_enum(SplitBy, split_by, "split_by"),
+            kto_contradictions=parse_enum(
+                ContradictionRule, kto_contradictions, "kto_contradictions"
+            ),
         )
         result = export_to_path(
             load_settings().database_url,
@@ -121,10 +140,13 @@ def export(
         )
     except RefereeError as exc:
         fail(exc.message)
-    _print_export(result, options.kind.value)
+    _print_export(result, options)
 
 
-def _print_export(result: ExportResult, kind: str) -> None:
+def _print_export(result: ExportResult, options: ExportOptions) -> None:
+    from app.export.card import contradictions
+
+    kind = options.kind.value
     stats = result.stats
     splits = ", ".join(f"{name} {count}" for name, count in sorted(stats.splits.items()))
     out.print(
@@ -139,6 +161,7 @@ def _print_export(result: ExportResult, kind: str) -> None:
             f"desirable {stats.desirable}, undesirable {stats.undesirable}: use KTOConfig("
             f"desirable_weight={desirable_weight}, undesirable_weight={undesirable_weight})"
         )
+        out.print(f"contradictions: {contradictions(options, stats)}")
         if not (stats.desirable and stats.undesirable):
             err.print("warning: KTO needs both desirable and undesirable rows to learn a contrast")
 

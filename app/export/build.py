@@ -49,6 +49,10 @@ class Stats:
     desirable: int = 0
     undesirable: int = 0
     losers_left_out: int = 0
+    contradictions: int = 0
+    """KTO: (prompt, completion) pairs labeled both desirable and undesirable."""
+    contradiction_rows_dropped: int = 0
+    """KTO: rows of those pairs left out by the export's contradiction rule."""
 
     @property
     def rows(self) -> int:

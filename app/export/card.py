@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import yaml
 
 from app.export.build import Stats
-from app.export.options import ExportOptions, Format, Kind
+from app.export.options import ContradictionRule, ExportOptions, Format, Kind
 
 SIZE_CATEGORIES = [
     (1_000, "n<1K"),
@@ -124,8 +124,25 @@ def _kind_lines(options: ExportOptions, stats: Stats) -> list[str]:
             f"undesirable_weight={undesirable_weight}",
             f"- Pairwise losers left out (no failing rating, verdict not confident enough): "
             f"{stats.losers_left_out}",
+            f"- Contradictions: {contradictions(options, stats)}",
         ]
     return []
+
+
+_RULES = {
+    ContradictionRule.DROP: "every row of such a pair left out",
+    ContradictionRule.MAJORITY: "the majority label kept, an even split left out",
+    ContradictionRule.KEEP: "all rows kept",
+}
+
+
+def contradictions(options: ExportOptions, stats: Stats) -> str:
+    """One sentence on KTO contradictions and what the export's rule did with them."""
+    return (
+        f"{stats.contradictions} (prompt, completion) pairs labeled both desirable and "
+        f"undesirable; rule {options.kto_contradictions.value} "
+        f"({_RULES[options.kto_contradictions]}): {stats.contradiction_rows_dropped} rows left out"
+    )
 
 
 def _filter_lines(options: ExportOptions) -> list[str]:
@@ -134,6 +151,7 @@ def _filter_lines(options: ExportOptions) -> list[str]:
     lines.append(f"- sources: {', '.join(s.value for s in options.chosen_sources)}")
     if options.kind is Kind.KTO:
         lines.append(f"- loser_min_confidence: {options.loser_min_confidence}")
+        lines.append(f"- kto_contradictions: {options.kto_contradictions.value}")
     if options.test_size:
         lines.append(f"- test split: {options.test_size} by {options.split_by.value} hash")
     return lines

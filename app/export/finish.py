@@ -15,6 +15,7 @@ from typing import NamedTuple
 import orjson
 
 from app.export.build import Candidate, Stats
+from app.export.contradictions import resolve_contradictions
 from app.export.options import ExportOptions, Kind, Source
 from app.export.rows import Row, in_test_split
 from app.export.seen import SeenDigests
@@ -36,6 +37,8 @@ def finished_rows(
     found: Iterator[Candidate], options: ExportOptions, stats: Stats
 ) -> Iterator[Kept]:
     """Each candidate kept, with its split and line, in the order a trainer should see them."""
+    if options.kind is Kind.KTO:
+        found = resolve_contradictions(found, options.kto_contradictions, stats)
     rows = _kept_rows(found, options, stats)
     return interleave_labels(rows) if options.kind is Kind.KTO else rows
 

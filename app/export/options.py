@@ -44,6 +44,14 @@ class SplitBy(enum.StrEnum):
     PROMPT = "prompt"
 
 
+class ContradictionRule(enum.StrEnum):
+    """What a KTO export does with a (prompt, completion) labeled both ways (see contradictions)."""
+
+    DROP = "drop"
+    MAJORITY = "majority"
+    KEEP = "keep"
+
+
 DEFAULT_SOURCES: dict[Kind, tuple[Source, ...]] = {
     Kind.DPO: (Source.VERDICTS, Source.REVISIONS),
     Kind.KTO: (Source.RATINGS, Source.FEEDBACK, Source.VERDICTS, Source.REVISIONS),
@@ -122,6 +130,7 @@ class ExportOptions:
     deduplicate: bool = True
     test_size: float = 0.0
     split_by: SplitBy = SplitBy.ID
+    kto_contradictions: ContradictionRule = ContradictionRule.DROP
 
     @property
     def chosen_sources(self) -> tuple[Source, ...]:
