@@ -21,7 +21,16 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app import cli_constitutions, cli_data, cli_rate, cli_report, cli_review, cli_revise
+from app import (
+    cli_constitutions,
+    cli_data,
+    cli_inspect,
+    cli_rate,
+    cli_report,
+    cli_review,
+    cli_revise,
+)
+from app.cli_inspect import MapOption
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
@@ -47,6 +56,7 @@ cli.command("rate")(cli_rate.rate)
 cli.command("revise")(cli_revise.revise)
 cli.command("review-queue")(cli_review.review_queue)
 cli.command("report")(cli_report.report)
+cli.command("inspect")(cli_inspect.inspect)
 cli.add_typer(cli_report.gold_cli, name="gold")
 
 
@@ -129,13 +139,7 @@ def label(
     input_format: Annotated[
         str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
     ] = "auto",
-    mapping: Annotated[
-        str | None,
-        typer.Option(
-            "--map",
-            help="Field mapping, e.g. prompt=input,response_a=output_1,response_b=output_2.",
-        ),
-    ] = None,
+    mapping: MapOption = None,
     batch: Annotated[str | None, typer.Option(help="Batch name (default: file + judge).")] = None,
     rejects: Annotated[
         Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
@@ -178,9 +182,10 @@ def label(
 
       cat pairs.jsonl | referee label - --judge fast --retry-failed
     """
+    from app.labeling.field_maps import load_map
     from app.labeling.provider_batch import provider_batch_options
     from app.labeling.run import LabelOptions, estimate, label_stream
-    from app.labeling.shapes import converter, parse_mapping
+    from app.labeling.shapes import converter
 
     settings = load_settings()
     # Error lines name the file as given; the batch is keyed by its absolute
@@ -197,7 +202,7 @@ def label(
             batch_name=batch,
             origin="<stdin>" if file == "-" else str(Path(file).resolve()),
             rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
-            convert=converter(input_format, parse_mapping(mapping) if mapping else None),
+            convert=converter(input_format, load_map(mapping) if mapping else None),
             constitution=constitution,
             principles=principles,
             provider_batch=provider_batch_options(

@@ -38,8 +38,8 @@ FolderOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        envvar="REFEREE_CONSTITUTIONS_DIR",
-        help="Folder of constitution YAML files (default: the shipped constitutions/).",
+        help="Only this folder of constitution YAML files (default: the shipped ones plus"
+        " REFEREE_CONSTITUTIONS_DIR, as the service serves them).",
         show_default=False,
     ),
 ]
@@ -52,8 +52,8 @@ OutOption = Annotated[
 ForceOption = Annotated[bool, typer.Option(help="Overwrite --out if it exists.")]
 
 
-def _folder(folder: Path | None) -> Path:
-    return folder or load_settings().resolved_constitutions_dir()
+def _folders(folder: Path | None) -> tuple[Path, ...]:
+    return (folder,) if folder is not None else load_settings().constitution_folders()
 
 
 def _summaries(constitutions: list[Constitution]) -> list[str]:
@@ -80,14 +80,14 @@ def _report(problems: list[ConstitutionError]) -> None:
 
 @constitutions_cli.command("list")
 def list_constitutions(folder: FolderOption = None) -> None:
-    """List the constitutions in the folder: id, version, hash, principle count, description.
+    """List the constitutions: id, version, hash, principle count, description.
 
     A file that does not validate is reported on stderr, the others are
     listed, and the exit code is 1.
 
     Example: referee constitutions list --dir my-constitutions/
     """
-    scan = scan_constitutions(_folder(folder))
+    scan = scan_constitutions(*_folders(folder))
     for line in _summaries(list(scan.constitutions.values())):
         out.print(line, markup=False)
     _report(list(scan.problems))
@@ -123,8 +123,9 @@ def _find(name: str, folder: Path | None) -> Constitution:
             return load_constitution(name)
         except ConstitutionError as exc:
             fail(exc.message, code=1)
-    where = _folder(folder)
-    scan = scan_constitutions(where)
+    folders = _folders(folder)
+    where = ", ".join(map(str, folders)) or "no folder"
+    scan = scan_constitutions(*folders)
     if name not in scan.constitutions:
         known = ", ".join(sorted(scan.constitutions)) or "none"
         broken = (
@@ -141,7 +142,8 @@ def validate(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or folders (default: the constitutions folder).", show_default=False
+            help="Files or folders (default: the folders the service reads).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -156,9 +158,19 @@ def validate(
 
       referee constitutions validate my.yaml other.yaml
     """
+    if not paths:
+        # The service's own rules: the shipped folder plus REFEREE_CONSTITUTIONS_DIR.
+        scan = scan_constitutions(*_folders(None))
+        for cid, constitution in sorted(scan.constitutions.items()):
+            ok = f"ok {scan.files[cid]}: {constitution.ref} ({_counts(constitution)})"
+            out.print(ok, markup=False)
+        _report(list(scan.problems))
+        if scan.problems:
+            raise typer.Exit(1)
+        return
     seen: dict[str, Path] = {}
     problems: list[ConstitutionError] = []
-    for path in paths or [_folder(None)]:
+    for path in paths:
         found, path_problems = _load_path(path)
         problems.extend(path_problems)
         for file, constitution in found:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli_inspect import MapOption
 from app.console import err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
@@ -122,12 +123,7 @@ def gold_import(
     input_format: Annotated[
         str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
     ] = "auto",
-    mapping: Annotated[
-        str | None,
-        typer.Option(
-            "--map", help="Field mapping, e.g. prompt=q,response_a=x,response_b=y,label=pref."
-        ),
-    ] = None,
+    mapping: MapOption = None,
 ) -> None:
     """Store a human-labeled set's labels as gold labels, without judging anything.
 
@@ -144,15 +140,16 @@ def gold_import(
 
       referee gold import harmless-base.test.jsonl.gz --format hh-rlhf
     """
+    from app.labeling.field_maps import load_map
     from app.labeling.gold import import_gold
     from app.labeling.jsonl import open_input, read_pairs
-    from app.labeling.shapes import converter, parse_mapping
+    from app.labeling.shapes import converter
 
     source = "<stdin>" if file == "-" else file
     origin = "<stdin>" if file == "-" else str(Path(file).resolve())
 
     async def run() -> GoldImportSummary:
-        convert = converter(input_format, parse_mapping(mapping) if mapping else None)
+        convert = converter(input_format, load_map(mapping) if mapping else None)
         async with database() as db:
             with open_input(file) as stream:
                 return await import_gold(db, read_pairs(stream, source, convert), origin)

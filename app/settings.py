@@ -40,7 +40,14 @@ class Settings(BaseSettings):
         32, gt=0, description="Requests in flight for batches the API process works off itself."
     )
     constitutions_dir: Path | None = Field(
-        None, description="Folder of constitution YAML files (default: the shipped constitutions/)."
+        None,
+        description="Folder of more constitution YAML files, added to the shipped ones; an id"
+        " defined in both is an error naming both files.",
+    )
+    shipped_constitutions: bool = Field(
+        True,
+        description="Serve the shipped constitutions/ (false: only those in"
+        " REFEREE_CONSTITUTIONS_DIR).",
     )
     max_upload_mb: int = Field(
         512, gt=0, description="Largest bulk upload body (JSON array or JSONL) accepted, in MB."
@@ -73,6 +80,18 @@ class Settings(BaseSettings):
         default = Path("judges.yaml")
         return default if default.exists() else None
 
-    def resolved_constitutions_dir(self) -> Path:
-        """REFEREE_CONSTITUTIONS_DIR, else the constitutions/ folder shipped beside the code."""
-        return self.constitutions_dir or default_constitutions_dir()
+    def constitution_folders(self) -> tuple[Path, ...]:
+        """The shipped constitutions/ folder, then REFEREE_CONSTITUTIONS_DIR: both are served."""
+        folders = [default_constitutions_dir()] if self.shipped_constitutions else []
+        if self.constitutions_dir is not None and not any(
+            _same_folder(self.constitutions_dir, f) for f in folders
+        ):
+            folders.append(self.constitutions_dir)
+        return tuple(folders)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -259,39 +259,55 @@ class ConstitutionScan:
     problems: tuple[ConstitutionError, ...] = ()
 
 
-def scan_constitutions(folder: str | Path) -> ConstitutionScan:
-    """Load every ``*.yaml``/``*.yml`` file in ``folder``, collecting errors instead of raising.
+def scan_constitutions(*folders: str | Path) -> ConstitutionScan:
+    """Load every ``*.yaml``/``*.yml`` file in the folders, collecting errors instead of raising.
 
-    A bad file is left out and reported in ``problems``; so is a file whose
-    constitution id an earlier file (in name order) already took.
+    A bad file is left out and reported in ``problems``. An id defined by two
+    files is ambiguous: neither is served, and the problem names both files.
+    The one exception is a file in a later folder that is a verbatim copy
+    (same content hash) of the earlier one, as when a folder that adds to
+    the shipped constitutions started as a copy of them: it is the same
+    constitution, served once.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        problem = ConstitutionError("not a folder of constitutions", file=str(folder))
-        return ConstitutionScan(problems=(problem,))
     constitutions: dict[str, Constitution] = {}
     files: dict[str, Path] = {}
     problems: list[ConstitutionError] = []
-    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    for path in paths:
-        try:
-            constitution = load_constitution(path)
-        except ConstitutionError as exc:
-            problems.append(exc)
+    clashes: set[str] = set()
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            problems.append(ConstitutionError("not a folder of constitutions", file=str(folder)))
             continue
-        if constitution.id in constitutions:
-            problems.append(
-                ConstitutionError(
-                    f"constitution id {constitution.id!r} is already defined in "
-                    f"{files[constitution.id]}",
-                    file=str(path),
-                    field="id",
-                )
-            )
-            continue
-        constitutions[constitution.id] = constitution
-        files[constitution.id] = path
+        for path in sorted(
+            p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+        ):
+            try:
+                constitution = load_constitution(path)
+            except ConstitutionError as exc:
+                problems.append(exc)
+                continue
+            first = files.get(constitution.id)
+            if first is None:
+                constitutions[constitution.id] = constitution
+                files[constitution.id] = path
+            elif not _same_copy(first, path, constitutions[constitution.id], constitution):
+                problems.append(_clash(constitution.id, first, path))
+                clashes.add(constitution.id)
+    for cid in clashes:
+        del constitutions[cid], files[cid]
     return ConstitutionScan(constitutions, files, tuple(problems))
+
+
+def _same_copy(first: Path, path: Path, earlier: Constitution, later: Constitution) -> bool:
+    return first.parent != path.parent and earlier.content_hash == later.content_hash
+
+
+def _clash(cid: str, first: Path, second: Path) -> ConstitutionError:
+    return ConstitutionError(
+        f"constitution id {cid!r} is already defined in {first}; rename one of the two "
+        "(neither is used while both exist)",
+        file=str(second),
+        field="id",
+    )
 
 
 def load_constitutions(folder: str | Path) -> dict[str, Constitution]:

@@ -38,7 +38,13 @@ def constitutions(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(database_url: str, constitutions: Path) -> Settings:
-    return Settings(database_url=database_url, judges_file=None, constitutions_dir=constitutions)
+    # Only the private copy: an edited copy of a shipped file would clash with the original.
+    return Settings(
+        database_url=database_url,
+        judges_file=None,
+        constitutions_dir=constitutions,
+        shipped_constitutions=False,
+    )
 
 
 @pytest.fixture
@@ -62,6 +68,7 @@ def cli_run(settings: Settings, *args: str) -> Any:
     env = {
         "REFEREE_DATABASE_URL": settings.database_url,
         "REFEREE_CONSTITUTIONS_DIR": str(settings.constitutions_dir),
+        "REFEREE_SHIPPED_CONSTITUTIONS": "false",
     }
     return CliRunner().invoke(cli, list(args), env=env)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.errors import InvalidInputError
+from app.labeling.field_maps import parse_inline
 from app.labeling.jsonl import LineError, ParsedLine, open_input, read_pairs
-from app.labeling.shapes import converter, parse_mapping, split_transcript
+from app.labeling.shapes import converter, split_transcript
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = [
@@ -80,13 +81,13 @@ def test_pandalm_keeps_annotators_in_metadata() -> None:
 def test_field_mapping() -> None:
     """--map renames any shape's fields into the canonical pair."""
     line = '{"q": "hi", "x": "hello there", "y": "yo", "extra": 1}\n'
-    convert = converter(mapping=parse_mapping("prompt=q,response_a=x,response_b=y"))
+    convert = converter(mapping=parse_inline("prompt=q,response_a=x,response_b=y"))
     (record,) = read_pairs(io.StringIO(line), "s", convert)
     assert isinstance(record, ParsedLine)
     assert record.pair.response_b == "yo"
     assert record.pair.metadata == {"extra": 1}
-    with pytest.raises(InvalidInputError, match="FIELD=SOURCE"):
-        parse_mapping("answer=x")
+    with pytest.raises(InvalidInputError, match="FIELD=PATH"):
+        parse_inline("answer=x")
 
 
 def test_unknown_shape_and_broken_transcripts_are_explained() -> None:

@@ -107,7 +107,7 @@ class Labeler:
         self.db = db
         self.registry = registry
         self.settings = settings
-        self.constitutions = ConstitutionLibrary(settings.resolved_constitutions_dir())
+        self.constitutions = ConstitutionLibrary(settings.constitution_folders())
 
     def resolve(self, spec: str | None) -> JudgeConfig:
         """The judge configuration for a spec or name (or the default); 400 when unknown."""

@@ -1,14 +1,18 @@
-"""The constitutions a service can use: the YAML files of one folder, re-read when they change.
+"""The constitutions a service can use: the YAML files of its folders, re-read when they change.
 
-A file that fails validation does not take the others down: it is listed
-in ``problems`` with its file, principle and field, and asking for its id
-says so. Labels carry the constitution's content-addressed ref, so a
-changed file gives new labels instead of reusing the old ones.
+The folders are the shipped ``constitutions/`` and the operator's
+``REFEREE_CONSTITUTIONS_DIR``, which adds to them (see
+:meth:`Settings.constitution_folders`). A file that fails validation, or
+two files defining one id, do not take the others down: they are listed
+in ``problems`` with their files, and asking for such an id says so.
+Labels carry the constitution's content-addressed ref, so a changed file
+gives new labels instead of reusing the old ones.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.errors import InvalidInputError
@@ -16,26 +20,28 @@ from judges.constitutions import Constitution, ConstitutionScan, scan_constituti
 
 
 class ConstitutionLibrary:
-    """Constitutions by id from one folder; cheap to ask, re-scanned when a file changes."""
+    """Constitutions by id from some folders; cheap to ask, re-scanned when a file changes."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folders: Path | Sequence[Path]) -> None:
+        self.folders = (folders,) if isinstance(folders, Path) else tuple(folders)
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._scan = ConstitutionScan()
 
     def _stamp_now(self) -> tuple[tuple[str, int, int], ...]:
-        if not self.folder.is_dir():
-            return ()
-        files = sorted(p for p in self.folder.iterdir() if p.suffix in (".yaml", ".yml"))
-        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        stamp: list[tuple[str, int, int]] = []
+        for folder in self.folders:
+            if folder.is_dir():
+                files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+                stamp += ((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        return tuple(stamp)
 
     def scan(self) -> ConstitutionScan:
-        """The folder's constitutions and problems, re-read only when a file changed."""
+        """The folders' constitutions and problems, re-read only when a file changed."""
         stamp = self._stamp_now()
         with self._lock:
             if stamp != self._stamp:
-                self._scan, self._stamp = scan_constitutions(self.folder), stamp
+                self._scan, self._stamp = scan_constitutions(*self.folders), stamp
             return self._scan
 
     def get(self, constitution_id: str) -> Constitution:

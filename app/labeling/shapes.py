@@ -8,7 +8,8 @@ Detected from a line's fields (or forced with ``--format``):
   transcripts, split at the last assistant turn;
 - ``pandalm``: ``instruction``, ``input``, ``response1``, ``response2``, annotators;
 - ``llmbar``: ``input``, ``output_1``, ``output_2``, ``label`` (1 or 2);
-- anything else through ``--map prompt=input,response_a=output_1,…``.
+- anything else through ``--map`` (app.labeling.field_maps: paths, value maps,
+  chosen/rejected), which ``referee inspect FILE`` suggests.
 
 The human preference a shape carries becomes the pair's ``label`` (a gold
 label). TRL and hh-rlhf rows always put the preferred answer in ``chosen``;
@@ -26,10 +27,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import InvalidInputError
 from app.labeling.keys import digest
+
+if TYPE_CHECKING:
+    from app.labeling.field_maps import FieldMap
 
 Document = dict[str, Any]
 CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata", "label", "label_votes")
@@ -176,47 +180,37 @@ SHAPES: dict[str, tuple[set[str], Callable[[Document], Document]]] = {
 }
 
 
-def parse_mapping(spec: str) -> dict[str, str]:
-    """``prompt=input,response_a=output_1`` → {canonical field: source field}."""
-    mapping: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        target, sep, source = item.partition("=")
-        if not sep or target not in CANONICAL or not source:
-            raise InvalidInputError(
-                f"--map entry {item!r} must be FIELD=SOURCE, FIELD one of {', '.join(CANONICAL)}"
-            )
-        mapping[target] = source
-    return mapping
+def detect_shape(document: Document) -> str | None:
+    """The first built-in shape whose fields a line has; None when it has none."""
+    for name, (required, _convert) in SHAPES.items():
+        if required <= document.keys():
+            return name
+    return None
 
 
-def converter(
-    fmt: str = "auto", mapping: dict[str, str] | None = None
-) -> Callable[[Document], Document]:
-    """A function from one input document to a canonical document."""
-    if mapping:
+def detect(document: Document) -> Document:
+    """Convert a line by the shape its fields show."""
+    name = detect_shape(document)
+    if name is not None:
+        return SHAPES[name][1](document)
+    if document.keys() & {"prompt", "response_a", "response_b"}:
+        return from_canonical(document)  # validation then names the missing fields
+    raise ShapeError(
+        "no known shape: expected prompt/response_a/response_b (or TRL, hh-rlhf, PandaLM, "
+        "LLMBar fields); use --map for others (`referee inspect FILE` suggests one)"
+    )
 
-        def mapped(document: Document) -> Document:
-            missing = [source for source in mapping.values() if source not in document]
-            if missing:
-                raise ShapeError(f"mapped field(s) {', '.join(missing)} missing")
-            canonical = {target: document[source] for target, source in mapping.items()}
-            return _with_rest(document, set(mapping.values()), canonical)
 
-        return mapped
-    if fmt != "auto":
-        if fmt not in SHAPES:
-            raise InvalidInputError(f"unknown --format {fmt!r}; known: auto, {', '.join(SHAPES)}")
-        return SHAPES[fmt][1]
+def converter(fmt: str = "auto", mapping: FieldMap | None = None) -> Callable[[Document], Document]:
+    """A function from one input document to a canonical document.
 
-    def detect(document: Document) -> Document:
-        for required, convert in SHAPES.values():
-            if required <= document.keys():
-                return convert(document)
-        if document.keys() & {"prompt", "response_a", "response_b"}:
-            return from_canonical(document)  # validation then names the missing fields
-        raise ShapeError(
-            "no known shape: expected prompt/response_a/response_b (or TRL, hh-rlhf, PandaLM, "
-            "LLMBar fields); use --map for others"
-        )
-
-    return detect
+    A field map (app.labeling.field_maps) runs first and yields a line in a
+    built-in shape, which that shape's converter then reads like any other.
+    """
+    if fmt != "auto" and fmt not in SHAPES:
+        raise InvalidInputError(f"unknown --format {fmt!r}; known: auto, {', '.join(SHAPES)}")
+    convert = SHAPES[fmt][1] if fmt != "auto" else detect
+    if mapping is None:
+        return convert
+    apply = mapping.apply
+    return lambda document: convert(apply(document))
