@@ -52,6 +52,17 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(
         512, gt=0, description="Largest bulk upload body (JSON array or JSONL) accepted, in MB."
     )
+    max_body_mb: int = Field(
+        8,
+        gt=0,
+        description="Largest body of any other request, in MB: refused (413) while it is read.",
+    )
+    max_metadata_kb: int = Field(
+        64, gt=0, description="Largest `metadata` object accepted, in KB of compact JSON."
+    )
+    max_rubric_chars: int = Field(
+        20_000, gt=0, description="Longest custom `rubric_text` accepted, in characters."
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

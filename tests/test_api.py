@@ -93,18 +93,21 @@ class TestCreateComparison:
 
 class TestBadInput:
     def test_missing_field_names_it(self, api: TestClient) -> None:
-        """422 whose detail points at the missing field."""
+        """422 whose details point at the missing field."""
         body = pair_body(judge=JUDGE)
         del body["response_b"]
         response = api.post("/v1/comparisons", json=body)
         assert response.status_code == 422
-        assert ["body", "response_b"] in [e["loc"] for e in response.json()["detail"]]
+        details = response.json()["error"]["details"]
+        assert details["field"] == "body.response_b"
+        assert "body.response_b" in [e["field"] for e in details["errors"]]
 
     def test_mistyped_field(self, api: TestClient) -> None:
         """A number where text belongs is a 422 naming the field."""
         response = api.post("/v1/comparisons", json=pair_body(judge=JUDGE, response_a=5))
         assert response.status_code == 422
-        assert any(e["loc"][:2] == ["body", "response_a"] for e in response.json()["detail"])
+        errors = response.json()["error"]["details"]["errors"]
+        assert any(e["field"].startswith("body.response_a") for e in errors)
 
     def test_user_message_as_response_is_rejected(self, api: TestClient) -> None:
         """A response must be the assistant's."""

@@ -133,11 +133,12 @@ class TestSingleRecord:
         for label in ("meh", 1, None, "yes"):
             response = api.post("/v1/feedback", json=feedback(label=label))
             assert response.status_code == 422, label
-            [error] = response.json()["detail"]
-            assert error["loc"] == ["body", "label"]
+            [error] = response.json()["error"]["details"]["errors"]
+            assert error["field"] == "body.label"
             if label is not None:
-                assert ACCEPTED_LABELS in error["msg"]
-        message = api.post("/v1/feedback", json=feedback(label="meh")).json()["detail"][0]["msg"]
+                assert ACCEPTED_LABELS in error["message"]
+        response = api.post("/v1/feedback", json=feedback(label="meh"))
+        message = response.json()["error"]["details"]["errors"][0]["message"]
         for accepted in ("true", "false", '"up"', '"down"', '"thumbs_up"', '"👍"', '"👎"'):
             assert accepted in message
 
@@ -145,9 +146,9 @@ class TestSingleRecord:
         """A naive occurred_at is refused; one with a zone is stored in UTC."""
         naive = api.post("/v1/feedback", json=feedback(occurred_at="2026-11-27T10:00:00"))
         assert naive.status_code == 422
-        [error] = naive.json()["detail"]
-        assert error["loc"] == ["body", "occurred_at"]
-        assert "time zone" in error["msg"]
+        [error] = naive.json()["error"]["details"]["errors"]
+        assert error["field"] == "body.occurred_at"
+        assert "time zone" in error["message"]
         aware = api.post("/v1/feedback", json=feedback(occurred_at="2026-11-27T10:00:00+01:00"))
         assert aware.status_code == 201
         assert aware.json()["occurred_at"].startswith("2026-11-27T09:00:00")
@@ -159,10 +160,12 @@ class TestSingleRecord:
         del body["completion"]
         missing = api.post("/v1/feedback", json=body)
         assert missing.status_code == 422
-        assert [e["loc"] for e in missing.json()["detail"]] == [["body", "completion"]]
+        assert [e["field"] for e in missing.json()["error"]["details"]["errors"]] == [
+            "body.completion"
+        ]
         extra = api.post("/v1/feedback", json=feedback(rating=5))
         assert extra.status_code == 422
-        assert [e["loc"] for e in extra.json()["detail"]] == [["body", "rating"]]
+        assert [e["field"] for e in extra.json()["error"]["details"]["errors"]] == ["body.rating"]
 
     def test_message_shapes_are_kept(self, api: TestClient) -> None:
         """A conversation prompt and an assistant-message completion come back as sent."""
@@ -250,11 +253,13 @@ class TestBulk:
         assert count(database_url, Feedback) == 2
 
     def test_everything_rejected_is_422(self, api: TestClient, database_url: str) -> None:
-        """When no record could be stored the summary comes with a 422."""
+        """When no record could be stored it is a 422 error listing the rejected lines."""
         response = api.post("/v1/feedback", json=[feedback(label="?"), {"prompt": "q"}, 7])
         assert response.status_code == 422
-        assert [r["line"] for r in response.json()["rejected"]] == [1, 2, 3]
-        assert response.json()["rejected"][2]["reason"] == "expected a JSON object"
+        details = response.json()["error"]["details"]
+        assert [r["line"] for r in details["rejected"]] == [1, 2, 3]
+        assert details["rejected"][2]["reason"].startswith("expected a JSON object")
+        assert details["rejected_count"] == 3
         assert count(database_url, Feedback) == 0
 
     def test_single_post_and_bulk_share_keys(self, api: TestClient) -> None:

@@ -240,7 +240,7 @@ class TestReviews:
         comparison = api.post("/v1/comparisons", json=pair_body(judge=JUDGE)).json()
         bad = api.post(f"/v1/comparisons/{comparison['id']}/reviews", json={"winner": "left"})
         assert bad.status_code == 422
-        assert bad.json()["detail"][0]["loc"][-1] == "winner"
+        assert bad.json()["error"]["details"]["field"] == "body.winner"
 
     def test_the_newest_review_outranks_an_import(
         self, api: TestClient, database_url: str, tmp_path: Path

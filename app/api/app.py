@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
+from app.api import errors
 from app.api.deps import require_api_key
+from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
     batches,
     comparisons,
@@ -22,7 +23,6 @@ from app.api.routes import (
     revisions,
 )
 from app.api.schemas import ErrorOut
-from app.errors import RefereeError
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
 from app.runtime import runtime
 from app.settings import Settings
@@ -35,10 +35,11 @@ _UNAUTHORIZED: dict[int | str, dict[str, object]] = {
 
 def create_app(settings: Settings | None = None, registry: JudgeRegistry | None = None) -> FastAPI:
     """Build the app. ``registry`` lets tests plug in fake judges through the real registry."""
+    settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(settings or Settings(), registry) as labeler:
+        async with runtime(settings, registry) as labeler:
             app.state.labeler = labeler
             app.state.db = labeler.db
             app.state.workers = BackgroundWorkers(
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         summary="AI-feedback labeling: pairwise verdicts stored with provenance.",
         lifespan=lifespan,
     )
-    app.add_exception_handler(RefereeError, _referee_error)  # type: ignore[arg-type]
+    errors.install(app)
+    default_limit, upload_limits = body_limits(settings)
+    app.add_middleware(BodyLimitMiddleware, default=default_limit, routes=upload_limits)
     app.include_router(meta.health_router)
     protected = [Depends(require_api_key)]
     app.include_router(
@@ -77,11 +80,3 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
     ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
     return app
-
-
-async def _referee_error(_request: Request, exc: RefereeError) -> JSONResponse:
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
-        headers=exc.headers or None,
-    )

@@ -13,13 +13,20 @@ from app.store.models import Comparison, JudgeCall
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(examples=["unknown_judge"])
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    code: str = Field(
+        description="Stable, machine-readable: invalid_input, body_too_large, not_found, …",
+        examples=["invalid_input"],
+    )
+    message: str = Field(description="One line for a person; names the field where one is wrong.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`field`: the first field at fault (e.g. body.prompt); for validation "
+        "errors `errors`: every field with its message; more keys per code.",
+    )
 
 
 class ErrorOut(BaseModel):
-    """Every error the API raises itself has this shape (422 validation errors use FastAPI's)."""
+    """Every 4xx and 5xx body has this shape, validation and body-parse errors included."""
 
     error: ErrorBody
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
 from app.api.deps import LabelerDep
-from app.api.schemas import ErrorOut
+from app.api.errors import error_responses
+from app.api.limits import text_body
 from app.labeling import batch_api
 from app.labeling.provider_batch import provider_batch_options
 
@@ -80,7 +81,14 @@ class BatchOut(BaseModel):
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchSubmitted,
-    responses={400: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses=error_responses(
+        400,
+        413,
+        422,
+        503,
+        e400="The body is not UTF-8, or an unknown judge.",
+        e422="An invalid query parameter, or no valid record in the body.",
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -116,7 +124,7 @@ async def submit_batch(
     With `mode=provider-batch` they go through the provider's batch API (half price,
     results within 24 hours; `GET /v1/batches/{id}` shows the progress).
     """
-    body = (await request.body()).decode("utf-8")
+    body = text_body(await request.body())
     under = labeler.under(constitution, principles)
     workers = request.app.state.workers
     concurrency = workers.options.concurrency if workers is not None else 16
@@ -124,13 +132,13 @@ async def submit_batch(
     return await batch_api.submit(labeler, workers, body, judge, name, under, provider_batch)
 
 
-@router.get("/{batch_id}", response_model=BatchOut, responses={404: {"model": ErrorOut}})
+@router.get("/{batch_id}", response_model=BatchOut, responses=error_responses(404, 422))
 async def get_batch(batch_id: uuid.UUID, labeler: LabelerDep) -> dict[str, Any]:
     """Progress and counts. The results are `GET /v1/comparisons?batch_id=…`."""
     return await batch_api.describe(labeler, batch_id)
 
 
-@router.post("/{batch_id}/cancel", response_model=BatchOut, responses={404: {"model": ErrorOut}})
+@router.post("/{batch_id}/cancel", response_model=BatchOut, responses=error_responses(404, 422))
 async def cancel_batch(
     batch_id: uuid.UUID, request: Request, labeler: LabelerDep
 ) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import DatabaseDep, LabelerDep
-from app.api.schemas import ComparisonCreate, ComparisonOut, ComparisonPage, ErrorOut
+from app.api.errors import error_responses
+from app.api.limits import check_metadata
+from app.api.schemas import ComparisonCreate, ComparisonOut, ComparisonPage
 from app.errors import InvalidInputError, NotFoundError
 from app.labeling.inputs import PairIn
 from app.store import comparisons
@@ -25,10 +27,7 @@ router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
     response_model=ComparisonOut,
     responses={
         200: {"model": ComparisonOut, "description": "A stored verdict was reused."},
-        400: {"model": ErrorOut, "description": "Unknown judge."},
-        413: {"model": ErrorOut, "description": "A text is over the size limit."},
-        502: {"model": ErrorOut, "description": "The judge failed; failed calls are stored."},
-        503: {"model": ErrorOut, "description": "The judge's provider key is not configured."},
+        **error_responses(400, 413, 422, 502, 503),
     },
 )
 async def create_comparison(
@@ -40,6 +39,7 @@ async def create_comparison(
     verdict (status 200, `reused: true`) without calling the model, unless
     `force` is set.
     """
+    check_metadata(body.metadata, labeler.settings)
     pair = PairIn.model_validate(
         body.model_dump(exclude={"judge", "force", "constitution", "principles"})
     )
@@ -53,7 +53,7 @@ async def create_comparison(
 @router.get(
     "/{comparison_id}",
     response_model=ComparisonOut,
-    responses={404: {"model": ErrorOut}},
+    responses=error_responses(404, 422),
 )
 async def get_comparison(comparison_id: uuid.UUID, db: DatabaseDep) -> ComparisonOut:
     """One comparison with its current verdict, earlier verdicts and every judge call."""
@@ -64,7 +64,7 @@ async def get_comparison(comparison_id: uuid.UUID, db: DatabaseDep) -> Compariso
     return ComparisonOut.build(found)
 
 
-@router.get("", response_model=ComparisonPage, responses={422: {"model": ErrorOut}})
+@router.get("", response_model=ComparisonPage, responses=error_responses(422))
 async def list_comparisons(
     db: DatabaseDep,
     judge: Annotated[str | None, Query(description="Judge name or provider:model.")] = None,

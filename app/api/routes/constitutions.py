@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.api.deps import LabelerDep
-from app.api.schemas import ErrorOut
+from app.api.errors import error_responses
 from app.errors import NotFoundError
 from judges.constitutions import (
     Constitution,
@@ -153,7 +153,7 @@ def list_constitutions(labeler: LabelerDep) -> ConstitutionsOut:
 
 
 @router.get(
-    "/{constitution_id}", response_model=ConstitutionOut, responses={404: {"model": ErrorOut}}
+    "/{constitution_id}", response_model=ConstitutionOut, responses=error_responses(404, 422)
 )
 def get_constitution(constitution_id: str, labeler: LabelerDep) -> ConstitutionOut:
     """One constitution in full: every principle and few-shot example, with its content hash."""

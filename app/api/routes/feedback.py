@@ -12,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from app.api.deps import DatabaseDep, LabelerDep
-from app.api.schemas import ErrorOut
-from app.errors import BodyTooLargeError
+from app.api.errors import error_responses
+from app.api.limits import MB, capped_records, check_feedback, check_utf8
+from app.errors import BodyTooLargeError, InvalidInputError
 from app.labeling import feedback
 from app.labeling.feedback import FeedbackIn
 from app.labeling.jsonl import read_records
@@ -22,6 +23,8 @@ from app.store.models import Feedback
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 _JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+# Rejected lines listed in a 422's details when none was stored; the count says how many.
+MAX_REJECTED_LISTED = 100
 
 
 class FeedbackOut(BaseModel):
@@ -73,8 +76,17 @@ class BulkSummary(BaseModel):
     response_model=FeedbackOut | BulkSummary,
     responses={
         200: {"description": "A duplicate (single) or a bulk summary."},
-        409: {"model": ErrorOut, "description": "The idempotency key was used for another body."},
-        413: {"model": ErrorOut, "description": "The body is over REFEREE_MAX_UPLOAD_MB."},
+        **error_responses(
+            400,
+            409,
+            413,
+            422,
+            e409="The idempotency key was used for another body.",
+            e413="The body is over REFEREE_MAX_UPLOAD_MB (a single record: REFEREE_MAX_BODY_MB),"
+            " or a text or metadata is over its limit.",
+            e422="A field is invalid, the body holds no record, or every record was rejected"
+            " (`details.rejected`).",
+        ),
     },
     openapi_extra={
         "requestBody": {
@@ -104,52 +116,53 @@ async def post_feedback(
     listed with their line (array position) and reason, the rest are stored.
     Bodies over `REFEREE_MAX_UPLOAD_MB` (default 512) are refused with 413.
     """
-    raw = await _read_capped(request, labeler.settings.max_upload_mb)
+    # BodyLimitMiddleware has bounded the body by REFEREE_MAX_UPLOAD_MB already.
+    raw = await request.body()
+    settings = labeler.settings
     content_type = request.headers.get("content-type", "")
     if raw.lstrip().startswith(b"{") and not content_type.startswith(_JSONL_TYPES):
+        if len(raw) > settings.max_body_mb * MB:
+            raise BodyTooLargeError(
+                f"a single feedback record is over {settings.max_body_mb} MB (REFEREE_MAX_BODY_MB)",
+                field="body",
+            )
         try:
             item = FeedbackIn.model_validate_json(raw)
         except ValidationError as exc:
             # Located under "body" as FastAPI locates errors in a parsed body.
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             raise RequestValidationError(errors) from None
+        check_feedback(item.prompt, item.completion, item.metadata, settings)
         row, created = await feedback.record_one(db, item)
         if not created:
             response.status_code = status.HTTP_200_OK
         return FeedbackOut.build(row, duplicate=not created)
+    # Checked whole first, so a bad byte half-way never leaves half the upload stored.
+    check_utf8(raw)
     # Decoded line by line: a str of the whole body (and StringIO's copy) would
     # cost four bytes a character for a body with one emoji in it.
     stream = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
-    records = read_records(stream, "upload", FeedbackIn)
+    records = capped_records(
+        read_records(stream, "upload", FeedbackIn),
+        lambda r: check_feedback(r.prompt, r.completion, r.metadata, settings),
+    )
     summary = await feedback.ingest(db, records)
+    if not (summary.accepted or summary.duplicates):
+        raise _nothing_stored(summary.rejected)
     response.status_code = status.HTTP_200_OK
-    if summary.rejected and not (summary.accepted or summary.duplicates):
-        response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
     return summary.as_dict()
 
 
-async def _read_capped(request: Request, limit_mb: int) -> bytes:
-    """The whole body, refused as soon as it is known to exceed ``limit_mb``.
-
-    Checked against Content-Length first and while streaming as well, for a
-    chunked body or a length that lies, so an oversized upload is never
-    held in memory whole.
-    """
-    limit = limit_mb * 1024 * 1024
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit_mb)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit_mb)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit_mb: int) -> BodyTooLargeError:
-    return BodyTooLargeError(
-        f"request body is over {limit_mb} MB (REFEREE_MAX_UPLOAD_MB): split the upload, "
-        "or import the file with `referee feedback import FILE`, which has no limit"
+def _nothing_stored(rejected: list[dict[str, Any]]) -> InvalidInputError:
+    if not rejected:
+        return InvalidInputError(
+            "the body holds no feedback record: send a JSON object, a JSON array or JSONL lines",
+            field="body",
+        )
+    first = rejected[0]
+    return InvalidInputError(
+        f"every record was rejected; the first, line {first['line']}: {first['reason']}",
+        field="body",
+        rejected=rejected[:MAX_REJECTED_LISTED],
+        rejected_count=len(rejected),
     )

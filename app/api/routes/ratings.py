@@ -10,7 +10,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import LabelerDep
-from app.api.schemas import CallOut, ErrorOut, call_out
+from app.api.errors import error_responses
+from app.api.limits import check_metadata, check_rubric_text
+from app.api.schemas import CallOut, call_out
 from app.errors import NotFoundError
 from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
 from app.store.models import Rating
@@ -101,11 +103,9 @@ class RatingOut(BaseModel):
     response_model=RatingOut,
     responses={
         200: {"model": RatingOut, "description": "A stored rating was reused."},
-        400: {"model": ErrorOut, "description": "Unknown judge."},
-        413: {"model": ErrorOut, "description": "A text is over the size limit."},
-        422: {"model": ErrorOut, "description": "An invalid rubric (unknown name, bad scale)."},
-        502: {"model": ErrorOut, "description": "The judge failed; failed calls are stored."},
-        503: {"model": ErrorOut, "description": "The judge's provider key is not configured."},
+        **error_responses(
+            400, 413, 422, 502, 503, e422="An invalid field or rubric (unknown name, bad scale)."
+        ),
     },
 )
 async def create_rating(body: RatingCreate, labeler: LabelerDep, response: Response) -> RatingOut:
@@ -115,6 +115,8 @@ async def create_rating(body: RatingCreate, labeler: LabelerDep, response: Respo
     same response, judge, rubric and threshold return the stored rating
     (status 200, `reused: true`) without calling the model.
     """
+    check_metadata(body.metadata, labeler.settings)
+    check_rubric_text(body.rubric_text, labeler.settings)
     item = ResponseItemIn.model_validate(
         body.model_dump(include={"id", "prompt", "response", "metadata"})
     )
@@ -131,7 +133,7 @@ async def create_rating(body: RatingCreate, labeler: LabelerDep, response: Respo
     return RatingOut.build(result.rating, reused=not result.created)
 
 
-@router.get("/{rating_id}", response_model=RatingOut, responses={404: {"model": ErrorOut}})
+@router.get("/{rating_id}", response_model=RatingOut, responses=error_responses(404, 422))
 async def get_rating(rating_id: uuid.UUID, labeler: LabelerDep) -> RatingOut:
     """One rating with its rubric and every judge call."""
     found = await Rater(labeler).find(rating_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import DatabaseDep
-from app.api.schemas import ErrorOut
+from app.api.errors import error_responses
 from app.labeling.gold import ReviewIn, add_review
 from app.reports.build import ReportOptions, build_report
 from app.reports.metrics import Bootstrap
@@ -198,7 +198,7 @@ Bins = Annotated[int, Query(ge=2, le=100, description="Calibration bins.")]
     "/summary",
     response_model=ReportOut,
     description=REPORT_DESCRIPTION,
-    responses={404: {"model": ErrorOut, "description": "No such batch."}},
+    responses=error_responses(404, 422, e404="No such batch."),
 )
 async def summary_report(
     db: DatabaseDep,
@@ -217,7 +217,7 @@ async def summary_report(
     "/batches/{batch_id}",
     response_model=ReportOut,
     description=REPORT_DESCRIPTION,
-    responses={404: {"model": ErrorOut, "description": "No such batch."}},
+    responses=error_responses(404, 422, e404="No such batch."),
 )
 async def batch_report(
     batch_id: uuid.UUID,
@@ -235,7 +235,7 @@ async def batch_report(
     "/{comparison_id}/reviews",
     status_code=status.HTTP_201_CREATED,
     response_model=ReviewOut,
-    responses={404: {"model": ErrorOut, "description": "No such comparison."}},
+    responses=error_responses(400, 404, 413, 422, e404="No such comparison."),
 )
 async def create_review(comparison_id: uuid.UUID, body: ReviewIn, db: DatabaseDep) -> ReviewOut:
     """Record a person's verdict on a comparison as a gold label; machine verdicts stay.

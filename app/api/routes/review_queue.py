@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.api.deps import DatabaseDep
-from app.api.schemas import ErrorOut, JuryVoteOut, VerdictOut
+from app.api.errors import error_responses
+from app.api.schemas import JuryVoteOut, VerdictOut
 from app.errors import InvalidInputError
 from app.labeling import review_queue
 from app.labeling.review_queue import QueueEntry
@@ -55,7 +56,7 @@ class QueuePageOut(BaseModel):
     )
 
 
-@router.get("/queue", response_model=QueuePageOut, responses={422: {"model": ErrorOut}})
+@router.get("/queue", response_model=QueuePageOut, responses=error_responses(422))
 async def get_review_queue(
     db: DatabaseDep,
     min_disagreement: Annotated[

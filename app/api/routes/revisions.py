@@ -10,7 +10,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import LabelerDep
-from app.api.schemas import CallOut, ErrorOut, call_out
+from app.api.errors import error_responses
+from app.api.limits import check_metadata
+from app.api.schemas import CallOut, call_out
 from app.errors import NotFoundError
 from app.labeling.revise import MAX_ROUNDS, Reviser, RevisionItemIn, RevisionOptions
 from app.store.models import Revision
@@ -95,9 +97,15 @@ class RevisionOut(BaseModel):
     response_model=RevisionOut,
     responses={
         200: {"model": RevisionOut, "description": "A finished run was reused."},
-        400: {"model": ErrorOut, "description": "Unknown judge."},
-        422: {"model": ErrorOut, "description": "Unknown constitution or principle."},
-        502: {"model": ErrorOut, "description": "A model call failed; the calls are stored."},
+        **error_responses(
+            400,
+            413,
+            422,
+            502,
+            503,
+            e422="An invalid field, an unknown constitution or principle.",
+            e502="A model call failed; the calls are stored.",
+        ),
     },
 )
 async def create_revision(
@@ -108,6 +116,7 @@ async def create_revision(
     Each round samples a principle (seeded, recorded) unless one is named; a
     critique that finds nothing to fix ends the loop without a revision.
     """
+    check_metadata(body.metadata, labeler.settings)
     item = RevisionItemIn.model_validate(
         body.model_dump(include={"id", "prompt", "response", "metadata"})
     )
@@ -125,7 +134,7 @@ async def create_revision(
     return RevisionOut.build(result.revision, reused=not result.created)
 
 
-@router.get("/{revision_id}", response_model=RevisionOut, responses={404: {"model": ErrorOut}})
+@router.get("/{revision_id}", response_model=RevisionOut, responses=error_responses(404, 422))
 async def get_revision(revision_id: uuid.UUID, labeler: LabelerDep) -> RevisionOut:
     """One run with its rounds and every model call."""
     found = await Reviser(labeler).find(revision_id)
