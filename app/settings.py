@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     max_rubric_chars: int = Field(
         20_000, gt=0, description="Longest custom `rubric_text` accepted, in characters."
     )
+    max_concurrent_exports: int = Field(
+        4,
+        gt=0,
+        description="GET /v1/exports streams served at once (each holds two database"
+        " connections); one more gets 429 with Retry-After.",
+    )
+    export_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="An export whose client takes no data for this many seconds is cut off,"
+        " releasing its connections and its slot.",
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

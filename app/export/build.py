@@ -29,7 +29,7 @@ import orjson
 from app.export.options import ExportOptions, Kind, Shape, Source, SplitBy
 from app.export.rows import Row, dpo_row, kto_row, sft_row, spliced_dpo_line
 from app.labeling.keys import content_key
-from app.store.exports import FETCH_CHUNK, Reader, VerdictQuery
+from app.store.exports import Reader, VerdictQuery
 
 
 @dataclass(slots=True)
@@ -135,7 +135,7 @@ def _from_verdicts(
         and not (options.test_size and options.split_by is SplitBy.PROMPT)
     )
     records = reader.verdicts(query, json_text=splice)
-    while chunk := list(islice(records, FETCH_CHUNK)):
+    while chunk := list(islice(records, reader.chunk_rows)):
         failing = _failing_losers(reader, options, chunk)
         stats.count_verdicts(chunk)
         # One loop with no call per record beyond the row builders: this runs

@@ -34,22 +34,27 @@ class Kept(NamedTuple):
 
 
 def finished_rows(
-    found: Iterator[Candidate], options: ExportOptions, stats: Stats
+    found: Iterator[Candidate], options: ExportOptions, stats: Stats, *, chunk: int = CHUNK
 ) -> Iterator[Kept]:
-    """Each candidate kept, with its split and line, in the order a trainer should see them."""
+    """Each candidate kept, with its split and line, in the order a trainer should see them.
+
+    ``chunk`` candidates are held (and checked for duplicates) at a time.
+    """
     if options.kind is Kind.KTO:
         found = resolve_contradictions(found, options.kto_contradictions, stats)
-    rows = _kept_rows(found, options, stats)
+    rows = _kept_rows(found, options, stats, chunk)
     return interleave_labels(rows) if options.kind is Kind.KTO else rows
 
 
-def _kept_rows(found: Iterator[Candidate], options: ExportOptions, stats: Stats) -> Iterator[Kept]:
+def _kept_rows(
+    found: Iterator[Candidate], options: ExportOptions, stats: Stats, chunk_size: int
+) -> Iterator[Kept]:
     seen = SeenDigests() if options.deduplicate else None
     splits: Counter[str] = Counter()
     sources: Counter[Source] = Counter()
     desirable = duplicates = 0
     try:
-        while chunk := list(islice(found, CHUNK)):
+        while chunk := list(islice(found, chunk_size)):
             encoded = [c.encoded or orjson.dumps(c.row) for c in chunk]
             # Python's own hash of bytes (64-bit SipHash) is fast and stable
             # within one process, which is all one export needs.

@@ -7,11 +7,16 @@ half-written dataset where a trainer would pick it up.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import shutil
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from app.errors import BadRequestError, InvalidInputError, NotFoundError
 from app.export.build import Stats, candidates
@@ -22,6 +27,11 @@ from app.export.writers import SplitWriters, to_hf_folder
 from app.store.exports import Reader, VerdictQuery
 
 FILE_SUFFIXES = {".jsonl": Format.JSONL, ".parquet": Format.PARQUET}
+# Rows an HTTP export fetches and holds at a time: its memory is a few such
+# chunks whatever the client does (the CLI reads in larger chunks, for speed).
+STREAM_CHUNK_ROWS = 50
+# Lines go out in blocks of about this size: one send, and one thread hop, per block.
+STREAM_BLOCK_BYTES = 64 * 1024
 
 
 class EmptyExportError(NotFoundError):
@@ -140,7 +150,7 @@ def _write_splits(
     database_url: str, options: ExportOptions, fmt: Format, folder: Path
 ) -> tuple[Stats, SplitWriters]:
     stats = Stats()
-    with Reader(database_url) as reader:
+    with Reader.open(database_url) as reader:
         query = resolve_query(reader, options.filters)
         found = candidates(reader, options, query, stats)
         with SplitWriters(folder, options, fmt) as writers:
@@ -160,19 +170,21 @@ def _replace(finished: Path, out: Path) -> None:
 
 
 def stream_jsonl(
-    database_url: str, options: ExportOptions, *, allow_empty: bool = False
-) -> Iterator[bytes]:
-    """The export as JSONL lines, checked and started before the first byte is sent.
+    engine: Engine, options: ExportOptions, *, allow_empty: bool = False
+) -> ExportLines:
+    """The export as JSONL, checked and started before the first byte is sent.
 
     The first row is read eagerly so that bad filters and an empty result
-    are errors with a status code, not a cut-off 200 stream.
+    are errors with a status code, not a cut-off 200 stream. Reads two
+    connections from ``engine`` until the lines are closed.
     """
     options.check()
-    reader = Reader(database_url)
+    reader = Reader(engine, chunk_rows=STREAM_CHUNK_ROWS)
     try:
         query = resolve_query(reader, options.filters)
         stats = Stats()
-        rows = finished_rows(candidates(reader, options, query, stats), options, stats)
+        found = candidates(reader, options, query, stats)
+        rows = finished_rows(found, options, stats, chunk=STREAM_CHUNK_ROWS)
         first = next(rows, None)
     except BaseException:
         reader.close()
@@ -180,17 +192,57 @@ def stream_jsonl(
     if first is None and not allow_empty:
         reader.close()
         raise EmptyExportError("no rows match the export's filters")
-    return _lines(first, rows, reader.close)
+    return ExportLines(first, rows, reader.close)
 
 
-def _lines(first: Kept | None, rows: Iterator[Kept], close: Callable[[], None]) -> Iterator[bytes]:
-    try:
-        if first is not None:
-            yield first.line
-        for kept in rows:
-            yield kept.line
-    finally:
-        close()
+class ExportLines:
+    """An export's JSONL lines in blocks of about ``STREAM_BLOCK_BYTES``, read as they are taken.
+
+    ``close`` ends the read at once and runs what was attached (the
+    reader's release, a server's slot); it runs by itself at the end of the
+    rows, and when the object is collected unclosed, so an abandoned export
+    never keeps its connections.
+    """
+
+    def __init__(self, first: Kept | None, rows: Iterator[Kept], close: Callable[[], None]) -> None:
+        self._rows = itertools.chain(() if first is None else (first,), rows)
+        self._closers = [close]
+        self._finalizer = weakref.finalize(self, _close_all, rows, self._closers)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the read is closed (at once if it is already)."""
+        if self._finalizer.alive:
+            self._closers.append(callback)
+        else:
+            callback()
+
+    def __iter__(self) -> ExportLines:
+        return self
+
+    def __next__(self) -> bytes:
+        block = bytearray()
+        for kept in self._rows:
+            block += kept.line
+            if len(block) >= STREAM_BLOCK_BYTES:
+                return bytes(block)
+        self.close()
+        if not block:
+            raise StopIteration
+        return bytes(block)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close_all(rows: Iterator[Kept], closers: list[Callable[[], None]]) -> None:
+    # The row generator first (it closes the cursors under it), then the
+    # closers in order; an exit stack runs every one even when one fails.
+    with contextlib.ExitStack() as stack:
+        for close in reversed(closers):
+            stack.callback(close)
+        close_rows = getattr(rows, "close", None)
+        if close_rows is not None:
+            stack.callback(close_rows)
 
 
 def is_kind(value: str) -> Kind:

@@ -3,7 +3,9 @@
 Exports read hundreds of thousands of rows in one pass. A synchronous
 driver fetching in chunks (``yield_per``) costs a fraction of what the
 async session costs per row and keeps memory flat; an export holds no
-transaction open for writers beyond its own snapshot.
+transaction open for writers beyond its own snapshot. A one-off export (the
+CLI) opens an engine of its own; a server shares one bounded engine among
+its exports (app/export/streams.py).
 """
 
 from __future__ import annotations
@@ -34,11 +36,27 @@ from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verd
 FETCH_CHUNK = 2000
 
 
-def read_engine(raw_url: str) -> Engine:
-    """A synchronous engine for streaming reads."""
+# Each export reads on two connections (see Reader).
+CONNECTIONS_PER_EXPORT = 2
+# How export connections show in pg_stat_activity, so operators can tell them apart.
+APPLICATION_NAME = "referee-export"
+
+
+def read_engine(raw_url: str, *, pool_size: int | None = None) -> Engine:
+    """A synchronous engine for streaming reads.
+
+    ``pool_size`` makes a hard bound (no overflow): a server's one shared
+    export engine can never hold more connections than that, however many
+    clients ask. Without it, SQLAlchemy's default pool, for a one-off export.
+    """
     url = sync_url(raw_url)
     # orjson parses the JSON columns (prompts, responses) several times faster.
-    engine = create_engine(url, json_deserializer=orjson.loads)
+    options: dict[str, Any] = {"json_deserializer": orjson.loads}
+    if pool_size is not None:
+        options.update(pool_size=pool_size, max_overflow=0)
+    if url.get_backend_name() == "postgresql":
+        options.update(pool_pre_ping=True, connect_args={"application_name": APPLICATION_NAME})
+    engine = create_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", configure_sqlite)
     return engine
@@ -126,17 +144,40 @@ class Reader:
 
     Look-ups (a loser's own rating) run while the main result is still
     being fetched in chunks; a second connection keeps them apart.
+    ``chunk_rows`` is how many rows are fetched (and held) at a time.
     """
 
-    def __init__(self, database_url: str) -> None:
-        self._engine = read_engine(database_url)
-        self._main = self._engine.connect()
-        self._lookups = self._engine.connect()
+    def __init__(
+        self, engine: Engine, *, chunk_rows: int = FETCH_CHUNK, owns_engine: bool = False
+    ) -> None:
+        self._engine = engine
+        self._owns_engine = owns_engine
+        self.chunk_rows = chunk_rows
+        self._main = engine.connect()
+        try:
+            self._lookups = engine.connect()
+        except BaseException:
+            self._main.close()
+            raise
+
+    @classmethod
+    def open(cls, database_url: str) -> Reader:
+        """A reader on an engine of its own, disposed on close (a one-off export)."""
+        engine = read_engine(database_url)
+        try:
+            return cls(engine, owns_engine=True)
+        except BaseException:
+            engine.dispose()
+            raise
 
     def close(self) -> None:
-        self._main.close()
-        self._lookups.close()
-        self._engine.dispose()
+        """Return both connections (ending their read transactions)."""
+        try:
+            self._main.close()
+            self._lookups.close()
+        finally:
+            if self._owns_engine:
+                self._engine.dispose()
 
     def __enter__(self) -> Reader:
         return self
@@ -156,14 +197,14 @@ class Reader:
             yield from self._sqlite_verdicts(statement, json_text)
             return
         # psycopg decodes JSONB and uuid itself; SQLAlchemy streams in chunks.
-        result = self._main.execute(statement.execution_options(yield_per=FETCH_CHUNK))
+        result = self._main.execute(statement.execution_options(yield_per=self.chunk_rows))
         for row in result:
             yield VerdictRecord._make((str(row[0]), *row[1:], False))
 
     def _stream(self, statement: Select[Any]) -> Iterator[Row[Any]]:
         # Options on the statement, not the connection: Connection.execution_options
         # changes the connection for every later query, the raw-cursor one included.
-        yield from self._main.execute(statement.execution_options(yield_per=FETCH_CHUNK))
+        yield from self._main.execute(statement.execution_options(yield_per=self.chunk_rows))
 
     def _sqlite_verdicts(self, statement: Select[Any], json_text: bool) -> Iterator[VerdictRecord]:
         # Straight from the driver's cursor: JSON as text, the UUID as 32 hex
@@ -172,7 +213,7 @@ class Reader:
         result = self._main.execute(statement)
         loads: Any = (lambda text: text) if json_text else orjson.loads
         try:
-            while rows := result.cursor.fetchmany(FETCH_CHUNK):
+            while rows := result.cursor.fetchmany(self.chunk_rows):
                 for row in rows:
                     consistent = row[10]
                     yield VerdictRecord(
