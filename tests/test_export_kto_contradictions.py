@@ -176,6 +176,14 @@ class TestResolve:
         assert kept == [found[1], found[3]]
         assert (stats.contradictions, stats.contradiction_rows_dropped) == (1, 2)
 
+    def test_texts_with_line_breaks_survive_the_spool(self) -> None:
+        """Newlines, CR and Unicode line separators in a row do not split its spooled line."""
+        texts = ["a\nb", "c\r\nd", "e\u2028f", "g\x85h", "\n"]
+        found = [candidate(t, t, n % 2 == 0, n) for n, t in enumerate(texts)]
+        stats = Stats()
+        assert list(resolve_contradictions(iter(found), ContradictionRule.DROP, stats)) == found
+        assert stats.contradictions == 0
+
     @pytest.mark.parametrize(
         ("votes", "rule", "kept"),
         [
