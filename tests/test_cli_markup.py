@@ -47,6 +47,14 @@ def test_a_command_error_names_the_value_whole(value: str) -> None:
 
 
 @pytest.mark.parametrize("value", VALUES)
+def test_a_usage_error_names_the_value_whole(value: str) -> None:
+    """Typer's own errors (an unknown command) show the typed name as it is."""
+    result = CliRunner().invoke(cli, [f"nosuch{value}"])
+    assert result.exit_code == 2
+    assert f"No such command {f'nosuch{value}'!r}" in result.output
+
+
+@pytest.mark.parametrize("value", VALUES)
 def test_rejected_lines_and_summary_are_whole(
     value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
