@@ -109,23 +109,28 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
         # A union field fails once per alternative, often with the same words.
         if (error["field"], error["message"]) not in {(e["field"], e["message"]) for e in errors}:
             errors.append(error)
-    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+    invalid_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
         # The body is not JSON at all: a parse error, not a field that broke a rule.
-        position = next(
-            (e["loc"][-1] for e in exc.errors() if e.get("type") == "json_invalid"), None
-        )
-        return error_response(
-            400,
-            "invalid_json",
-            f"the body is not valid JSON (at character {position})",
-            {"field": "body", "position": position},
-        )
+        return _json_parse_error(invalid_json)
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
     details: dict[str, Any] = {"field": first["field"], "errors": errors[:MAX_ERRORS]}
     return error_response(422, "invalid_input", message, details)
+
+
+def _json_parse_error(error: Any) -> JSONResponse:
+    """FastAPI's parser reports a character position; pydantic's (feedback) its own words."""
+    position = error.get("loc", ())[-1] if error.get("loc") else None
+    reason = (error.get("ctx") or {}).get("error") or error.get("msg") or "invalid"
+    message = f"the body is not valid JSON: {_clip(str(reason))}"
+    details: dict[str, Any] = {"field": "body"}
+    if isinstance(position, int):
+        message += f" (at character {position})"
+        details["position"] = position
+    return error_response(400, "invalid_json", message, details)
 
 
 def _field_error(error: Any) -> dict[str, Any]:
@@ -163,6 +168,10 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
         message = f"the body is not valid UTF-8 (byte {cause.start})"
     elif status == 400 and isinstance(cause, RecursionError):
         code, message = "invalid_json", "the JSON body is nested too deeply"
+    elif status == 400 and isinstance(cause, ValueError):
+        # json refuses some JSON it reads, e.g. an integer of over 4,300 digits.
+        reason = str(cause).split(";")[0]  # without Python's advice on raising the limit
+        code, message = "invalid_json", f"the body could not be parsed: {_clip(reason)}"
     elif status == 400 and cause is not None:
         code, message = "invalid_body", "the body could not be parsed"
     # BodyTooLarge (app.api.limits) carries its limit and setting.

@@ -34,6 +34,20 @@ class ErrorOut(BaseModel):
 class ComparisonCreate(PairIn):
     """A pair to judge, and the judge to judge it with."""
 
+    # Shown in /docs, and the request Schemathesis starts from (tests/test_schemathesis.py).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "What is the capital of France?",
+                    "response_a": "Paris is the capital of France.",
+                    "response_b": "Lyon.",
+                    "metadata": {"source": "docs"},
+                }
+            ]
+        }
+    )
+
     judge: str | None = Field(
         None,
         description="provider:model or a named judge; REFEREE_DEFAULT_JUDGE when omitted.",
