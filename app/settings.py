@@ -104,8 +104,14 @@ class Settings(BaseSettings):
         return default if default.exists() else None
 
     def constitution_folders(self) -> tuple[Path, ...]:
-        """The shipped constitutions/ folder, then REFEREE_CONSTITUTIONS_DIR: both are served."""
-        folders = [default_constitutions_dir()] if self.shipped_constitutions else []
+        """The shipped constitutions/ folder, then REFEREE_CONSTITUTIONS_DIR: both are served.
+
+        The shipped folder sits beside the code in a checkout or an editable
+        install; a wheel install has none (the Dockerfile copies it and points
+        REFEREE_CONSTITUTIONS_DIR at the copy), and then it is left out.
+        """
+        shipped = default_constitutions_dir()
+        folders = [shipped] if self.shipped_constitutions and shipped.is_dir() else []
         if self.constitutions_dir is not None and not any(
             _same_folder(self.constitutions_dir, f) for f in folders
         ):

@@ -70,6 +70,14 @@ class TestFolders:
         found = settings(given, shipped_constitutions=shipped).constitution_folders()
         assert found == tuple(resolve(f) for f in expected)
 
+    def test_a_missing_shipped_folder_is_left_out(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wheel install has no shipped folder beside the code: only the operator's is read."""
+        monkeypatch.setattr("app.settings.default_constitutions_dir", lambda: tmp_path / "none")
+        assert settings(tmp_path).constitution_folders() == (tmp_path,)
+        assert settings(None).constitution_folders() == ()
+
 
 class TestLibrary:
     def test_a_new_id_is_added_to_the_shipped_ones(self, tmp_path: Path) -> None:
