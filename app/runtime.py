@@ -25,7 +25,7 @@ log = logging.getLogger("referee")
 def build_registry(settings: Settings) -> JudgeRegistry:
     path = settings.resolved_judges_file()
     named = load_named_judges(path) if path is not None else {}
-    registry = JudgeRegistry.from_entry_points(named)
+    registry = JudgeRegistry.from_entry_points(named, cache_size=settings.judge_cache_size)
     for jury in (load_juries(path, named) if path is not None else {}).values():
         registry.add_jury(jury)
     return registry
@@ -54,8 +54,11 @@ async def runtime(
     await ensure_schema(settings)
     db = Database(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     judges = registry or build_registry(settings)
+    labeler = Labeler(db, judges, settings)
     try:
-        yield Labeler(db, judges, settings)
+        yield labeler
     finally:
+        # Shared judgments whose callers all left still store what they paid for.
+        await labeler.flights.wait_idle()
         await judges.aclose()
         await db.dispose()

@@ -3,13 +3,19 @@
 Built-in backends register through the same entry-point group as
 third-party ones (see ``pyproject.toml``), so a plugin is a package with one
 entry point. The registry is built at start-up, never at import, and keeps
-one judge instance (one SDK client) per distinct configuration.
+one judge instance (one SDK client) per distinct configuration, in a bounded
+least-recently-used cache: clients may name judges freely, and every
+instance holds a client and its connection pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -27,30 +33,53 @@ from judges.jury import (
     parse_jury_spec,
 )
 
+log = logging.getLogger("referee.judges")
 ENTRY_POINT_GROUP = "referee.judges"
 JudgeFactory = Callable[[JudgeConfig], Judge]
+DEFAULT_CACHE_SIZE = 64
 
 
 class JudgeRegistry:
-    """Resolves judge specs and names to configurations and shared judge instances."""
+    """Resolves judge specs and names to configurations and shared judge instances.
+
+    At most ``cache_size`` instances are kept; the least recently used one is
+    evicted and closed, but only once no call on it is in flight (see
+    :meth:`holding`).
+    """
 
     def __init__(
         self,
         factories: Mapping[str, JudgeFactory] | None = None,
         named: Mapping[str, JudgeConfig] | None = None,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        if cache_size < 1:
+            raise JudgeConfigError(f"the judge cache size must be at least 1, got {cache_size}")
         self._factories: dict[str, JudgeFactory] = dict(factories or {})
         self._named: dict[str, JudgeConfig] = dict(named or {})
-        self._instances: dict[str, Judge] = {}
+        self.cache_size = cache_size
+        self._instances: OrderedDict[str, Judge] = OrderedDict()
+        # Users in flight per instance (by id), and instances evicted while in use,
+        # closed when their last user leaves.
+        self._holds: dict[int, int] = {}
+        self._retired: dict[int, Judge] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._unclosed: list[Judge] = []
         self._juries: dict[str, JuryConfig] = {}
 
     @classmethod
-    def from_entry_points(cls, named: Mapping[str, JudgeConfig] | None = None) -> JudgeRegistry:
+    def from_entry_points(
+        cls,
+        named: Mapping[str, JudgeConfig] | None = None,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> JudgeRegistry:
         """Load every provider registered under the ``referee.judges`` group."""
         factories: dict[str, JudgeFactory] = {}
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             factories[ep.name] = ep.load()
-        return cls(factories, named)
+        return cls(factories, named, cache_size=cache_size)
 
     def register(self, provider: str, factory: JudgeFactory) -> None:
         """Add or replace a provider (plugins and tests)."""
@@ -121,19 +150,85 @@ class JudgeRegistry:
         return Jury(config, tuple(self.judge(member) for member in config.members))
 
     def judge(self, config: JudgeConfig) -> Judge:
-        """The shared judge instance for a configuration, built on first use."""
+        """The shared judge instance for a configuration, built on first use.
+
+        A caller that awaits calls on it should do so inside :meth:`holding`,
+        entered with no ``await`` in between, so an eviction meanwhile
+        cannot close it under the call.
+        """
         key = json.dumps(asdict(config), sort_keys=True, default=str)
         judge = self._instances.get(key)
-        if judge is None:
-            self._check_provider(config.spec, config.provider)
-            judge = self._factories[config.provider](config)
-            self._instances[key] = judge
+        if judge is not None:
+            self._instances.move_to_end(key)
+            return judge
+        self._check_provider(config.spec, config.provider)
+        judge = self._factories[config.provider](config)
+        self._instances[key] = judge
+        while len(self._instances) > self.cache_size:
+            _, evicted = self._instances.popitem(last=False)
+            self._retire(evicted)
         return judge
 
-    async def aclose(self) -> None:
-        for judge in self._instances.values():
+    @property
+    def cached(self) -> int:
+        """Judge instances in the cache (not counting evicted ones still in use)."""
+        return len(self._instances)
+
+    @asynccontextmanager
+    async def holding(self, *judges: Judge) -> AsyncIterator[None]:
+        """Keep these instances open while the block runs: an eviction meanwhile
+        defers their close until their last holder leaves."""
+        for judge in judges:
+            self._holds[id(judge)] = self._holds.get(id(judge), 0) + 1
+        try:
+            yield
+        finally:
+            for judge in judges:
+                left = self._holds.pop(id(judge)) - 1
+                if left:
+                    self._holds[id(judge)] = left
+                elif (retired := self._retired.pop(id(judge), None)) is not None:
+                    self._close_soon(retired)
+
+    def _retire(self, judge: Judge) -> None:
+        if self._holds.get(id(judge)):
+            self._retired[id(judge)] = judge
+        else:
+            self._close_soon(judge)
+
+    def _close_soon(self, judge: Judge) -> None:
+        """Close in a task of its own: eviction happens in synchronous code, and a
+        cancelled holder must not leave the client open."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._unclosed.append(judge)  # built outside a loop: closed by aclose()
+            return
+        task = loop.create_task(judge.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("closing an evicted judge failed: %r", exc)
+
+    async def wait_closed(self) -> None:
+        """Wait until every evicted instance that nobody holds has been closed."""
+        unclosed, self._unclosed = self._unclosed, []
+        for judge in unclosed:
             await judge.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Close every instance, cached, evicted or still held (the process is ending)."""
+        judges = [*self._instances.values(), *self._retired.values()]
         self._instances.clear()
+        self._retired.clear()
+        for judge in judges:
+            await judge.aclose()
+        await self.wait_closed()
 
     def _check_provider(self, spec: str, provider: str) -> None:
         if provider not in self._factories:

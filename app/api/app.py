@@ -23,6 +23,7 @@ from app.api.routes import (
     revisions,
 )
 from app.api.schemas import ErrorOut
+from app.labeling.limits import RequestLimits
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
 from app.runtime import runtime
 from app.settings import Settings
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime(settings, registry) as labeler:
+            # Requests come from clients: bounded, and no ad-hoc in-process judges.
+            labeler.limits = RequestLimits.for_clients(labeler.settings)
             app.state.labeler = labeler
             app.state.db = labeler.db
             app.state.workers = BackgroundWorkers(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, Self, TypeVar
@@ -24,10 +25,13 @@ from app.errors import (
     UnknownJudgeSpecError,
 )
 from app.labeling.calls import call_row
+from app.labeling.claims import Claimed, LabelClaims
 from app.labeling.constitutions import ConstitutionLibrary
+from app.labeling.flight import SingleFlight
 from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.jury import jury_run_rows
 from app.labeling.keys import label_key, pair_key
+from app.labeling.limits import OPERATOR, RequestLimits
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import Database
@@ -103,14 +107,25 @@ class CompareResult:
 class Labeler:
     """Labeling use cases over one database and one judge registry."""
 
-    def __init__(self, db: Database, registry: JudgeRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: JudgeRegistry,
+        settings: Settings,
+        limits: RequestLimits = OPERATOR,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.settings = settings
+        self.limits = limits
+        """Per-request bounds: the API sets RequestLimits.for_clients; the CLI keeps OPERATOR."""
         self.constitutions = ConstitutionLibrary(settings.constitution_folders())
+        self.flights = SingleFlight()
+        self.claims = LabelClaims(db)
 
     def resolve(self, spec: str | None) -> JudgeConfig:
         """The judge configuration for a spec or name (or the default); 400 when unknown."""
+        chosen = spec
         spec = spec or self.settings.resolved_default_judge()
         if not spec:
             raise UnknownJudgeSpecError(
@@ -118,9 +133,17 @@ class Labeler:
                 f"name one as provider:model (providers: {', '.join(self.registry.providers)})"
             )
         try:
-            return self.registry.resolve(spec)
+            config = self.registry.resolve(spec)
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
+        self.check_choice(chosen, config)
+        return config
+
+    def check_choice(self, chosen: str | None, config: PairJudgeConfig) -> None:
+        """Apply the request limits to a judge the caller named (the default is the operator's)."""
+        if chosen and chosen != self.settings.resolved_default_judge():
+            self.limits.check_in_process(config, self.registry.named)
+        self.limits.check_jury(config)
 
     @staticmethod
     def with_limits(config: ConfigT, rpm: float | None = None, tpm: float | None = None) -> ConfigT:
@@ -137,15 +160,27 @@ class Labeler:
         if not spec or not (spec in self.registry.juries or is_jury_spec(spec)):
             return self.resolve(spec)
         try:
-            return self.registry.resolve_pairwise(spec)
+            config = self.registry.resolve_pairwise(spec)
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
+        self.check_choice(spec, config)
+        return config
 
     def pairwise_judge_for(self, config: PairJudgeConfig) -> Judge | Jury:
         """The judge, or the jury with a judge per member, for a configuration."""
         if isinstance(config, JuryConfig):
             return Jury(config, tuple(self.judge_for(member) for member in config.members))
         return self.judge_for(config)
+
+    def holding(self, judge: Judge | Jury) -> AbstractAsyncContextManager[None]:
+        """Keep a judge (a jury's members) open while calls on it are in flight.
+
+        Enter it right after :meth:`judge_for` / :meth:`pairwise_judge_for`,
+        with no ``await`` in between: the registry may evict and close
+        instances nobody holds.
+        """
+        members = judge.members if isinstance(judge, Jury) else (judge,)
+        return self.registry.holding(*members)
 
     def judge_for(self, config: JudgeConfig) -> Judge:
         try:
@@ -170,6 +205,7 @@ class Labeler:
         """The constitution to judge under, by id; None for the plain pairwise question."""
         if constitution is None:
             return None
+        self.limits.check_principles(principles)
         found = self.constitutions.get(constitution)
         if not 1 <= principles <= len(found.principles):
             raise InvalidInputError(
@@ -197,23 +233,36 @@ class Labeler:
         judge = self.pairwise_judge_for(config)
         stored = pair.stored()
         key = label_key(stored, config, under.key if under else None)
-        if not force:
-            async with self.db.transaction() as session:
-                existing = await comparisons.get_by_label_key(session, key)
-            if existing is not None and existing.verdicts:
-                return CompareResult(existing, created=False)
-
-        outcome = await judge_comparison(judge, pair.to_pair(), key, under)
-
-        async with self.db.transaction() as session:
-            comparison_id = await store_outcome(
-                session,
-                comparison_values(pair, stored, config, key, under),
-                pair_lengths(pair),
-                config,
-                outcome,
+        values = comparison_values(pair, stored, config, key, under)
+        async with self.holding(judge):
+            result, started = await self.flights.run(
+                ("comparison", key, force),
+                lambda: self._judge_once(pair, values, config, judge, under, force=force),
             )
-            comparison = await comparisons.get(session, comparison_id)
+        # Callers who joined work in flight were not the ones who paid for it.
+        return result if started else CompareResult(result.comparison, created=False)
+
+    async def _judge_once(
+        self,
+        pair: PairIn,
+        values: dict[str, Any],
+        config: PairJudgeConfig,
+        judge: Judge | Jury,
+        under: UnderConstitution | None,
+        *,
+        force: bool,
+    ) -> CompareResult:
+        """Lease the label key's row (or get what another process stored), judge, store."""
+        async with self.holding(judge):
+            claim = await self.claims.claim(values, force=force)
+            if not isinstance(claim, Claimed):
+                return CompareResult(claim, created=False)
+            comparison_id = claim.comparison_id
+            async with self.claims.leased(comparison_id):
+                outcome = await judge_comparison(judge, pair.to_pair(), values["label_key"], under)
+                async with self.db.transaction() as session:
+                    await write_result(session, comparison_id, pair_lengths(pair), config, outcome)
+                    comparison = await comparisons.get(session, comparison_id)
         assert comparison is not None
         if outcome.verdict is None:
             raise JudgeFailedError(
@@ -252,19 +301,6 @@ def pair_lengths(pair: PairIn) -> dict[str, int]:
         "length_a": text_length(converted.response_a),
         "length_b": text_length(converted.response_b),
     }
-
-
-async def store_outcome(
-    session: AsyncSession,
-    values: dict[str, Any],
-    lengths: dict[str, int],
-    config: PairJudgeConfig,
-    outcome: PairOutcome,
-) -> uuid.UUID:
-    """Write a comparison (once), its calls, and its verdict or failure status."""
-    comparison_id = await comparisons.insert_if_absent(session, values)
-    await write_result(session, comparison_id, lengths, config, outcome)
-    return comparison_id
 
 
 async def write_result(

@@ -181,6 +181,11 @@ class ProviderBatchRun:
             self._stopped.set()
 
     async def run(self) -> Progress:
+        # Its client polls for hours: no cache eviction may close it meanwhile.
+        async with self.labeler.holding(self.judge):
+            return await self._run()
+
+    async def _run(self) -> Progress:
         started = time.perf_counter()
         try:
             async with self.labeler.db.transaction() as session:

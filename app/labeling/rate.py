@@ -22,6 +22,7 @@ from app.labeling.keys import KEY_SCHEMA_VERSION, content_key, document_key
 from app.store import ratings
 from app.store.models import Rating
 from judges import JudgeConfig, JudgeConfigError, RatingOutcome, Rubric, get_rubric, rate_response
+from judges.base import Judge
 from judges.prompts import RATING_V1
 
 
@@ -143,23 +144,44 @@ class Rater:
         rubric = choice.resolve()
         config = self.labeler.with_limits(self.labeler.resolve(judge_spec), rpm, tpm)
         judge = self.labeler.judge_for(config)
-        key = rating_key(item.stored(), config, rubric)
-        db = self.labeler.db
-        async with db.transaction() as session:
-            existing = await ratings.get_by_label_key(session, key)
-        if existing is not None and existing.status == "rated":
-            return RateResult(existing, created=False)
-
-        outcome = await rate_response(judge, to_text(item.prompt), to_text(item.response), rubric)
-
-        async with db.transaction() as session:
-            rating_id = await ratings.insert_if_absent(
-                session, rating_values(item, config, rubric, key)
+        values = rating_values(item, config, rubric, rating_key(item.stored(), config, rubric))
+        async with self.labeler.holding(judge):
+            result, started = await self.labeler.flights.run(
+                ("rating", values["label_key"]),
+                lambda: self._rate_once(item, config, judge, rubric, values),
             )
+        # Callers who joined a rating in flight were not the ones who paid for it.
+        return result if started else RateResult(result.rating, created=False)
+
+    async def _rate_once(
+        self,
+        item: ResponseItemIn,
+        config: JudgeConfig,
+        judge: Judge,
+        rubric: Rubric,
+        values: dict[str, Any],
+    ) -> RateResult:
+        db = self.labeler.db
+        async with self.labeler.holding(judge):
+            async with db.transaction() as session:
+                existing = await ratings.get_by_label_key(session, values["label_key"])
+            if existing is not None and existing.status == "rated":
+                return RateResult(existing, created=False)
+            prompt, response = to_text(item.prompt), to_text(item.response)
+            outcome = await rate_response(judge, prompt, response, rubric)
+
+        async with db.transaction() as session:
+            rating_id = await ratings.insert_if_absent(session, values)
+            # Another process may have rated it meanwhile: the first score stands
+            # (the key is unique), this run's calls are kept as paid for.
+            taken = await ratings.lock_status(session, rating_id) == "rated"
             calls = [call_row(config, call) for call in outcome.calls]
-            await ratings.write_result(session, rating_id, calls, outcome_values(outcome))
+            result = {} if taken else outcome_values(outcome)
+            await ratings.write_result(session, rating_id, calls, result)
             stored = await ratings.get(session, rating_id)
         assert stored is not None
+        if taken:
+            return RateResult(stored, created=False)
         if outcome.rating is None:
             raise JudgeFailedError(
                 f"judge {config.label} failed: {outcome.error_class}: {outcome.error_message}",

@@ -82,6 +82,7 @@ class Reviser:
 
     def check(self, options: RevisionOptions) -> tuple[Constitution, JudgeConfig, Judge]:
         """Resolve the options shared by every item; raises on a bad one before any call."""
+        self.labeler.limits.check_rounds(options.rounds)
         if not 1 <= options.rounds <= MAX_ROUNDS:
             raise InvalidInputError(
                 f"rounds must be between 1 and {MAX_ROUNDS}, got {options.rounds}", field="rounds"
@@ -121,8 +122,32 @@ class Reviser:
         return _Plan(constitution, config, judge, generator_config, generator, key)
 
     async def revise(self, item: RevisionItemIn, options: RevisionOptions) -> RevisionResult:
-        """Run (or reuse) the critique → revision loop for one item."""
+        """Run (or reuse) the critique → revision loop for one item.
+
+        Identical runs in flight in this process run once; their callers share it.
+        """
         plan = self.plan(item, options)
+        judges = (plan.judge,) if plan.generator is None else (plan.judge, plan.generator)
+        async with self.labeler.registry.holding(*judges):
+            result, started = await self.labeler.flights.run(
+                ("revision", plan.key), lambda: self._revise_once(item, options, plan, judges)
+            )
+        # Callers who joined a run in flight were not the ones who paid for it.
+        return result if started else RevisionResult(result.revision, created=False)
+
+    async def _revise_once(
+        self,
+        item: RevisionItemIn,
+        options: RevisionOptions,
+        plan: _Plan,
+        judges: tuple[Judge, ...],
+    ) -> RevisionResult:
+        async with self.labeler.registry.holding(*judges):
+            return await self._run(item, options, plan)
+
+    async def _run(
+        self, item: RevisionItemIn, options: RevisionOptions, plan: _Plan
+    ) -> RevisionResult:
         db = self.labeler.db
         async with db.transaction() as session:
             existing = await revisions.get_by_label_key(session, plan.key)
@@ -162,7 +187,9 @@ class Reviser:
             for r in outcome.rounds
         ]
         calls = [call_row(plan.config, call) for call in outcome.calls]
-        finished = await self._store(revision_id, calls, rounds, result)
+        finished, taken = await self._store_final(revision_id, calls, rounds, result)
+        if taken:
+            return RevisionResult(finished, created=False)
         if not outcome.succeeded:
             raise JudgeFailedError(
                 f"judge {plan.config.label} failed: {outcome.error_class}: {outcome.error_message}",
@@ -192,6 +219,28 @@ class Reviser:
             )
         await self._store(stored.id, calls, [], {"response": outcome.text})
         return outcome.text
+
+    async def _store_final(
+        self,
+        revision_id: uuid.UUID,
+        calls: list[dict[str, Any]],
+        rounds: list[dict[str, Any]],
+        result: dict[str, Any],
+    ) -> tuple[Revision, bool]:
+        """Store a run's end; True when another process finished the run meanwhile.
+
+        Then the first finished run stands (the key is unique) and this one
+        adds only its calls, which were paid for.
+        """
+        async with self.labeler.db.transaction() as session:
+            taken = await revisions.lock_status(session, revision_id) == "done"
+            if taken:
+                await revisions.write_result(session, revision_id, calls, [], {})
+            else:
+                await revisions.write_result(session, revision_id, calls, rounds, result)
+            found = await revisions.get(session, revision_id)
+        assert found is not None
+        return found, taken
 
     async def _store(
         self,

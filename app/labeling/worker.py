@@ -203,9 +203,10 @@ class Worker:
                 error_message=exc.message,
             )
         else:
-            outcome = await judge_comparison(
-                judge, pair.to_pair(), row.label_key, under, self._request_slots
-            )
+            async with self.labeler.holding(judge):
+                outcome = await judge_comparison(
+                    judge, pair.to_pair(), row.label_key, under, self._request_slots
+                )
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -181,3 +181,53 @@ async def page(
     result = await session.execute(_with_children(statement))
     found: list[Comparison] = list(result.scalars().unique())
     return found
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return or_(Comparison.lease_owner.is_(None), Comparison.lease_expires_at < now)
+
+
+async def claim_label(
+    session: AsyncSession,
+    comparison_id: uuid.UUID,
+    owner: str,
+    lease: timedelta,
+    *,
+    labeled_too: bool,
+) -> bool:
+    """Lease a comparison to judge it now, unless a live lease holds it; True when leased.
+
+    One conditional UPDATE, so of several processes trying at once exactly
+    one wins (the label key's row is the lock). A labeled comparison is
+    leased only to judge it again (``labeled_too``, a forced request).
+    """
+    now = utcnow()
+    statement = update(Comparison).where(Comparison.id == comparison_id, _lease_free(now))
+    if not labeled_too:
+        statement = statement.where(Comparison.status != "labeled")
+    result = await session.execute(
+        statement.values(lease_owner=owner, lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def renew_label(
+    session: AsyncSession, comparison_id: uuid.UUID, owner: str, lease: timedelta
+) -> None:
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.id == comparison_id, Comparison.lease_owner == owner)
+        .values(lease_expires_at=utcnow() + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_label(session: AsyncSession, comparison_id: uuid.UUID, owner: str) -> None:
+    await session.execute(
+        update(Comparison)
+        .where(Comparison.id == comparison_id, Comparison.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+

@@ -36,6 +36,22 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
     return await db.insert_if_absent(session, Revision, values)
 
 
+async def lock_status(session: AsyncSession, revision_id: uuid.UUID) -> str:
+    """The run's status, its row locked for the rest of the transaction.
+
+    An UPDATE rather than a SELECT … FOR UPDATE: on SQLite too it takes the
+    write lock, so the status read is the latest committed one.
+    """
+    statement = (
+        update(Revision)
+        .where(Revision.id == revision_id)
+        .values(updated_at=utcnow())
+        .returning(Revision.status)
+    )
+    status: str = (await session.execute(statement)).scalar_one()
+    return status
+
+
 async def write_result(
     session: AsyncSession,
     revision_id: uuid.UUID,
