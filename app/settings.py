@@ -75,6 +75,23 @@ class Settings(BaseSettings):
         description="An export whose client takes no data for this many seconds is cut off,"
         " releasing its connections and its slot.",
     )
+    allow_adhoc_local: bool = Field(
+        False,
+        description="Let API clients name in-process judges (`local:<path or Hub id>`) that the"
+        " judges file does not; the CLI always may.",
+    )
+    judge_cache_size: int = Field(
+        64, ge=1, description="Judge instances (SDK clients, local models) kept; LRU, closed."
+    )
+    max_jury_members: int = Field(
+        8, ge=2, description="Members of an inline jury one request may name."
+    )
+    max_principles: int = Field(
+        8, ge=1, description="Constitution principles one comparison (or batch pair) may sample."
+    )
+    max_revision_rounds: int = Field(
+        8, ge=1, description="Critique → revision rounds one revision request may ask for."
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 
