@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.labeling.inputs import PairIn
+from app.labeling.text_rules import ConstitutionId, JudgeSpec
+from app.store.limits import INT32_MAX
 from app.store.models import Comparison, JudgeCall
 
 
@@ -48,17 +50,20 @@ class ComparisonCreate(PairIn):
         }
     )
 
-    judge: str | None = Field(
+    judge: JudgeSpec | None = Field(
         None,
         description="provider:model or a named judge; REFEREE_DEFAULT_JUDGE when omitted.",
         examples=["anthropic:claude-sonnet-4-5"],
     )
     force: bool = Field(False, description="Judge again even if a verdict is stored.")
-    constitution: str | None = Field(
+    constitution: ConstitutionId | None = Field(
         None, description="Judge under this constitution's preference questions (its id)."
     )
     principles: int = Field(
-        1, ge=1, description="With a constitution: principles sampled for this pair, averaged."
+        1,
+        ge=1,
+        le=INT32_MAX,
+        description="With a constitution: principles sampled for this pair, averaged.",
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import itertools
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.errors import NotFoundError
+from app.errors import InvalidInputError, NotFoundError, TextTooLargeError
 from app.labeling.batch import enqueue
 from app.labeling.compare import Labeler, UnderConstitution
-from app.labeling.jsonl import LineError, read_pairs
+from app.labeling.jsonl import LineError, ParsedLine, read_pairs
 from app.labeling.provider_batch import (
     ProviderBatchOptions,
     ProviderBatchRun,
@@ -20,6 +22,9 @@ from app.labeling.shapes import converter
 from app.labeling.worker import BackgroundWorkers
 from app.store import batches, provider_batches
 from app.store.models import Batch
+
+MAX_LISTED = 20
+"""Rejected lines listed in an error; the rest are counted."""
 
 
 async def submit(
@@ -40,10 +45,14 @@ async def submit(
     constitution = under.constitution.id if under is not None else None
     batch_config = check_mode(config, labeler, constitution) if provider_batch else None
     batch_name = name or f"upload-{uuid.uuid4()}"
+    records = read_pairs(io.StringIO(body), "upload", converter())
+    # Read up to the first good record before anything is stored: a body with
+    # none (broken JSON, every line invalid, empty) leaves no batch behind.
+    head = first_good(records, size_check(labeler))
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
-    records = read_pairs(io.StringIO(body), "upload", converter())
     rejected: list[LineError] = []
+    records = itertools.chain(head, records)
     result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append, under)
     if workers is not None:
         runner = None
@@ -57,6 +66,49 @@ async def submit(
         "new": result.new,
         "rejected": [{"line": e.line, "reason": e.reason} for e in rejected],
     }
+
+
+def first_good(
+    records: Iterator[ParsedLine | LineError], check: Callable[[ParsedLine], LineError | None]
+) -> list[ParsedLine | LineError]:
+    """The records up to and including the first good one; a 422 when there is none.
+
+    A record that parses but that ``check`` refuses (a text over the size
+    limit, say), and that enqueueing would reject, is not a good one.
+    """
+    head: list[ParsedLine | LineError] = []
+    errors: list[LineError] = []
+    for record in records:
+        head.append(record)
+        problem = check(record) if isinstance(record, ParsedLine) else record
+        if problem is None:
+            return head
+        errors.append(problem)
+    if not errors:
+        raise InvalidInputError(
+            "the body holds no records: send JSONL lines or a JSON array of pairs", field="body"
+        )
+    first = errors[0]
+    raise InvalidInputError(
+        f"no valid record in the body; line {first.line}: {first.reason}",
+        field="body",
+        rejected=[{"line": e.line, "reason": e.reason} for e in errors[:MAX_LISTED]],
+        rejected_count=len(errors),
+    )
+
+
+def size_check(labeler: Labeler) -> Callable[[ParsedLine], LineError | None]:
+    """A record's texts against REFEREE_MAX_TEXT_CHARS, as enqueueing checks them."""
+
+    def check(record: ParsedLine) -> LineError | None:
+        try:
+            labeler.check_sizes(record.pair)
+        except TextTooLargeError as exc:
+            field = exc.details.get("field")
+            return LineError("upload", record.line, f"field {field!r}: {exc.message}", "")
+        return None
+
+    return check
 
 
 async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -21,6 +20,7 @@ from app.errors import InvalidInputError
 from app.labeling.inputs import Prompt, Response
 from app.labeling.jsonl import LineError, Parsed
 from app.labeling.keys import content_key, digest
+from app.labeling.text_rules import FeedbackText, IdempotencyKey, Metadata, UtcDatetime
 from app.store import feedback as feedback_store
 from app.store.db import Database
 from app.store.models import Feedback
@@ -48,14 +48,15 @@ class FeedbackIn(BaseModel):
     prompt: Prompt
     completion: Response
     label: bool = Field(description=f"Thumbs up or down: {ACCEPTED_LABELS}.")
-    source: str | None = Field(None, max_length=256, examples=["chat-web"])
-    user_id: str | None = Field(None, max_length=256)
-    session_id: str | None = Field(None, max_length=256)
-    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
-    occurred_at: datetime | None = Field(None, description="When the user gave it (with zone).")
-    idempotency_key: str | None = Field(
+    source: FeedbackText | None = Field(None, examples=["chat-web"])
+    user_id: FeedbackText | None = None
+    session_id: FeedbackText | None = None
+    metadata: Metadata | None = Field(None, description="Free-form, stored as given.")
+    occurred_at: UtcDatetime | None = Field(
+        None, description="When the user gave it (with zone)."
+    )
+    idempotency_key: IdempotencyKey | None = Field(
         None,
-        max_length=256,
         description="Retries with the same key count once; default: the body's hash.",
     )
 
@@ -67,13 +68,6 @@ class FeedbackIn(BaseModel):
         if isinstance(value, str) and value.strip().lower() in LABEL_SPELLINGS:
             return LABEL_SPELLINGS[value.strip().lower()]
         raise ValueError(f"unknown label {value!r}; use one of {ACCEPTED_LABELS}")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("occurred_at needs a time zone, e.g. 2026-11-27T10:00:00Z")
-        return value
 
     def row(self) -> dict[str, Any]:
         """The values to store, with the keys that deduplicate it."""

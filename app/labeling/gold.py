@@ -20,6 +20,7 @@ from app.errors import NotFoundError
 from app.labeling.inputs import LabeledPairIn
 from app.labeling.jsonl import LineError, ParsedLine
 from app.labeling.keys import digest, pair_key
+from app.labeling.text_rules import Reviewer, ReviewNote
 from app.store import comparisons, gold
 from app.store.db import Database
 from app.store.models import GoldLabel, utcnow
@@ -94,8 +95,8 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     winner: Literal["a", "b", "tie"] = Field(description="Which response the reviewer prefers.")
-    reviewer: str | None = Field(None, max_length=256, description="Who reviewed.")
-    note: str | None = Field(None, max_length=20_000, description="Why, in the reviewer's words.")
+    reviewer: Reviewer | None = Field(None, description="Who reviewed.")
+    note: ReviewNote | None = Field(None, description="Why, in the reviewer's words.")
 
 
 async def add_review(database: Database, comparison_id: uuid.UUID, review: ReviewIn) -> GoldLabel:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.errors import TextTooLargeError
+from app.labeling.text_rules import CleanStr, ExternalId, Metadata
 from judges.types import Conversation, Message, Pair, Text
 
 
@@ -22,11 +23,11 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: CleanStr
 
 
-PromptIn = str | list[MessageIn]
-ResponseIn = str | MessageIn | list[MessageIn]
+PromptIn = CleanStr | list[MessageIn]
+ResponseIn = CleanStr | MessageIn | list[MessageIn]
 
 
 def check_response(value: ResponseIn) -> ResponseIn:
@@ -61,11 +62,11 @@ class PairIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=512, description="Your identifier for the pair.")
+    id: ExternalId | None = Field(None, description="Your identifier for the pair.")
     prompt: Prompt
     response_a: Response
     response_b: Response
-    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
+    metadata: Metadata | None = Field(None, description="Free-form, stored as given.")
 
     def to_pair(self) -> Pair:
         return Pair(

@@ -19,6 +19,7 @@ from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
 from app.labeling.keys import KEY_SCHEMA_VERSION, content_key, document_key
+from app.labeling.text_rules import ExternalId, Metadata
 from app.store import ratings
 from app.store.models import Rating
 from judges import JudgeConfig, JudgeConfigError, RatingOutcome, Rubric, get_rubric, rate_response
@@ -31,10 +32,10 @@ class ResponseItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=512, description="Your identifier for the item.")
+    id: ExternalId | None = Field(None, description="Your identifier for the item.")
     prompt: Prompt
     response: Response
-    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
+    metadata: Metadata | None = Field(None, description="Free-form, stored as given.")
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(include={"prompt", "response"}, mode="json")

@@ -20,6 +20,7 @@ from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
 from app.labeling.keys import KEY_SCHEMA_VERSION, document_key
+from app.labeling.text_rules import ExternalId, Metadata
 from app.store import revisions
 from app.store.models import Revision
 from judges import JudgeConfig, JudgeConfigError, generate_response, revise_response
@@ -35,10 +36,10 @@ class RevisionItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=512, description="Your identifier for the item.")
+    id: ExternalId | None = Field(None, description="Your identifier for the item.")
     prompt: Prompt
     response: Response | None = Field(None, description="Omit to have the generator write it.")
-    metadata: dict[str, Any] | None = Field(None, description="Free-form, stored as given.")
+    metadata: Metadata | None = Field(None, description="Free-form, stored as given.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from app.api.errors import error_responses
 from app.api.limits import text_body
 from app.labeling import batch_api
 from app.labeling.provider_batch import provider_batch_options
+from app.labeling.text_rules import BatchName, ConstitutionId, JudgeSpec
+from app.store.limits import INT32_MAX
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -102,20 +104,31 @@ class BatchOut(BaseModel):
 async def submit_batch(
     request: Request,
     labeler: LabelerDep,
-    judge: Annotated[str | None, Query(description="provider:model or a named judge.")] = None,
+    judge: Annotated[
+        JudgeSpec | None, Query(description="provider:model or a named judge.")
+    ] = None,
     name: Annotated[
-        str | None, Query(description="Batch name; resubmitting a name resumes it.")
+        BatchName | None, Query(description="Batch name; resubmitting a name resumes it.")
     ] = None,
     constitution: Annotated[
-        str | None, Query(description="Judge under this constitution's principles (its id).")
+        ConstitutionId | None,
+        Query(description="Judge under this constitution's principles (its id)."),
     ] = None,
-    principles: Annotated[int, Query(ge=1, description="Principles sampled per pair.")] = 1,
+    principles: Annotated[
+        int, Query(ge=1, le=INT32_MAX, description="Principles sampled per pair.")
+    ] = 1,
     mode: Annotated[
         Literal["live", "provider-batch"],
         Query(description="provider-batch: through the provider's batch API, at half price."),
     ] = "live",
     poll_interval: Annotated[
-        float, Query(gt=0, description="provider-batch: seconds between status checks.")
+        float,
+        Query(
+            gt=0,
+            le=86_400,
+            allow_inf_nan=False,
+            description="provider-batch: seconds between status checks.",
+        ),
     ] = 30.0,
 ) -> dict[str, Any]:
     """Queue pairs (JSONL lines, or one JSON array) for judging; returns at once.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -15,6 +15,7 @@ from app.api.limits import check_metadata
 from app.api.schemas import ComparisonCreate, ComparisonOut, ComparisonPage
 from app.errors import InvalidInputError, NotFoundError
 from app.labeling.inputs import PairIn
+from app.labeling.text_rules import JudgeSpec, UtcDatetime
 from app.store import comparisons
 from app.store.comparisons import ComparisonFilters
 
@@ -67,15 +68,17 @@ async def get_comparison(comparison_id: uuid.UUID, db: DatabaseDep) -> Compariso
 @router.get("", response_model=ComparisonPage, responses=error_responses(422))
 async def list_comparisons(
     db: DatabaseDep,
-    judge: Annotated[str | None, Query(description="Judge name or provider:model.")] = None,
+    judge: Annotated[JudgeSpec | None, Query(description="Judge name or provider:model.")] = None,
     winner: Annotated[Literal["a", "b", "tie"] | None, Query()] = None,
     status_: Annotated[
         Literal["pending", "labeled", "failed"] | None, Query(alias="status")
     ] = None,
     batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch.")] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    created_after: Annotated[UtcDatetime | None, Query()] = None,
+    created_before: Annotated[UtcDatetime | None, Query()] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=256, description="next_cursor of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ComparisonPage:
     """Comparisons oldest first, filtered, with cursor pagination."""
@@ -103,10 +106,15 @@ def _encode(created_at: datetime, comparison_id: uuid.UUID) -> str:
 
 
 def _decode(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The position a cursor names; a forged one is a 422, whatever its bytes decode to."""
     if cursor is None:
         return None
     try:
         created_at, comparison_id = base64.urlsafe_b64decode(cursor).decode().split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(comparison_id)
-    except ValueError:
+        stamp = datetime.fromisoformat(created_at)
+        if stamp.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        # Out of UTC's range (an offset near year 1 or 9999) overflows here.
+        return stamp.astimezone(UTC), uuid.UUID(comparison_id)
+    except (ValueError, OverflowError):
         raise InvalidInputError("cursor is not one this API returned", field="cursor") from None

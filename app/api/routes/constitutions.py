@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import LabelerDep
 from app.api.errors import error_responses
 from app.errors import NotFoundError
+from app.labeling.text_rules import ConstitutionId
 from judges.constitutions import (
     Constitution,
     ConstitutionError,
@@ -155,7 +156,7 @@ def list_constitutions(labeler: LabelerDep) -> ConstitutionsOut:
 @router.get(
     "/{constitution_id}", response_model=ConstitutionOut, responses=error_responses(404, 422)
 )
-def get_constitution(constitution_id: str, labeler: LabelerDep) -> ConstitutionOut:
+def get_constitution(constitution_id: ConstitutionId, labeler: LabelerDep) -> ConstitutionOut:
     """One constitution in full: every principle and few-shot example, with its content hash."""
     scan = _scan(labeler)
     found = scan.constitutions.get(constitution_id)

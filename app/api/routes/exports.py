@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated
 
 import anyio
@@ -25,6 +24,7 @@ from app.api.schemas import ErrorOut
 from app.export.options import ExportOptions, Filters, Kind, Shape, Source
 from app.export.run import ExportLines
 from app.export.streams import ExportStreams
+from app.labeling.text_rules import BatchName, JudgeSpec, UtcDatetime
 
 log = logging.getLogger("referee")
 
@@ -118,19 +118,19 @@ async def export_rows(
     request: Request,
     kind: Annotated[Kind, Path(description="dpo, kto or sft.")],
     shape: Annotated[Shape, Query()] = Shape.CONVERSATIONAL,
-    judge: Annotated[list[str] | None, Query(description="Only these judges.")] = None,
+    judge: Annotated[list[JudgeSpec] | None, Query(description="Only these judges.")] = None,
     batch: Annotated[
-        list[str] | None, Query(description="Only these batches (name or id).")
+        list[BatchName] | None, Query(description="Only these batches (name or id).")
     ] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     consistent_only: Annotated[bool, Query()] = False,
-    max_length_ratio: Annotated[float | None, Query(ge=1)] = None,
+    max_length_ratio: Annotated[float | None, Query(ge=1, allow_inf_nan=False)] = None,
     max_disagreement: Annotated[
         float | None,
         Query(ge=0, le=1, description="Jury verdicts whose members disagree at most this much."),
     ] = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: Annotated[UtcDatetime | None, Query()] = None,
+    until: Annotated[UtcDatetime | None, Query()] = None,
     source: Annotated[list[Source] | None, Query(description="KTO/SFT sources.")] = None,
     loser_min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.75,
     provenance: Annotated[bool, Query()] = False,

@@ -18,6 +18,7 @@ from app.errors import BodyTooLargeError, InvalidInputError
 from app.labeling import feedback
 from app.labeling.feedback import FeedbackIn
 from app.labeling.jsonl import read_records
+from app.labeling.text_rules import validate_json
 from app.store.models import Feedback
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
@@ -127,7 +128,7 @@ async def post_feedback(
                 field="body",
             )
         try:
-            item = FeedbackIn.model_validate_json(raw)
+            item = validate_json(FeedbackIn, raw)
         except ValidationError as exc:
             # Located under "body" as FastAPI locates errors in a parsed body.
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]

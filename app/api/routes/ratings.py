@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat
 
 from app.api.deps import LabelerDep
 from app.api.errors import error_responses
@@ -15,6 +15,7 @@ from app.api.limits import check_metadata, check_rubric_text
 from app.api.schemas import CallOut, call_out
 from app.errors import NotFoundError
 from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
+from app.labeling.text_rules import CleanStr, Int32, JudgeSpec, RubricName
 from app.store.models import Rating
 
 router = APIRouter(prefix="/v1/ratings", tags=["ratings"])
@@ -23,18 +24,20 @@ router = APIRouter(prefix="/v1/ratings", tags=["ratings"])
 class RatingCreate(ResponseItemIn):
     """A response to grade, the judge, and the rubric."""
 
-    judge: str | None = Field(
+    judge: JudgeSpec | None = Field(
         None,
         description="provider:model or a named judge; REFEREE_DEFAULT_JUDGE when omitted.",
         examples=["anthropic:claude-sonnet-4-6"],
     )
-    rubric: str | None = Field(
+    rubric: RubricName | None = Field(
         None, description="helpfulness (default) or harmlessness; omit with rubric_text."
     )
-    rubric_text: str | None = Field(None, description="Custom grading criteria instead.")
-    scale_min: int | None = Field(None, description="Lowest score (default 1).")
-    scale_max: int | None = Field(None, description="Highest score (default 10).")
-    threshold: float | None = Field(None, description="Scores at or above are good (default 7).")
+    rubric_text: CleanStr | None = Field(None, description="Custom grading criteria instead.")
+    scale_min: Int32 | None = Field(None, description="Lowest score (default 1).")
+    scale_max: Int32 | None = Field(None, description="Highest score (default 10).")
+    threshold: FiniteFloat | None = Field(
+        None, description="Scores at or above are good (default 7)."
+    )
 
 
 class RubricOut(BaseModel):

@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import DatabaseDep
 from app.api.errors import error_responses
 from app.labeling.gold import ReviewIn, add_review
+from app.labeling.text_rules import BatchName, JudgeSpec
 from app.reports.build import ReportOptions, build_report
 from app.reports.metrics import Bootstrap
+from app.store.limits import INT64_MAX
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 reviews_router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
@@ -190,7 +192,12 @@ def _options(
 
 Resamples = Annotated[int, Query(ge=1, le=20_000, description="Bootstrap resamples.")]
 Confidence = Annotated[float, Query(ge=0.5, le=0.999, description="Interval confidence level.")]
-Seed = Annotated[int, Query(description="Bootstrap seed: the same seed gives the same report.")]
+Seed = Annotated[
+    int,
+    Query(
+        ge=0, le=INT64_MAX, description="Bootstrap seed: the same seed gives the same report."
+    ),
+]
 Bins = Annotated[int, Query(ge=2, le=100, description="Calibration bins.")]
 
 
@@ -202,8 +209,8 @@ Bins = Annotated[int, Query(ge=2, le=100, description="Calibration bins.")]
 )
 async def summary_report(
     db: DatabaseDep,
-    judge: Annotated[str | None, Query(description="Only this judge.")] = None,
-    batch: Annotated[str | None, Query(description="Only this batch (name or id).")] = None,
+    judge: Annotated[JudgeSpec | None, Query(description="Only this judge.")] = None,
+    batch: Annotated[BatchName | None, Query(description="Only this batch (name or id).")] = None,
     resamples: Resamples = 1000,
     confidence: Confidence = 0.95,
     seed: Seed = 0,

@@ -15,6 +15,8 @@ from app.api.schemas import JuryVoteOut, VerdictOut
 from app.errors import InvalidInputError
 from app.labeling import review_queue
 from app.labeling.review_queue import QueueEntry
+from app.labeling.text_rules import JudgeSpec
+from app.store.limits import INT64_MAX
 from app.store.review_queue import QueueFilters
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
@@ -63,12 +65,16 @@ async def get_review_queue(
         float,
         Query(ge=0, le=1, description="Disagreement at or above this (0.33: 2-1 splits of three)."),
     ],
-    judge: Annotated[str | None, Query(description="Only this jury (its name or spec).")] = None,
+    judge: Annotated[
+        JudgeSpec | None, Query(description="Only this jury (its name or spec).")
+    ] = None,
     batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch.")] = None,
     include_reviewed: Annotated[
         bool, Query(description="Also pairs a human has labeled already.")
     ] = False,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=32, description="next_cursor of the previous page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> QueuePageOut:
     """Comparisons whose current jury verdict has at least `min_disagreement`, oldest first.
@@ -86,8 +92,13 @@ async def get_review_queue(
 
 
 def _decode(cursor: str | None) -> int | None:
+    """The verdict id a cursor names; a forged one is a 422."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses; ids are 64-bit.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19:
         raise InvalidInputError("cursor is not one this API returned", field="cursor")
-    return int(cursor)
+    after = int(cursor)
+    if after > INT64_MAX:
+        raise InvalidInputError("cursor is not one this API returned", field="cursor")
+    return after

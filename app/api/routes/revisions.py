@@ -15,6 +15,7 @@ from app.api.limits import check_metadata
 from app.api.schemas import CallOut, call_out
 from app.errors import NotFoundError
 from app.labeling.revise import MAX_ROUNDS, Reviser, RevisionItemIn, RevisionOptions
+from app.labeling.text_rules import ConstitutionId, JudgeSpec, PrincipleId, SeedText
 from app.store.models import Revision
 
 router = APIRouter(prefix="/v1/revisions", tags=["revisions"])
@@ -23,15 +24,17 @@ router = APIRouter(prefix="/v1/revisions", tags=["revisions"])
 class RevisionCreate(RevisionItemIn):
     """A prompt (and response) to critique and revise, the model that does it, the constitution."""
 
-    constitution: str = Field(description="The constitution's id.", examples=["harmlessness"])
-    judge: str | None = Field(
+    constitution: ConstitutionId = Field(
+        description="The constitution's id.", examples=["harmlessness"]
+    )
+    judge: JudgeSpec | None = Field(
         None,
         description="The model that critiques and revises (provider:model or a named judge).",
     )
     rounds: int = Field(1, ge=1, le=MAX_ROUNDS, description="Critique → revision rounds at most.")
-    principle: str | None = Field(None, description="Use this principle every round.")
-    seed: str = Field("0", max_length=128, description="Seeds the principle sampled per round.")
-    generator: str | None = Field(
+    principle: PrincipleId | None = Field(None, description="Use this principle every round.")
+    seed: SeedText = Field("0", description="Seeds the principle sampled per round.")
+    generator: JudgeSpec | None = Field(
         None, description="Writes the initial response when none is given."
     )
 
