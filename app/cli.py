@@ -31,6 +31,7 @@ from app import (
     cli_revise,
 )
 from app.cli_inspect import MapOption
+from app.cli_keys import keys_cli
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import LineError, open_input
@@ -46,7 +47,6 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-keys_cli = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(cli_data.feedback_cli, name="feedback")
@@ -71,19 +71,28 @@ def serve(
     """Run the HTTP API.
 
     Refuses an outdated database schema (run `referee db upgrade`) unless
-    REFEREE_AUTO_MIGRATE=1.
+    REFEREE_AUTO_MIGRATE=1. Every /v1 route needs an API key (make the first
+    with `referee keys create admin --scope admin`); REFEREE_AUTH=off drops
+    that, and is refused unless HOST is a loopback address.
 
     Example: referee serve --host 0.0.0.0 --port 8000
     """
     import uvicorn
 
+    from app.api.deps import is_loopback
     from app.runtime import ensure_schema
 
     settings = load_settings()
+    if settings.auth == "off" and not is_loopback(host):
+        fail(f"REFEREE_AUTH=off is allowed only on a loopback address (127.0.0.1, ::1), not {host}")
     try:
         asyncio.run(ensure_schema(settings))
     except RefereeError as exc:
         fail(exc.message)
+    if settings.auth == "off":
+        err.print(f"auth: off (no API key checked; loopback {host} only)", markup=False)
+    else:
+        err.print("auth: required (every /v1 route needs an API key with its scope)", markup=False)
     uvicorn.run("app.api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
@@ -352,39 +361,6 @@ def worker(
         f"worker judged {progress.done} pairs "
         f"({progress.failed} failed, {progress.discarded} discarded)"
     )
-
-
-@keys_cli.command("create")
-def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is for.")]) -> None:
-    """Create an API key; it is printed once and stored only as a hash.
-
-    Once any key exists, every /v1 route requires `Authorization: Bearer <key>`.
-    """
-    from app.labeling.admin import create_key
-
-    key_id, plain = asyncio.run(create_key(load_settings(), name))
-    out.print(f"key {key_id} for {name}: {plain}")
-    err.print("store it now: it cannot be shown again")
-
-
-@keys_cli.command("list")
-def keys_list() -> None:
-    """List API keys (prefixes only)."""
-    from app.labeling.admin import list_keys
-
-    for row in asyncio.run(list_keys(load_settings())):
-        state = "revoked" if row.revoked_at else "active"
-        out.print(f"{row.id}\t{row.name}\t{row.prefix}…\t{state}")
-
-
-@keys_cli.command("revoke")
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) -> None:
-    """Revoke an API key."""
-    from app.labeling.admin import revoke_key
-
-    if not asyncio.run(revoke_key(load_settings(), key_id)):
-        fail(f"no active key {key_id}")
-    out.print(f"revoked key {key_id}")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REFEREE_", extra="ignore")
 
+    auth: Literal["required", "off"] = Field(
+        "required",
+        description="required: every /v1 route needs an API key (`referee keys create`);"
+        " off: no key checked, allowed only on a loopback address.",
+    )
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite:///path or postgresql://user@host/db.",

@@ -9,9 +9,11 @@ without PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.api.app import create_app
+from app.labeling.admin import create_key
 from app.settings import Settings
 from app.store import migrate
 from app.store.models import Base
@@ -111,12 +114,25 @@ def registry(script: Script) -> JudgeRegistry:
     return registry
 
 
+@contextmanager
+def serve_app(settings: Settings, registry: JudgeRegistry | None = None) -> Iterator[TestClient]:
+    """The app through its lifespan, with a fresh admin key sent on every request.
+
+    Auth is required by default, so the client carries ``Authorization:
+    Bearer …``; a test about access passes its own header or builds its own client.
+    """
+    _, key = asyncio.run(create_key(settings, "tests", ["admin"]))
+    app = create_app(settings, registry)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        yield client
+
+
 @pytest.fixture
 def api(
     settings: Settings, registry: JudgeRegistry, provider: FakeProvider
 ) -> Iterator[TestClient]:
     """The app, started through its lifespan, against the test database and fake provider."""
-    with TestClient(create_app(settings, registry)) as client:
+    with serve_app(settings, registry) as client:
         yield client
 
 

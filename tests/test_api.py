@@ -8,11 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from app.api.app import create_app
 from app.labeling.admin import create_key
 from app.settings import Settings
 from judges import JudgeRegistry
-from tests.conftest import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, pair_body
+from tests.conftest import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, pair_body, serve_app
 from tests.fake_provider import FakeProvider
 
 JUDGE = "anthropic:claude-sonnet-4-6"
@@ -119,7 +118,7 @@ class TestBadInput:
     ) -> None:
         """A text beyond REFEREE_MAX_TEXT_CHARS is refused before any model call."""
         small = settings.model_copy(update={"max_text_chars": 10})
-        with TestClient(create_app(small, registry)) as api:
+        with serve_app(small, registry) as api:
             response = api.post("/v1/comparisons", json=pair_body(judge=JUDGE))
         assert response.status_code == 413
         assert response.json()["error"]["details"]["field"] == "prompt"
@@ -217,20 +216,19 @@ class TestMeta:
 
 class TestAccessControl:
     def test_keys_gate_v1_but_not_healthz(self, api: TestClient, settings: Settings) -> None:
-        """With a key configured, /v1 needs it; /healthz stays open."""
-        assert api.get("/v1/judges").status_code == 200
-        _, key = asyncio.run(create_key(settings, "ci"))
-        assert api.get("/v1/judges").status_code == 401
+        """/v1 needs a valid key; /healthz stays open. (tests/test_access.py has every route.)"""
+        assert api.get("/v1/judges").status_code == 200  # the fixture's admin key
         wrong = {"Authorization": "Bearer ref_wrong"}
         assert api.get("/v1/judges", headers=wrong).status_code == 401
+        _, key = asyncio.run(create_key(settings, "ci", ["read"]))
         assert api.get("/v1/judges", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert api.get("/healthz").status_code == 200
+        assert api.get("/healthz", headers=wrong).status_code == 200
 
     def test_keys_are_stored_hashed_and_provider_keys_nowhere(
         self, api: TestClient, settings: Settings
     ) -> None:
         """No plain API key and no provider key in any stored row or response."""
-        _, key = asyncio.run(create_key(settings, "ci"))
+        _, key = asyncio.run(create_key(settings, "ci", ["label"]))
         headers = {"Authorization": f"Bearer {key}"}
         response = api.post("/v1/comparisons", json=pair_body(judge=JUDGE), headers=headers)
         assert response.status_code == 201

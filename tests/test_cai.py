@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from app.api.app import create_app
 from app.cli import cli
 from app.errors import InvalidInputError
 from app.labeling.constitutions import ConstitutionLibrary
@@ -21,6 +20,7 @@ from judges import JudgeRegistry
 from judges.constitutions import default_constitutions_dir
 from judges.errors import TransientJudgeError
 from judges.testing import REVISION_PREAMBLE, Script
+from tests.conftest import serve_app
 from tests.fake_provider import FakeProvider
 
 JUDGE = "anthropic:claude-sonnet-4-6"
@@ -49,7 +49,7 @@ def settings(database_url: str, constitutions: Path) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings, registry: JudgeRegistry, provider: FakeProvider) -> Any:
-    with TestClient(create_app(settings, registry)) as client:
+    with serve_app(settings, registry) as client:
         yield client
 
 
@@ -275,7 +275,7 @@ class TestReviseCommandAndExport:
         questions = {json.dumps(r) for r in provider.requests()}
         assert len(provider.requests()) == 4  # two principles, both orders
         assert len(questions) == 4
-        with TestClient(create_app(settings)) as client:
+        with serve_app(settings) as client:
             [row] = client.get("/v1/comparisons").json()["items"]
         assert row["constitution"].startswith("hhh@")
         assert [p["winner"] for p in row["verdict"]["principles"]] == ["a", "a"]

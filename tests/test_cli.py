@@ -91,13 +91,11 @@ class TestLabel:
         self, tmp_path: Path, env: dict[str, str], database_url: str, provider: FakeProvider
     ) -> None:
         """CLI and HTTP share one use case, so the stored verdict is identical."""
-        from fastapi.testclient import TestClient
-
-        from app.api.app import create_app
         from app.settings import Settings
+        from tests.conftest import serve_app
 
         referee("label", "-", "--judge", JUDGE, env=env, stdin=pair_line(7) + "\n")
-        with TestClient(create_app(Settings(database_url=database_url))) as api:
+        with serve_app(Settings(database_url=database_url)) as api:
             body = json.loads(pair_line(7))
             response = api.post("/v1/comparisons", json={**body, "judge": JUDGE})
         assert response.status_code == 200

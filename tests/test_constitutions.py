@@ -755,11 +755,15 @@ class TestHttp:
             "hhh",
         ]
 
-    def test_the_routes_need_a_key_once_one_exists(
+    def test_the_routes_need_a_key_with_the_read_scope(
         self, api: TestClient, settings: Settings
     ) -> None:
-        """Like every /v1 route, constitutions need an API key once one exists."""
-        _, key = asyncio.run(create_key(settings, "ci"))
-        assert api.get("/v1/constitutions").status_code == 401
-        headers = {"Authorization": f"Bearer {key}"}
+        """Like every /v1 route, constitutions need an API key with the route's scope (read)."""
+        wrong = {"Authorization": "Bearer ref_wrong"}
+        assert api.get("/v1/constitutions", headers=wrong).status_code == 401
+        _, reviewer = asyncio.run(create_key(settings, "reviewer", ["review"]))
+        response = api.get("/v1/constitutions/hhh", headers={"Authorization": f"Bearer {reviewer}"})
+        assert response.status_code == 403
+        _, reader = asyncio.run(create_key(settings, "reader", ["read"]))
+        headers = {"Authorization": f"Bearer {reader}"}
         assert api.get("/v1/constitutions/hhh", headers=headers).status_code == 200

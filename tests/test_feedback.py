@@ -11,14 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
-from app.api.app import create_app
 from app.cli import cli
 from app.labeling.feedback import ACCEPTED_LABELS
 from app.settings import Settings
 from app.store.db import sync_url
 from app.store.models import Comparison, Feedback
 from judges import JudgeRegistry
-from tests.conftest import pair_body
+from tests.conftest import pair_body, serve_app
 
 SPELLINGS: list[tuple[object, bool]] = [
     (True, True),
@@ -278,7 +277,7 @@ class TestUploadLimit:
         body = jsonl(records).encode()
         assert len(body) > 1024 * 1024
         limited = settings.model_copy(update={"max_upload_mb": 1})
-        with TestClient(create_app(limited, registry)) as client:
+        with serve_app(limited, registry) as client:
             declared = client.post("/v1/feedback", content=body, headers=JSONL_HEADERS)
             streamed = client.post(
                 "/v1/feedback",

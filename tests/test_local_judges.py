@@ -27,7 +27,6 @@ transformers = pytest.importorskip("transformers")
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from app.api.app import create_app  # noqa: E402
 from app.cli import cli  # noqa: E402
 from app.labeling.keys import label_key  # noqa: E402
 from app.settings import KEYLESS_DEFAULT_JUDGE, Settings  # noqa: E402
@@ -48,7 +47,7 @@ from judges.backends._local_models import LocalModel, length_groups, shared_mode
 from judges.backends.local import CHOICE_INSTRUCTIONS, LocalJudge, sigmoid  # noqa: E402
 from judges.prompts import PAIRWISE_V1, render_text  # noqa: E402
 from judges.types import ShownPair  # noqa: E402
-from tests.conftest import pair_body  # noqa: E402
+from tests.conftest import pair_body, serve_app  # noqa: E402
 from tests.fake_provider import FakeProvider  # noqa: E402
 from tests.tiny_models import build_causal_lm, build_reward_model  # noqa: E402
 
@@ -468,7 +467,7 @@ def keyless(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def app_client(settings: Settings, registry: JudgeRegistry) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, registry)) as client:
+    with serve_app(settings, registry) as client:
         yield client
 
 
@@ -541,7 +540,7 @@ class TestThroughTheApp:
             encoding="utf-8",
         )
         settings = Settings(database_url=database_url, judges_file=judges_file)
-        with TestClient(create_app(settings)) as client:
+        with serve_app(settings) as client:
             response = client.post("/v1/comparisons", json=pair_body(judge="vllm"))
         assert response.status_code == 201, response.text
         assert len(fake_provider_server.requests()) == 2

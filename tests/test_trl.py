@@ -21,7 +21,6 @@ pytest.importorskip("trl")
 
 import torch
 from datasets import DatasetDict, load_dataset, load_from_disk
-from fastapi.testclient import TestClient
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -42,7 +41,6 @@ from trl.trainer.sft_config import SFTConfig
 from trl.trainer.sft_trainer import SFTTrainer
 from typer.testing import CliRunner
 
-from app.api.app import create_app
 from app.cli import cli
 from app.settings import Settings
 from app.store import migrate
@@ -50,6 +48,7 @@ from judges import JudgeRegistry, Position, Rubric, ShownPair
 from judges.prompts import render_text
 from judges.testing import Script, ScriptedJudge
 from judges.types import Text
+from tests.conftest import serve_app
 from tests.tiny_models import build_causal_lm, build_reward_model
 
 # Tiny models gain nothing from threads; on a busy CI machine they cost.
@@ -100,7 +99,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     registry = JudgeRegistry.from_entry_points()
     script = Script(policy=_prefer_right, rater=_rate_right)
     registry.register("scripted", lambda config: ScriptedJudge(config, script))
-    with TestClient(create_app(Settings(database_url=url, judges_file=None), registry)) as api:
+    with serve_app(Settings(database_url=url, judges_file=None), registry) as api:
         for n, (question, right, wrong) in enumerate(QUESTIONS):
             # The right answer on alternating sides: chosen must follow the verdict, not "a".
             a, b = (right, wrong) if n % 2 else (wrong, right)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from app.api import errors
-from app.api.deps import require_api_key
+from app.api.deps import require_access
 from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
     batches,
@@ -30,7 +30,9 @@ from app.settings import Settings
 from judges import JudgeRegistry
 
 _UNAUTHORIZED: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut, "description": "Missing or invalid API key."}
+    401: {"model": ErrorOut, "description": "Missing, unknown or revoked API key."},
+    403: {"model": ErrorOut, "description": "The API key lacks the scope this route needs."},
+    429: {"model": ErrorOut, "description": "The API key's daily budget is spent (Retry-After)."},
 }
 
 
@@ -63,7 +65,8 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
     default_limit, upload_limits = body_limits(settings)
     app.add_middleware(BodyLimitMiddleware, default=default_limit, routes=upload_limits)
     app.include_router(meta.health_router)
-    protected = [Depends(require_api_key)]
+    # Each route's scope is its line in app.api.deps.ROUTE_ACCESS.
+    protected = [Depends(require_access)]
     app.include_router(
         comparisons.router,
         dependencies=protected,

@@ -1,18 +1,62 @@
-"""Request dependencies: the labeler built in the lifespan, and API-key checks."""
+"""Request dependencies: the labeler built in the lifespan, and access control.
+
+Which scope each route needs is the table :data:`ROUTE_ACCESS`, one line per
+route, so access can be audited in one place. A /v1 route missing from it
+needs ``admin`` (fail closed); tests/test_access.py checks every route of the
+app against the table and every scope.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import UnauthorizedError
+from app.labeling.access import Scope, acting_key, authenticate, authorize, check_budget
 from app.labeling.compare import Labeler
-from app.store import api_keys
 from app.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `referee keys create`.")
+
+
+@dataclass(frozen=True)
+class Access:
+    scope: Scope
+    spends: bool = False
+    """The route may call models: the key's daily budget is checked first."""
+
+
+READ = Access("read")
+LABEL = Access("label")
+PAID = Access("label", spends=True)
+REVIEW = Access("review")
+ADMIN = Access("admin")
+
+ROUTE_ACCESS: dict[tuple[str, str], Access] = {
+    ("GET", "/v1/judges"): READ,
+    ("GET", "/v1/constitutions"): READ,
+    ("GET", "/v1/constitutions/{constitution_id}"): READ,
+    ("POST", "/v1/comparisons"): PAID,
+    ("GET", "/v1/comparisons"): READ,
+    ("GET", "/v1/comparisons/{comparison_id}"): READ,
+    ("POST", "/v1/comparisons/{comparison_id}/reviews"): REVIEW,
+    ("POST", "/v1/ratings"): PAID,
+    ("GET", "/v1/ratings/{rating_id}"): READ,
+    ("POST", "/v1/revisions"): PAID,
+    ("GET", "/v1/revisions/{revision_id}"): READ,
+    ("POST", "/v1/batches"): PAID,
+    ("GET", "/v1/batches/{batch_id}"): READ,
+    ("POST", "/v1/batches/{batch_id}/cancel"): LABEL,
+    ("POST", "/v1/feedback"): LABEL,
+    ("GET", "/v1/exports/{kind}"): READ,
+    ("GET", "/v1/reviews/queue"): READ,
+    ("GET", "/v1/reports/summary"): READ,
+    ("GET", "/v1/reports/batches/{batch_id}"): READ,
+}
 
 
 def get_labeler(request: Request) -> Labeler:
@@ -25,17 +69,47 @@ def get_db(request: Request) -> Database:
     return db
 
 
-async def require_api_key(
+def route_access(request: Request) -> Access:
+    """The matched route's line of :data:`ROUTE_ACCESS`; ``admin`` for a route it lacks."""
+    route = request.scope.get("route")
+    path = str(getattr(route, "path_format", ""))
+    return ROUTE_ACCESS.get((request.method, path), ADMIN)
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def require_access(
+    request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Open while no key exists; once one does, every /v1 route needs a valid Bearer key."""
-    async with db.transaction() as session:
-        if not await api_keys.any_active(session):
-            return
-        if credentials is not None and await api_keys.is_valid(session, credentials.credentials):
-            return
-    raise UnauthorizedError("a valid API key is required: send Authorization: Bearer <key>")
+    """Every /v1 route: a valid key with the route's scope, and budget left if the route pays.
+
+    REFEREE_AUTH=off skips the key, and serves only connections that arrived
+    on a loopback address: a second guard behind `referee serve` refusing to
+    bind elsewhere.
+    """
+    if get_labeler(request).settings.auth == "off":
+        server = request.scope.get("server")
+        if not is_loopback(server[0] if server else None):
+            raise UnauthorizedError(
+                "REFEREE_AUTH=off serves loopback connections only",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return
+    caller = await authenticate(db, credentials.credentials if credentials else None)
+    access = route_access(request)
+    authorize(caller, access.scope)
+    if access.spends:
+        await check_budget(db, caller)
+    acting_key.set(caller.key_id)
 
 
 LabelerDep = Annotated[Labeler, Depends(get_labeler)]

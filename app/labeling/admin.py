@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.labeling.access import Scope
 from app.settings import Settings
 from app.store import api_keys
 from app.store.db import Database
@@ -23,9 +25,14 @@ async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
         await db.dispose()
 
 
-async def create_key(settings: Settings, name: str) -> tuple[int, str]:
+async def create_key(
+    settings: Settings,
+    name: str,
+    scopes: Sequence[Scope],
+    daily_budget_usd: Decimal | None = None,
+) -> tuple[int, str]:
     async with _transaction(settings) as session:
-        row, plain = await api_keys.create(session, name)
+        row, plain = await api_keys.create(session, name, scopes, daily_budget_usd)
     return row.id, plain
 
 

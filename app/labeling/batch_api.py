@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError, TextTooLargeError
+from app.labeling.access import acting_key
 from app.labeling.batch import enqueue
 from app.labeling.compare import Labeler, UnderConstitution
 from app.labeling.jsonl import LineError, ParsedLine, read_pairs
@@ -50,7 +51,9 @@ async def submit(
     # none (broken JSON, every line invalid, empty) leaves no batch behind.
     head = first_good(records, size_check(labeler))
     async with labeler.db.transaction() as session:
-        batch, _ = await batches.get_or_create(session, batch_name, "upload", config.label)
+        batch, _ = await batches.get_or_create(
+            session, batch_name, "upload", config.label, api_key_id=acting_key.get()
+        )
     rejected: list[LineError] = []
     records = itertools.chain(head, records)
     result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append, under)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from app.labeling.access import acting_key
 from app.labeling.pricing import call_cost
 from judges import CallRecord, JudgeConfig, PairwiseAnswer
 
@@ -54,4 +55,6 @@ def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
         "latency_ms": call.latency_ms,
         "error_class": call.error_class,
         "error_message": call.error_message,
+        # Whose budget the call spends: the API key of the request (or batch) that made it.
+        "api_key_id": acting_key.get(),
     }

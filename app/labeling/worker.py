@@ -20,6 +20,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from app.errors import RefereeError
+from app.labeling.access import Caller, acting_key, batch_payer, check_payer
 from app.labeling.batch import BatchRunner, Progress, worker_id
 from app.labeling.compare import (
     Labeler,
@@ -91,6 +92,7 @@ class Worker:
         # may be open, and each call takes a request slot only while it is out.
         self._request_slots = asyncio.Semaphore(options.concurrency)
         self._configs: dict[str, PairJudgeConfig] = {}
+        self._payer: Caller | None = None
 
     def use(self, config: PairJudgeConfig) -> None:
         """Judge rows queued for ``config.label`` with this configuration (say, rate limits)."""
@@ -104,6 +106,11 @@ class Worker:
 
     async def run(self) -> Progress:
         started = time.perf_counter()
+        if self.batch_id is not None:
+            # A batch submitted over HTTP bills its key, whichever process works it off;
+            # set before the tasks below start, as they copy this context.
+            self._payer = await batch_payer(self.labeler.db, self.batch_id)
+            acting_key.set(self._payer.key_id if self._payer else None)
         writer = asyncio.create_task(self._write_loop())
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
@@ -134,6 +141,8 @@ class Worker:
             # Refill in small chunks: waiting for a quarter of the slots to free
             # up would leave them idle for most of a model call.
             if room >= max(1, self.options.concurrency // 16) or not self._in_flight:
+                if not await self._payer_may_spend():
+                    return
                 async with self.labeler.db.transaction() as session:
                     claimed = await batches.claim(
                         session, self.batch_id, self.owner, room, self._lease
@@ -153,6 +162,17 @@ class Worker:
                 self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), self.options.poll_seconds)
+
+    async def _payer_may_spend(self) -> bool:
+        """False (and stopping) once the batch's key is revoked or its daily budget is spent."""
+        if self._payer is None:
+            return True
+        try:
+            await check_payer(self.labeler.db, self._payer)
+        except RefereeError as exc:
+            self.stop(exc.message)
+            return False
+        return True
 
     def _forget(self, comparison_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(comparison_id, None)

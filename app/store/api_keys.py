@@ -1,14 +1,17 @@
-"""API keys for the HTTP service, stored as SHA-256 hashes only."""
+"""API keys for the HTTP service, stored as SHA-256 hashes only, and what each key spent."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.models import ApiKey, utcnow
+from app.store.models import ApiKey, JudgeCall, utcnow
 
 KEY_PREFIX = "ref_"
 
@@ -19,27 +22,46 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create(session: AsyncSession, name: str) -> tuple[ApiKey, str]:
+async def create(
+    session: AsyncSession,
+    name: str,
+    scopes: Sequence[str],
+    daily_budget_usd: Decimal | None = None,
+) -> tuple[ApiKey, str]:
     """Create a key; the plain key is returned once and never stored."""
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, prefix=plain[:12], key_hash=hash_key(plain))
+    row = ApiKey(
+        name=name,
+        prefix=plain[:12],
+        key_hash=hash_key(plain),
+        scopes=sorted(set(scopes)),
+        daily_budget_usd=daily_budget_usd,
+    )
     session.add(row)
     await session.flush()
     return row, plain
 
 
-async def any_active(session: AsyncSession) -> bool:
-    count = await session.scalar(
-        select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
+async def find_active(session: AsyncSession, plain: str) -> ApiKey | None:
+    """The unrevoked key with this plain text, or None."""
+    found: ApiKey | None = await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(plain), ApiKey.revoked_at.is_(None))
     )
-    return bool(count)
+    return found
 
 
-async def is_valid(session: AsyncSession, plain: str) -> bool:
-    found = await session.scalar(
-        select(ApiKey.id).where(ApiKey.key_hash == hash_key(plain), ApiKey.revoked_at.is_(None))
+async def get(session: AsyncSession, key_id: int) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def spent_since(session: AsyncSession, key_id: int, since: datetime) -> Decimal:
+    """USD the key's calls have cost since ``since`` (calls without a known price count 0)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(JudgeCall.cost_usd), 0)).where(
+            JudgeCall.api_key_id == key_id, JudgeCall.created_at >= since
+        )
     )
-    return found is not None
+    return Decimal(total or 0)
 
 
 async def list_all(session: AsyncSession) -> list[ApiKey]:

@@ -22,9 +22,12 @@ from app.store.models import Batch, Comparison, Verdict, utcnow
 
 
 async def get_or_create(
-    session: AsyncSession, name: str, source: str, judge: str
+    session: AsyncSession, name: str, source: str, judge: str, api_key_id: int | None = None
 ) -> tuple[Batch, bool]:
-    """The batch with this name, created if new. Returns (batch, created)."""
+    """The batch with this name, created if new. Returns (batch, created).
+
+    ``api_key_id``: the key submitting it, billed for its calls (kept from the first submission).
+    """
     insert = insert_for(session)
     await session.execute(
         insert(Batch)
@@ -36,6 +39,7 @@ async def get_or_create(
             status="open",
             submitted=0,
             rejected=0,
+            api_key_id=api_key_id,
             created_at=utcnow(),
             updated_at=utcnow(),
         )

@@ -133,6 +133,8 @@ class Batch(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     submitted: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    """The API key that submitted the batch; its workers' calls count against that key."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -239,6 +241,8 @@ class JudgeCall(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     error_class: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    """The API key whose request (or batch) made the call: what its daily budget counts."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     comparison: Mapped[Comparison | None] = relationship(back_populates="calls", lazy="raise")
@@ -253,6 +257,8 @@ class JudgeCall(Base):
             " + CASE WHEN revision_id IS NULL THEN 0 ELSE 1 END) = 1",
             name="one_subject",
         ),
+        # A key's spend today: one range scan per budgeted request.
+        Index("ix_judge_calls_key_spend", "api_key_id", "created_at"),
     )
 
 
@@ -336,6 +342,10 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JsonType)
+    """Any of read, label, review, admin (admin may do everything)."""
+    daily_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 8))
+    """Model spend allowed per UTC day, from ``judge_calls.cost_usd``; None: no limit."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
