@@ -32,6 +32,7 @@ from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.jury import jury_run_rows
 from app.labeling.keys import label_key, pair_key
 from app.labeling.limits import OPERATOR, RequestLimits
+from app.labeling.text_rules import check_judge_fits
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import Database
@@ -137,6 +138,7 @@ class Labeler:
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
         self.check_choice(chosen, config)
+        check_judge_fits(config)
         return config
 
     def check_choice(self, chosen: str | None, config: PairJudgeConfig) -> None:
@@ -164,6 +166,7 @@ class Labeler:
         except JudgeConfigError as exc:
             raise UnknownJudgeSpecError(exc.message, known=self.registry.providers) from None
         self.check_choice(spec, config)
+        check_judge_fits(config)
         return config
 
     def pairwise_judge_for(self, config: PairJudgeConfig) -> Judge | Jury:
