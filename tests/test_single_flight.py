@@ -169,7 +169,7 @@ class TestSharedWork:
     async def test_force_judges_again_once_for_concurrent_callers(
         self, labelers: list[Labeler], provider: FakeProvider, database_url: str
     ) -> None:
-        provider.configure(policy="longer", latency_ms=300)
+        provider.configure(policy="longer", latency_ms=600)
         first = await labelers[0].compare(PAIR, OPENAI)
         forced = await asyncio.gather(
             *(labelers[i % 2].compare(PAIR, OPENAI, force=True) for i in range(4))
