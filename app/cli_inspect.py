@@ -1,14 +1,34 @@
-"""``referee inspect`` and the ``--map`` option every file-reading command shares."""
+"""``referee inspect`` and the options every file-reading command shares about shapes and gold."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.console import err, fail, out
 from app.errors import RefereeError
 
+if TYPE_CHECKING:
+    from app.labeling.gold import GoldLedger
+
+
+class GoldConflictChoice(StrEnum):
+    newest = "newest"
+    majority = "majority"
+    reject = "reject"
+
+
+GoldConflictOption = Annotated[
+    GoldConflictChoice,
+    typer.Option(
+        "--gold-conflict",
+        help="Lines of one pair whose human labels disagree: newest (the last line's label), "
+        "majority (the most common label; a tie for the top leaves the pair without gold) "
+        "or reject (no gold label for the pair). Each case is counted and listed.",
+    ),
+]
 MapOption = Annotated[
     str | None,
     typer.Option(
@@ -19,6 +39,18 @@ MapOption = Annotated[
         "`referee inspect FILE` suggests one.",
     ),
 ]
+
+
+def print_gold(ledger: GoldLedger, with_count: bool = False) -> None:
+    """The merged lines and disagreeing labels of a file, as the summary's last lines."""
+    from app.labeling.gold import describe_conflicts, describe_merges
+
+    if with_count and ledger.duplicates:
+        out.print(f"{ledger.duplicates} duplicate lines merged", markup=False)
+    if (merges := describe_merges(ledger)) is not None:
+        out.print(merges, markup=False)
+    for line in describe_conflicts(ledger):
+        out.print(line, markup=False)
 
 
 def inspect(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli_inspect import MapOption
+from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.console import err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
@@ -124,6 +124,7 @@ def gold_import(
         str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
     ] = "auto",
     mapping: MapOption = None,
+    gold_conflict: GoldConflictOption = GoldConflictChoice.newest,
 ) -> None:
     """Store a human-labeled set's labels as gold labels, without judging anything.
 
@@ -131,8 +132,10 @@ def gold_import(
     (chosen is the human preference) put chosen in a or b by a hash of the
     pair; PandaLM takes the majority of its three annotators (0 = tie, no
     majority = tie) and keeps their votes; LLMBar's 1|2 is a|b. Importing
-    the same file again adds nothing. Judge the same file later with
-    `referee label` and `referee report` compares.
+    the same file again adds nothing. Lines holding the same pair make one
+    gold label that keeps all their ids; --gold-conflict settles labels that
+    disagree. Judge the same file later with `referee label` and `referee
+    report` compares.
 
     Examples:
 
@@ -152,16 +155,19 @@ def gold_import(
         convert = converter(input_format, load_map(mapping) if mapping else None)
         async with database() as db:
             with open_input(file) as stream:
-                return await import_gold(db, read_pairs(stream, source, convert), origin)
+                records = read_pairs(stream, source, convert)
+                return await import_gold(db, records, origin, gold_conflict.value)
 
     summary = run_or_fail(run(), file)
     for error in summary.rejected:
         err.print(str(error), markup=False)
     winners = summary.winners
     out.print(
-        f"{summary.labeled} gold labels read (a {winners['a']}, b {winners['b']}, "
-        f"tie {winners['tie']}), {summary.new} new; {summary.unlabeled} pairs without a label, "
-        f"{len(summary.rejected)} rejected lines"
+        f"{summary.records} lines read: {summary.labeled} gold labels (a {winners['a']}, "
+        f"b {winners['b']}, tie {winners['tie']}), {summary.new} new; "
+        f"{summary.ledger.duplicates} duplicate lines merged, "
+        f"{summary.unlabeled} lines without a label, {len(summary.rejected)} rejected lines"
     )
+    print_gold(summary.ledger)
     if summary.rejected:
         raise typer.Exit(1)

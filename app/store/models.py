@@ -446,7 +446,11 @@ class GoldLabel(Base):
     reviewer: Mapped[str | None] = mapped_column(String(256))
     note: Mapped[str | None] = mapped_column(Text)
     votes: Mapped[list[Any] | None] = mapped_column(JsonType)
-    """Individual annotators' votes (a|b|tie) where the data set has several."""
+    """Individual annotators' votes (a|b|tie) where the data set has several; for an import
+    whose lines of one pair disagree, each line's label, in file order."""
+    external_ids: Mapped[list[Any] | None] = mapped_column(JsonType)
+    """Imports that merged several lines of one pair: each line's id (null where it had none),
+    in file order (aligned with ``votes`` when the lines disagree)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (
