@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.api.app import create_app
 from app.settings import Settings
-from app.store.db import sync_url
+from app.store.db import Database, sync_url
 from app.store.models import ApiKey, Base
 from judges import JudgeRegistry
 from judges.testing import Script
@@ -185,6 +185,20 @@ class TestOneShape:
         assert "Traceback" not in response.text
         assert error["details"] == {}
         assert any(secret in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+class TestHealth:
+    def test_a_database_that_does_not_answer_is_503_in_the_shape(
+        self, api: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """/healthz tells a monitor the database is down with a 503, not a 500."""
+        assert api.get("/healthz").status_code == 200
+
+        async def refused(_db: Database) -> None:
+            raise ConnectionRefusedError("connection refused")
+
+        monkeypatch.setattr(Database, "ping", refused)
+        assert_error(api.get("/healthz"), 503, "database_unavailable")
 
 
 def limited(settings: Settings, **update: int) -> Settings:

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from app.api.deps import DatabaseDep, LabelerDep
+from app.api.errors import error_response, error_responses
 from app.api.schemas import HealthOut, JudgesOut, NamedJudgeOut
 from judges.jury import PairJudgeConfig
 
+logger = logging.getLogger("referee.api")
 health_router = APIRouter(tags=["meta"])
 judges_router = APIRouter(prefix="/v1/judges", tags=["judges"])
 
 
-@health_router.get("/healthz", response_model=HealthOut)
-async def healthz(db: DatabaseDep) -> HealthOut:
+@health_router.get(
+    "/healthz",
+    response_model=HealthOut,
+    responses=error_responses(503, e503="The database does not answer."),
+)
+async def healthz(db: DatabaseDep) -> HealthOut | JSONResponse:
     """Liveness and database reachability. Never needs an API key."""
-    await db.ping()
+    try:
+        await db.ping()
+    except Exception as exc:
+        # Whatever stops the round trip (driver, network, pool), the answer to the
+        # monitor is the same 503; the log says which.
+        logger.warning("health check: the database does not answer", exc_info=exc)
+        return error_response(503, "database_unavailable", "the database does not answer")
     return HealthOut(status="ok", database="ok")
 
 
