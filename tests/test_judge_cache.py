@@ -7,6 +7,7 @@ import functools
 import ssl
 from typing import Any
 
+import openai
 import pytest
 
 from judges import JudgeRegistry
@@ -60,6 +61,15 @@ class TestJudgeCache:
             return create(*args, **kwargs)
 
         monkeypatch.setattr(ssl, "create_default_context", shared_context)
+        closes = 0
+        close = openai.AsyncOpenAI.close
+
+        async def counted_close(client: openai.AsyncOpenAI) -> None:
+            nonlocal closes
+            closes += 1
+            await close(client)
+
+        monkeypatch.setattr(openai.AsyncOpenAI, "close", counted_close)
         registry = JudgeRegistry.from_entry_points(cache_size=16)
         sampled = {}
         for i in range(1200):
@@ -68,6 +78,7 @@ class TestJudgeCache:
             if i % 100 == 0 or i >= 1200 - 16:
                 sampled[i] = judge
         await registry.wait_closed()
+        assert closes == 1200 - 16
         evicted = [judge for i, judge in sampled.items() if i < 1200 - 16]
         kept = [judge for i, judge in sampled.items() if i >= 1200 - 16]
         assert len(evicted) == 12
