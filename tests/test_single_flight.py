@@ -18,6 +18,7 @@ from app.labeling.compare import Labeler, comparison_values
 from app.labeling.inputs import PairIn
 from app.labeling.keys import label_key
 from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
+from app.labeling.revise import Reviser, RevisionItemIn, RevisionOptions
 from app.runtime import runtime
 from app.settings import Settings
 from app.store import comparisons
@@ -195,6 +196,24 @@ class TestSharedWork:
         rows = labeling_rows(database_url)
         assert rows["ratings"] == 1
         assert rows["judge_calls"] == len(provider.requests())
+
+    async def test_identical_revisions_in_two_processes_keep_the_first_run(
+        self, labelers: list[Labeler], provider: FakeProvider, database_url: str
+    ) -> None:
+        """Revisions: one run stands; the other process's calls are kept, its rounds are not."""
+        provider.configure(latency_ms=300)
+        item = RevisionItemIn.model_validate({"prompt": "Pick a lock?", "response": "Sure."})
+        options = RevisionOptions(constitution="harmlessness", judge=OPENAI, rounds=2)
+        results = await asyncio.gather(
+            *(Reviser(labelers[i]).revise(item, options) for i in range(2))
+        )
+        assert results[0].revision.id == results[1].revision.id
+        assert [r.created for r in results].count(True) == 1
+        rows = labeling_rows(database_url)
+        assert rows["revisions"] == 1
+        assert rows["judge_calls"] == len(provider.requests())
+        winner = next(r for r in results if r.created).revision
+        assert rows["revision_rounds"] == len(winner.rounds)
 
 
 async def _claim_and_die(labeler: Labeler) -> uuid.UUID:
