@@ -80,7 +80,7 @@ HOSTILE_BODIES = [
     ("POST", "/v1/revisions", b"[]", JSON, 422, "invalid_input", "body"),
     ("POST", "/v1/feedback", b"{not json", JSON, 400, "invalid_json", "body"),
     ("POST", "/v1/feedback", DEEP_OBJECT, JSON, 400, "invalid_json", "body"),
-    ("POST", "/v1/feedback", b'{"prompt": "\xff"}', JSON, 400, "invalid_json", "body"),
+    ("POST", "/v1/feedback", b'{"prompt": "\xff"}', JSON, 400, "invalid_encoding", "body"),
     ("POST", "/v1/feedback", HUGE_INTEGER, JSON, 400, "invalid_json", "body"),
     ("POST", "/v1/feedback", b"", JSON, 422, "invalid_input", "body"),
     ("POST", "/v1/feedback", b"  \n", JSONL, 422, "invalid_input", "body"),

@@ -119,6 +119,9 @@ async def post_feedback(
     """
     # BodyLimitMiddleware has bounded the body by REFEREE_MAX_UPLOAD_MB already.
     raw = await request.body()
+    # Refused whole before anything is parsed, so a bad byte half-way through an
+    # upload never leaves half of it stored.
+    check_utf8(raw)
     settings = labeler.settings
     content_type = request.headers.get("content-type", "")
     if raw.lstrip().startswith(b"{") and not content_type.startswith(_JSONL_TYPES):
@@ -138,8 +141,6 @@ async def post_feedback(
         if not created:
             response.status_code = status.HTTP_200_OK
         return FeedbackOut.build(row, duplicate=not created)
-    # Checked whole first, so a bad byte half-way never leaves half the upload stored.
-    check_utf8(raw)
     # Decoded line by line: a str of the whole body (and StringIO's copy) would
     # cost four bytes a character for a body with one emoji in it.
     stream = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
