@@ -30,7 +30,7 @@ from app import (
     cli_review,
     cli_revise,
 )
-from app.cli_inspect import MapOption
+from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.cli_keys import keys_cli
 from app.console import err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
@@ -149,6 +149,7 @@ def label(
         str, typer.Option("--format", help="auto, canonical, trl, hh-rlhf, pandalm or llmbar.")
     ] = "auto",
     mapping: MapOption = None,
+    gold_conflict: GoldConflictOption = GoldConflictChoice.newest,
     batch: Annotated[str | None, typer.Option(help="Batch name (default: file + judge).")] = None,
     rejects: Annotated[
         Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
@@ -212,6 +213,7 @@ def label(
             origin="<stdin>" if file == "-" else str(Path(file).resolve()),
             rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
             convert=converter(input_format, load_map(mapping) if mapping else None),
+            gold_conflict=gold_conflict.value,
             constitution=constitution,
             principles=principles,
             provider_batch=provider_batch_options(
@@ -238,6 +240,7 @@ def label(
         except RefereeError as exc:
             fail(exc.message)
     print_summary(summary, file)
+    print_gold(summary.gold)
     if summary.rejected or summary.status_counts.get("failed"):
         raise typer.Exit(1)
 

@@ -23,7 +23,8 @@ from app.labeling.gold import GoldConflict, GoldImportSummary, import_gold, reso
 from app.labeling.jsonl import open_input, read_pairs
 from app.labeling.shapes import converter
 from app.store.db import Database, sync_url
-from app.store.models import GoldLabel
+from app.store.models import Comparison, GoldLabel
+from tests.fake_provider import FakeProvider
 
 MAPS = Path(__file__).parent / "data" / "maps"
 WINNER = MAPS / "winner-012.jsonl"
@@ -178,3 +179,32 @@ class TestCommands:
         result = invoke(database_url, "gold", "import", str(WINNER), "--gold-conflict", "oldest")
         assert result.exit_code == 2
         assert "newest" in result.output
+
+    def test_label_counts_duplicates_and_conflicts_and_stores_one_gold_per_pair(
+        self, database_url: str, provider: FakeProvider
+    ) -> None:
+        """referee label: six comparisons for nine lines, gold by --gold-conflict reject."""
+        result = invoke(
+            database_url,
+            "label", str(WINNER), "--map", WINNER_MAP, "--gold-conflict", "reject",
+            "--judge", "anthropic:claude-sonnet-4-6", "--rejects", "/dev/null",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert (
+            "merged: line 5 (id w105) into line 2, line 7 (id w107) into line 6, "
+            "line 8 (id w108) into line 6"
+        ) in result.output
+        assert (
+            "1 pair with conflicting gold labels, settled by --gold-conflict reject; "
+            "1 left without gold"
+        ) in result.output
+        assert "  lines 6, 7, 8: tie, tie, b -> no gold label" in result.output
+        engine = create_engine(sync_url(database_url))
+        with engine.connect() as connection:
+            comparisons = connection.execute(select(Comparison.external_id)).scalars().all()
+        engine.dispose()
+        assert sorted(map(str, comparisons)) == ["w101", "w102", "w103", "w104", "w106", "w109"]
+        rows = stored_gold(database_url)
+        assert Counter(row.winner for row in rows) == {"a": 3, "b": 1, "tie": 1}
+        merged = [row.external_ids for row in rows if row.external_ids]
+        assert merged == [["w102", "w105"]]

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 from app.errors import TextTooLargeError
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values
-from app.labeling.gold import import_row
+from app.labeling.gold import GoldLedger, store_gold
 from app.labeling.inputs import PairIn
 from app.labeling.jsonl import LineError, ParsedLine
 from app.labeling.keys import label_key
-from app.store import batches, gold
+from app.store import batches
 from app.store.models import utcnow
 from judges.jury import PairJudgeConfig
 from judges.types import PairOutcome
@@ -148,17 +148,21 @@ async def enqueue(
     source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
     under: UnderConstitution | None = None,
+    gold_ledger: GoldLedger | None = None,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
 
-    A record's human label (``label``) is stored as a gold label in the same
-    transaction, so a human-labeled file judged here can be reported on.
+    Records' human labels (``label``) are stored as gold labels once the
+    file is read, so a human-labeled file judged here can be reported on:
+    one per pair, ``gold_ledger`` (app.labeling.gold) merging the labels of
+    a pair's lines and settling disagreements by its policy.
     Bad records go to ``on_reject`` as they come rather than into a list, so
     memory stays flat however many lines a file gets wrong.
     """
     result = EnqueueResult()
+    ledger = gold_ledger if gold_ledger is not None else GoldLedger()
     for chunk in _chunks(records, ENQUEUE_CHUNK):
-        rows, gold_rows = [], []
+        rows = []
         for record in chunk:
             if isinstance(record, LineError):
                 result.rejected += 1
@@ -172,13 +176,14 @@ async def enqueue(
                 on_reject(error)
                 continue
             rows.append(pending_row(record.pair, config, batch_id, record.line, under))
-            if (gold_row := import_row(record.pair, source)) is not None:
-                gold_rows.append(gold_row)
+            ledger.add(record.pair, record.line)
         async with labeler.db.transaction() as session:
             result.new += await batches.enqueue(session, rows)
-            await gold.insert_imports(session, gold_rows)
             await batches.add_counts(session, batch_id, len(rows), len(chunk) - len(rows))
         result.submitted += len(rows)
+    # Human labels once the whole file is read: lines of one pair anywhere in it make one
+    # gold label, and the ledger's policy settles labels that disagree.
+    await store_gold(labeler.db, ledger, source)
     return result
 
 

@@ -158,16 +158,6 @@ def _gold_row(entry: _PairLabels, winner: str, origin: str) -> dict[str, Any]:
     }
 
 
-def import_row(pair: LabeledPairIn, origin: str) -> dict[str, Any] | None:
-    """The gold_labels row of one line alone (no merging); None when it carries no label.
-
-    Kept for callers that store gold a line at a time; a file goes through GoldLedger.
-    """
-    ledger = GoldLedger()
-    ledger.add(pair, 0)
-    return next(ledger.gold_rows(origin), None)
-
-
 async def store_gold(database: Database, ledger: GoldLedger, origin: str) -> Counter[str]:
     """Write a ledger's gold labels, a chunk per transaction; count their winners, and "new"."""
     counts: Counter[str] = Counter()

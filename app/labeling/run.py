@@ -19,6 +19,7 @@ from app.labeling.batch import (
     run_in_foreground,
 )
 from app.labeling.compare import Labeler
+from app.labeling.gold import GoldConflict, GoldLedger
 from app.labeling.jsonl import LineError, read_pairs
 from app.labeling.provider_batch import (
     ProviderBatchOptions,
@@ -58,6 +59,8 @@ class LabelOptions:
     principles: int = 1
     provider_batch: ProviderBatchOptions | None = None
     """Go through the providers' batch APIs (--mode provider-batch) rather than live calls."""
+    gold_conflict: GoldConflict = "newest"
+    """How lines of one pair whose human labels disagree make its gold label."""
 
 
 @dataclass
@@ -70,6 +73,8 @@ class LabelSummary:
     status_counts: dict[str, int] = field(default_factory=dict)
     outcome_counts: dict[str, int] = field(default_factory=dict)
     released_leases: int = 0
+    gold: GoldLedger = field(default_factory=GoldLedger)
+    """The file's human labels: duplicates and disagreements, and how they were settled."""
 
 
 @dataclass
@@ -195,7 +200,10 @@ async def label_stream(
 
         try:
             records = read_pairs(stream, source, options.convert)
-            enqueued = await enqueue(labeler, batch.id, config, records, source, reject, under)
+            summary.gold = GoldLedger(options.gold_conflict)
+            enqueued = await enqueue(
+                labeler, batch.id, config, records, source, reject, under, summary.gold
+            )
         finally:
             rejects.close()
         summary.submitted, summary.new = enqueued.submitted, enqueued.new
