@@ -32,9 +32,9 @@ from app import (
 )
 from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.cli_keys import keys_cli
-from app.console import err, fail, load_settings, out, run_fast
+from app.console import RejectPrinter, err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
-from app.labeling.jsonl import LineError, open_input
+from app.labeling.jsonl import open_input
 
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
@@ -170,6 +170,20 @@ def label(
     poll_interval: Annotated[
         float, typer.Option(min=0.01, help="With provider-batch: seconds between status checks.")
     ] = 30.0,
+    identical: Annotated[
+        str | None,
+        typer.Option(
+            help="Identical responses: tie (stored as a tie, no judge call), judge or reject "
+            "(default: REFEREE_IDENTICAL_RESPONSES, else tie)."
+        ),
+    ] = None,
+    empty: Annotated[
+        str | None,
+        typer.Option(
+            help="An empty or whitespace-only prompt or response: reject or judge "
+            "(default: REFEREE_EMPTY_TEXTS, else reject)."
+        ),
+    ] = None,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -179,6 +193,8 @@ def label(
     the same command resumes: finished pairs are never judged again. Bad
     lines are reported with their line number and written to a rejects
     file; the others proceed; the exit code is 1 if any line was rejected.
+    Lines repeating a pair are judged once. --dry-run reads the file the
+    same way: the same rejects, the same exit code, nothing stored or sent.
 
     Examples:
 
@@ -195,6 +211,7 @@ def label(
     from app.labeling.field_maps import load_map
     from app.labeling.provider_batch import provider_batch_options
     from app.labeling.run import LabelOptions, estimate, label_stream
+    from app.labeling.screening import TextPolicy
     from app.labeling.shapes import converter
 
     settings = load_settings()
@@ -222,6 +239,9 @@ def label(
                 concurrency,
                 Decimal(str(max_cost)) if max_cost is not None else None,
             ),
+            policy=TextPolicy.parse(
+                identical or settings.identical_responses, empty or settings.empty_texts
+            ),
         )
         stream = open_input(file)
     except OSError as exc:
@@ -231,22 +251,26 @@ def label(
     with stream:
         try:
             if dry_run:
-                result, rejected = asyncio.run(estimate(settings, stream, source, options))
-                print_estimate(result, rejected)
+                printer = RejectPrinter()
+                result = asyncio.run(estimate(settings, stream, source, options, printer))
+                printer.finish()
+                print_estimate(result)
+                if result.rejected:  # the real run's exit code for the same file
+                    raise typer.Exit(1)
                 return
+            printer = RejectPrinter(where=str(options.rejects_path))
             summary = run_fast(
-                label_stream(settings, stream, source, options, progress_view, report_reject)
+                label_stream(settings, stream, source, options, progress_view, printer)
             )
+            printer.finish()
         except RefereeError as exc:
             fail(exc.message)
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}")
     print_summary(summary, file)
     print_gold(summary.gold)
     if summary.rejected or summary.status_counts.get("failed"):
         raise typer.Exit(1)
-
-
-def report_reject(error: LineError) -> None:
-    err.print(str(error), markup=False)
 
 
 @contextmanager
@@ -278,7 +302,7 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
         yield update
 
 
-def print_estimate(result: Estimate, rejected: int) -> None:
+def print_estimate(result: Estimate) -> None:
     def usd(cost: Decimal | None) -> str:
         return f"${cost:.4f}" if cost is not None else "unknown (model not in the price table)"
 
@@ -292,7 +316,8 @@ def print_estimate(result: Estimate, rejected: int) -> None:
         f"dry run: {result.pairs} pairs, {result.calls} calls, "
         f"~{result.input_tokens + result.cache_read_tokens + result.cache_write_tokens} input"
         f"{cached} + ~{result.output_tokens} output tokens; "
-        f"{rejected} lines would be rejected\n"
+        f"{result.rejected} lines would be rejected, {result.merged} duplicate lines merged, "
+        f"{result.ruled} identical pairs tied without a call, {result.stored} already judged\n"
         f"estimated cost {usd(result.cost)} live  |  "
         f"{usd(result.batch_cost)} with --mode provider-batch"
     )
@@ -308,7 +333,9 @@ def print_summary(summary: LabelSummary, file: str) -> None:
         f"batch {summary.batch_id}: {counts.get('labeled', 0)} labeled "
         f"({outcome.get('tied', 0)} tied, {outcome.get('position_biased', 0)} position-biased), "
         f"{counts.get('failed', 0)} failed{f' ({failures})' if failures else ''}, "
-        f"{counts.get('pending', 0)} pending, {summary.rejected} rejected lines; "
+        f"{counts.get('pending', 0)} pending, {summary.rejected} rejected lines, "
+        f"{summary.merged} duplicate lines merged, "
+        f"{summary.ruled} identical pairs tied without a call; "
         f"this run judged {p.done} pairs in {p.elapsed_s:.1f} s "
         f"({p.done / p.elapsed_s if p.elapsed_s else 0:.1f} pairs/s), "
         f"{p.input_tokens + p.output_tokens} tokens, ${p.cost:.4f}"

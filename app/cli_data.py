@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.console import err, fail, load_settings, out, run_or_fail
+from app.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:
@@ -191,8 +191,10 @@ def feedback_import(
                 return await ingest(labeler.db, read_records(stream, source, FeedbackIn))
 
     summary = run_or_fail(run(), file)
+    printer = RejectPrinter()
     for item in summary.rejected:
-        err.print(f"{source}:{item['line']}: {item['reason']}", markup=False)
+        printer(f"{source}:{item['line']}: {item['reason']}")
+    printer.finish()
     out.print(
         f"{summary.accepted} stored, {summary.duplicates} already stored, "
         f"{len(summary.rejected)} rejected"

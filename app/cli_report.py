@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
-from app.console import err, fail, load_settings, out, run_or_fail
+from app.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:
@@ -159,8 +159,10 @@ def gold_import(
                 return await import_gold(db, records, origin, gold_conflict.value)
 
     summary = run_or_fail(run(), file)
+    printer = RejectPrinter()
     for error in summary.rejected:
-        err.print(str(error), markup=False)
+        printer(error)
+    printer.finish()
     winners = summary.winners
     out.print(
         f"{summary.records} lines read: {summary.labeled} gold labels (a {winners['a']}, "

@@ -85,15 +85,43 @@ def progress_spinner(verb: str) -> Iterator[Callable[[RunSummary], None]]:
         yield show
 
 
+MAX_PRINTED_REJECTS = 20
+
+
+class RejectPrinter:
+    """Prints the first rejected lines on stderr, one each, then only how many more there were.
+
+    A file in the wrong shape gets every line rejected: a million identical
+    errors would bury the one line that says what to do.
+    """
+
+    def __init__(self, limit: int = MAX_PRINTED_REJECTS, where: str | None = None) -> None:
+        self.limit, self.where, self.count = limit, where, 0
+
+    def __call__(self, error: object) -> None:
+        self.count += 1
+        if self.count <= self.limit:
+            err.print(str(error), markup=False)
+
+    def finish(self) -> None:
+        hidden = self.count - self.limit
+        if hidden > 0:
+            every = f" (every one in {self.where})" if self.where else ""
+            err.print(f"… and {hidden:,} more rejected lines{every}", markup=False)
+
+
 def report_run(summary: RunSummary, verb: str, extra: str) -> None:
     """Print bad lines and one summary line; exit 1 when anything failed or was rejected."""
+    printer = RejectPrinter()
     for line_error in summary.rejected:
-        err.print(str(line_error), markup=False)
+        printer(line_error)
+    printer.finish()
     failures = summary.describe_failures()
+    merged = f", {summary.merged} duplicate lines merged" if summary.merged else ""
     out.print(
         f"{summary.new} {verb}, {summary.reused} already {verb}, {summary.failed} failed"
-        f"{f' ({failures})' if failures else ''}, {len(summary.rejected)} rejected lines; "
-        f"{extra}; ${summary.cost:.4f}"
+        f"{f' ({failures})' if failures else ''}, {len(summary.rejected)} rejected lines"
+        f"{merged}; {extra}; ${summary.cost:.4f}"
     )
     if summary.failed:
         err.print("run the same command again to retry the failed lines")

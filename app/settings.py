@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         200_000, gt=0, description="Largest prompt or response accepted, in characters."
     )
+    identical_responses: Literal["tie", "judge", "reject"] = Field(
+        "tie",
+        description="A pair whose responses are identical: tie (stored as a tie by rule, no"
+        " judge call), judge (sent to the judge anyway) or reject.",
+    )
+    empty_texts: Literal["reject", "judge"] = Field(
+        "reject",
+        description="An empty or whitespace-only prompt or response: reject, or judge anyway.",
+    )
     auto_migrate: bool = Field(
         False, description="Let `referee serve` upgrade an outdated schema instead of refusing."
     )

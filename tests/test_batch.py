@@ -251,7 +251,7 @@ class TestBadLines:
         run = label_cmd(source, {**env, "REFEREE_MAX_TEXT_CHARS": "200"})
         _, err = run.communicate(timeout=120)
         assert run.returncode == 1
-        assert f"{source}:4: prompt has 500 characters" in err
+        assert f"{source}:4: field 'prompt': prompt has 500 characters" in err
         rejects = (tmp_path / "pairs.jsonl.rejects.jsonl").read_text().splitlines()
         assert [json.loads(r)["line"] for r in rejects] == [4]
         assert rows(database_url, "SELECT count(*) FROM verdicts")[0][0] == 3

@@ -38,6 +38,18 @@ class EmptyExportError(NotFoundError):
     code = "empty_export"
 
 
+def empty_reason(options: ExportOptions, stats: Stats) -> str:
+    """Why an export has no rows, in terms of what the user did (or did not) ask for."""
+    if options.kind is Kind.DPO and stats.verdicts and stats.ties == stats.verdicts:
+        return (
+            f"all {stats.verdicts} labeled comparisons are ties; ties are not exported as "
+            "DPO pairs (a tie has no chosen response)"
+        )
+    if options.filters == Filters():
+        return f"nothing to export: no stored label makes a {options.kind.value} row"
+    return "no rows match the export's filters"
+
+
 class OutputExistsError(BadRequestError):
     code = "output_exists"
 
@@ -126,7 +138,7 @@ def export_to_path(
         stats, writers = _write_splits(database_url, options, fmt, files)
         if stats.rows == 0 and not allow_empty:
             raise EmptyExportError(
-                "no rows match the export's filters; nothing was written "
+                f"{empty_reason(options, stats)}; nothing was written "
                 "(pass --allow-empty to write an empty dataset)"
             )
         result = ExportResult(out, fmt, stats)
@@ -191,7 +203,7 @@ def stream_jsonl(
         raise
     if first is None and not allow_empty:
         reader.close()
-        raise EmptyExportError("no rows match the export's filters")
+        raise EmptyExportError(empty_reason(options, stats))
     return ExportLines(first, rows, reader.close)
 
 

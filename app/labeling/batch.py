@@ -19,18 +19,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from app.errors import TextTooLargeError
-from app.labeling.compare import Labeler, UnderConstitution, comparison_values
+from app.errors import InvalidInputError, TextTooLargeError
+from app.labeling.compare import Labeler, UnderConstitution, comparison_values, pair_lengths
 from app.labeling.gold import GoldLedger, store_gold
-from app.labeling.inputs import PairIn
+from app.labeling.inputs import LabeledPairIn, PairIn
 from app.labeling.jsonl import LineError, ParsedLine
 from app.labeling.keys import label_key
-from app.store import batches
+from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
+from app.store import batches, comparisons
 from app.store.models import utcnow
 from judges.jury import PairJudgeConfig
 from judges.types import PairOutcome
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 ENQUEUE_CHUNK = 500
 
@@ -40,6 +44,10 @@ class EnqueueResult:
     submitted: int = 0
     new: int = 0
     rejected: int = 0
+    merged: int = 0
+    """Lines that repeat an earlier line's pair (same label key): judged once."""
+    ruled: int = 0
+    """Pairs with identical responses stored as a tie by rule, without a judge call."""
 
 
 @dataclass
@@ -113,7 +121,7 @@ async def run_in_foreground(
         loop.remove_signal_handler(signal.SIGINT)
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -125,10 +133,11 @@ def pending_row(
     batch_id: uuid.UUID,
     line: int | None,
     under: UnderConstitution | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     stored = pair.stored()
     now = utcnow()
-    key = label_key(stored, config, under.key if under else None)
+    key = key or label_key(stored, config, under.key if under else None)
     return {
         "id": uuid.uuid4(),
         **comparison_values(pair, stored, config, key, under),
@@ -140,6 +149,68 @@ def pending_row(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A line that passed every check, with the label key it will be stored under."""
+
+    line: int
+    pair: LabeledPairIn
+    key: str
+    decision: Literal["judge", "tie"]
+    duplicate: bool
+    """An earlier line of the same file has the same key: no second comparison (or call)."""
+
+
+class Screen:
+    """The checks every line of a pair file goes through before anything is stored or paid.
+
+    ``referee label``, its ``--dry-run`` and ``POST /v1/batches`` all read
+    through one Screen, so the dry run refuses, merges and prices exactly
+    what the real run would: text size, empty texts, identical responses,
+    lines repeating an earlier pair.
+    """
+
+    def __init__(
+        self,
+        labeler: Labeler,
+        config: PairJudgeConfig,
+        source: str,
+        under: UnderConstitution | None = None,
+        policy: TextPolicy | None = None,
+    ) -> None:
+        self.labeler, self.config, self.source, self.under = labeler, config, source, under
+        self.policy = policy or labeler.text_policy()
+        # 64 bits of each key seen: a file of millions of pairs keeps a few
+        # tens of MB here; a collision would only merge two lines' counts.
+        self._seen: set[int] = set()
+        self.merged = 0
+
+    def __call__(self, records: Iterable[ParsedLine | LineError]) -> Iterator[Accepted | LineError]:
+        for record in records:
+            yield record if isinstance(record, LineError) else self.check(record)
+
+    def check(self, record: ParsedLine) -> Accepted | LineError:
+        try:
+            self.labeler.check_sizes(record.pair)
+            decision = screen_pair(record.pair, self.policy)
+        except (TextTooLargeError, InvalidInputError) as exc:  # reject the line, keep going
+            field = exc.details.get("field")
+            named = exc.message.startswith("field ") or field is None
+            reason = exc.message if named else f"field {field!r}: {exc.message}"
+            return LineError(self.source, record.line, reason, "")
+        under_key = self.under.key if self.under else None
+        stored = record.pair.stored()
+        if decision == "tie":
+            key = rule_key(stored, self.config, under_key)
+        else:
+            key = label_key(stored, self.config, under_key)
+        short = int(key[:16], 16)
+        duplicate = short in self._seen
+        self._seen.add(short)
+        self.merged += duplicate
+        return Accepted(record.line, record.pair, key, decision, duplicate)
+
+
 async def enqueue(
     labeler: Labeler,
     batch_id: uuid.UUID,
@@ -148,6 +219,7 @@ async def enqueue(
     source: str,
     on_reject: Callable[[LineError], None] = lambda _error: None,
     under: UnderConstitution | None = None,
+    policy: TextPolicy | None = None,
     gold_ledger: GoldLedger | None = None,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
@@ -155,36 +227,59 @@ async def enqueue(
     Records' human labels (``label``) are stored as gold labels once the
     file is read, so a human-labeled file judged here can be reported on:
     one per pair, ``gold_ledger`` (app.labeling.gold) merging the labels of
-    a pair's lines and settling disagreements by its policy.
-    Bad records go to ``on_reject`` as they come rather than into a list, so
-    memory stays flat however many lines a file gets wrong.
+    a pair's lines and settling disagreements by its policy. Identical responses are stored as a
+    tie by rule (see app.labeling.screening). Bad records go to
+    ``on_reject`` as they come rather than into a list, so memory stays flat
+    however many lines a file gets wrong.
     """
     result = EnqueueResult()
+    screen = Screen(labeler, config, source, under, policy)
     ledger = gold_ledger if gold_ledger is not None else GoldLedger()
-    for chunk in _chunks(records, ENQUEUE_CHUNK):
-        rows = []
-        for record in chunk:
-            if isinstance(record, LineError):
+    for chunk in chunks(screen(records), ENQUEUE_CHUNK):
+        rows, ties = [], []
+        for item in chunk:
+            if isinstance(item, LineError):
                 result.rejected += 1
-                on_reject(record)
+                on_reject(item)
                 continue
-            try:
-                labeler.check_sizes(record.pair)
-            except TextTooLargeError as exc:  # reject the line, keep going
-                error = LineError(source, record.line, exc.message, "")
-                result.rejected += 1
-                on_reject(error)
+            ledger.add(item.pair, item.line)
+            if item.duplicate:
                 continue
-            rows.append(pending_row(record.pair, config, batch_id, record.line, under))
-            ledger.add(record.pair, record.line)
+            row = pending_row(item.pair, config, batch_id, item.line, under, item.key)
+            if item.decision == "tie":
+                row["template_version"] = RULE_TEMPLATE
+                ties.append((row, pair_lengths(item.pair)))
+            else:
+                rows.append(row)
         async with labeler.db.transaction() as session:
-            result.new += await batches.enqueue(session, rows)
-            await batches.add_counts(session, batch_id, len(rows), len(chunk) - len(rows))
-        result.submitted += len(rows)
+            ruled = await _store_rule_ties(session, ties)
+            result.new += ruled + await batches.enqueue(session, rows)
+            rejected = sum(isinstance(item, LineError) for item in chunk)
+            await batches.add_counts(session, batch_id, len(rows) + len(ties), rejected)
+        result.ruled += ruled
+        result.submitted += len(rows) + len(ties)
+    result.merged = screen.merged
     # Human labels once the whole file is read: lines of one pair anywhere in it make one
     # gold label, and the ledger's policy settles labels that disagree.
     await store_gold(labeler.db, ledger, source)
     return result
+
+
+async def _store_rule_ties(
+    session: AsyncSession, ties: list[tuple[dict[str, Any], dict[str, int]]]
+) -> int:
+    """Insert the tie-by-rule comparisons not stored yet, each with its verdict and no call."""
+    if not ties:
+        return 0
+    stored = await batches.existing_keys(session, [row["label_key"] for row, _ in ties])
+    fresh = [(row, lengths) for row, lengths in ties if row["label_key"] not in stored]
+    await batches.enqueue(session, [row for row, _ in fresh])
+    runs = [
+        comparisons.RunRows(row["id"], rule_verdict(lengths), [], "labeled", None)
+        for row, lengths in fresh
+    ]
+    await comparisons.write_runs(session, runs)
+    return len(fresh)
 
 
 def worker_id() -> str:

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.errors import InvalidInputError, NotFoundError, TextTooLargeError
+from app.errors import InvalidInputError, NotFoundError
 from app.labeling.access import acting_key
-from app.labeling.batch import enqueue
+from app.labeling.batch import Screen, enqueue
 from app.labeling.compare import Labeler, UnderConstitution
 from app.labeling.jsonl import LineError, ParsedLine, read_pairs
 from app.labeling.provider_batch import (
@@ -49,7 +49,7 @@ async def submit(
     records = read_pairs(io.StringIO(body), "upload", converter())
     # Read up to the first good record before anything is stored: a body with
     # none (broken JSON, every line invalid, empty) leaves no batch behind.
-    head = first_good(records, size_check(labeler))
+    head = first_good(records, screen_check(Screen(labeler, config, "upload", under)))
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(
             session, batch_name, "upload", config.label, api_key_id=acting_key.get()
@@ -67,6 +67,8 @@ async def submit(
         "name": batch.name,
         "submitted": result.submitted,
         "new": result.new,
+        "merged": result.merged,
+        "ruled": result.ruled,
         "rejected": [{"line": e.line, "reason": e.reason} for e in rejected],
     }
 
@@ -100,16 +102,12 @@ def first_good(
     )
 
 
-def size_check(labeler: Labeler) -> Callable[[ParsedLine], LineError | None]:
-    """A record's texts against REFEREE_MAX_TEXT_CHARS, as enqueueing checks them."""
+def screen_check(screen: Screen) -> Callable[[ParsedLine], LineError | None]:
+    """A record through the checks enqueueing applies (size, empty texts, identical responses)."""
 
     def check(record: ParsedLine) -> LineError | None:
-        try:
-            labeler.check_sizes(record.pair)
-        except TextTooLargeError as exc:
-            field = exc.details.get("field")
-            return LineError("upload", record.line, f"field {field!r}: {exc.message}", "")
-        return None
+        checked = screen.check(record)
+        return checked if isinstance(checked, LineError) else None
 
     return check
 

@@ -32,6 +32,7 @@ from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.jury import jury_run_rows
 from app.labeling.keys import label_key, pair_key
 from app.labeling.limits import OPERATOR, RequestLimits
+from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.labeling.text_rules import check_judge_fits
 from app.settings import Settings
 from app.store import comparisons
@@ -204,6 +205,10 @@ class Labeler:
         }
         check_text_sizes(texts, self.settings.max_text_chars)
 
+    def text_policy(self) -> TextPolicy:
+        """What the settings say to do with identical responses and empty texts."""
+        return TextPolicy(self.settings.identical_responses, self.settings.empty_texts)
+
     def under(self, constitution: str | None, principles: int = 1) -> UnderConstitution | None:
         """The constitution to judge under, by id; None for the plain pairwise question."""
         if constitution is None:
@@ -232,9 +237,12 @@ class Labeler:
         verdict exists (the old verdict stays, the new one becomes current).
         """
         self.check_sizes(pair)
+        decision = screen_pair(pair, self.text_policy())
         config = self.resolve_pairwise(judge_spec)
         judge = self.pairwise_judge_for(config)
         stored = pair.stored()
+        if decision == "tie":
+            return await self._rule_tie(pair, stored, config, under)
         key = label_key(stored, config, under.key if under else None)
         values = comparison_values(pair, stored, config, key, under)
         async with self.holding(judge):
@@ -274,6 +282,29 @@ class Labeler:
                 error_class=outcome.error_class,
             )
         return CompareResult(comparison, created=True)
+
+    async def _rule_tie(
+        self,
+        pair: PairIn,
+        stored: dict[str, Any],
+        config: PairJudgeConfig,
+        under: UnderConstitution | None,
+    ) -> CompareResult:
+        """Identical responses: a tie by rule, stored once, with no judge call."""
+        key = rule_key(stored, config, under.key if under else None)
+        async with self.db.transaction() as session:
+            existing = await comparisons.get_by_label_key(session, key)
+            if existing is None or not existing.verdicts:
+                values = comparison_values(pair, stored, config, key, under)
+                values["template_version"] = RULE_TEMPLATE
+                comparison_id = await comparisons.insert_if_absent(session, values)
+                verdict = rule_verdict(pair_lengths(pair))
+                run = comparisons.RunRows(comparison_id, verdict, [], "labeled", None)
+                await comparisons.write_runs(session, [run])
+                found = await comparisons.get(session, comparison_id)
+                assert found is not None
+                return CompareResult(found, created=True)
+        return CompareResult(existing, created=False)
 
 
 def comparison_values(

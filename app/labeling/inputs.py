@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.errors import TextTooLargeError
 from app.labeling.text_rules import CleanStr, ExternalId, Metadata
@@ -83,6 +83,19 @@ class PairIn(BaseModel):
 GoldWinner = Literal["a", "b", "tie"]
 
 
+def gold_label(value: object) -> object:
+    """How data sets spell a preference: "A", " b ", "Tie" and 1 (first) or 2 (second).
+
+    0 is refused, not guessed: it means a tie in PandaLM and the first answer
+    in zero-based sets. Anything else is left for validation to refuse.
+    """
+    if isinstance(value, str) and value.strip().lower() in ("a", "b", "tie"):
+        return value.strip().lower()
+    if type(value) is int and value in (1, 2):
+        return "a" if value == 1 else "b"
+    return value
+
+
 class LabeledPairIn(PairIn):
     """A pair read from a file or an upload, which may carry a human's preference.
 
@@ -91,8 +104,10 @@ class LabeledPairIn(PairIn):
     judge in ``referee report``.
     """
 
-    label: GoldWinner | None = Field(
-        None, description="A human's preference (a, b or tie), stored as a gold label."
+    label: Annotated[GoldWinner | None, BeforeValidator(gold_label)] = Field(
+        None,
+        description='A human\'s preference (a, b or tie; "A", "B", "Tie", 1 or 2 read as '
+        "a, b, tie, a, b), stored as a gold label.",
     )
     label_votes: list[GoldWinner] | None = Field(
         None, description="Each annotator's vote where several labeled the pair."

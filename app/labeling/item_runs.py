@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from app.errors import JudgeFailedError, RefereeError
 from app.labeling.jsonl import LineError, Parsed
+from app.labeling.keys import digest
 
 if TYPE_CHECKING:
     from app.store.models import JudgeCall
@@ -41,6 +42,8 @@ class RunSummary:
     new: int = 0
     reused: int = 0
     failed: int = 0
+    merged: int = 0
+    """Lines repeating an earlier line's content (its id and metadata aside): run once."""
     rejected: list[LineError] = field(default_factory=list)
     cost: Decimal = Decimal(0)
     failures: Counter[str] = field(default_factory=Counter)
@@ -71,11 +74,19 @@ async def run_records(
             on_progress(summary)
 
     workers = [asyncio.create_task(work()) for _ in range(concurrency)]
+    # 64 bits of each record's content key: two equal lines in flight at once
+    # would each miss the other's stored result and run (and be paid) twice.
+    seen: set[int] = set()
     try:
         for record in records:
             if isinstance(record, LineError):
                 summary.rejected.append(record)
                 continue
+            key = int(content_digest(record.record)[:16], 16)
+            if key in seen:
+                summary.merged += 1
+                continue
+            seen.add(key)
             await queue.put(record)
         for _ in workers:
             await queue.put(None)
@@ -84,6 +95,11 @@ async def run_records(
         for task in workers:
             task.cancel()
     return summary
+
+
+def content_digest(record: BaseModel) -> str:
+    """What a use case's key covers: the record without the caller's id and metadata."""
+    return digest(record.model_dump(mode="json", exclude={"id", "metadata"}))
 
 
 async def _one(

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import IO
 
 from app.labeling.batch import (
+    Accepted,
     Progress,
     ProgressView,
+    Screen,
+    chunks,
     enqueue,
     release_dead_local_leases,
     run_in_foreground,
@@ -28,6 +31,7 @@ from app.labeling.provider_batch import (
     run_submissions,
     with_prompt_cache,
 )
+from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
 from app.labeling.worker import Worker, WorkerOptions
 from app.runtime import runtime
@@ -59,6 +63,8 @@ class LabelOptions:
     principles: int = 1
     provider_batch: ProviderBatchOptions | None = None
     """Go through the providers' batch APIs (--mode provider-batch) rather than live calls."""
+    policy: TextPolicy | None = None
+    """Identical responses and empty texts (default: the settings)."""
     gold_conflict: GoldConflict = "newest"
     """How lines of one pair whose human labels disagree make its gold label."""
 
@@ -69,6 +75,10 @@ class LabelSummary:
     submitted: int = 0
     new: int = 0
     rejected: int = 0
+    merged: int = 0
+    """Lines repeating an earlier line's pair, stored and judged once."""
+    ruled: int = 0
+    """Pairs with identical responses stored as a tie by rule, no judge call."""
     progress: Progress = field(default_factory=Progress)
     status_counts: dict[str, int] = field(default_factory=dict)
     outcome_counts: dict[str, int] = field(default_factory=dict)
@@ -88,6 +98,11 @@ class Estimate:
     cost: Decimal | None = None
     batch_cost: Decimal | None = None
     """The same calls through the providers' batch APIs."""
+    rejected: int = 0
+    merged: int = 0
+    ruled: int = 0
+    stored: int = 0
+    """Pairs of the file already judged: the real run reuses them and pays nothing."""
 
 
 def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
@@ -98,22 +113,46 @@ def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
 
 
 async def estimate(
-    settings: Settings, stream: IO[str], source: str, options: LabelOptions
-) -> tuple[Estimate, int]:
-    """Tokens and cost the run would spend, from the pairs alone: nothing is stored or sent."""
+    settings: Settings,
+    stream: IO[bytes],
+    source: str,
+    options: LabelOptions,
+    on_reject: Callable[[LineError], None] = lambda _error: None,
+) -> Estimate:
+    """Tokens and cost the run would spend: nothing is stored or sent.
+
+    The lines go through the real run's reader and Screen (same rejects,
+    same merged duplicates, same ties by rule), and pairs already judged
+    are left out as the real run would reuse them.
+    """
+    result = Estimate()
+    per_call = 0  # input tokens of one call per pair; both orders show the same texts
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
+        under = labeler.under(options.constitution, options.principles)
         # A jury's members each judge every pair, at their own prices.
         members = config.members if isinstance(config, JuryConfig) else (config,)
         calls_per_pair = [_calls_per_pair(labeler, member) for member in members]
-    result, rejected = Estimate(), 0
-    per_call = 0  # input tokens of one call per pair; both orders show the same texts
-    for record in read_pairs(stream, source, options.convert):
-        if isinstance(record, LineError):
-            rejected += 1
-            continue
-        result.pairs += 1
-        per_call += estimate_tokens(show(record.pair.to_pair(), Order.AB), 0)
+        screen = Screen(labeler, config, source, under, options.policy)
+        for chunk in chunks(screen(read_pairs(stream, source, options.convert)), 500):
+            accepted = [item for item in chunk if isinstance(item, Accepted)]
+            for item in chunk:
+                if isinstance(item, LineError):
+                    result.rejected += 1
+                    on_reject(item)
+            fresh = [item for item in accepted if not item.duplicate]
+            async with labeler.db.transaction() as session:
+                found = await batches.existing_keys(session, [item.key for item in fresh])
+            redo = {"pending", "failed"} if options.retry_failed else {"pending"}
+            for item in fresh:
+                if item.key in found and found[item.key] not in redo:
+                    result.stored += 1
+                elif item.decision == "tie":
+                    result.ruled += 1
+                else:
+                    result.pairs += 1
+                    per_call += estimate_tokens(show(item.pair.to_pair(), Order.AB), 0)
+        result.merged = screen.merged
     costs: list[Decimal | None] = []
     batch_costs: list[Decimal | None] = []
     for member, calls in zip(members, calls_per_pair, strict=True):
@@ -128,7 +167,7 @@ async def estimate(
         costs.append(estimated_cost(member, usage, result.pairs * calls))
     result.cost = _total(costs)
     result.batch_cost = _total(batch_costs)
-    return result, rejected
+    return result
 
 
 def _calls_per_pair(labeler: Labeler, config: JudgeConfig) -> int:
@@ -167,7 +206,7 @@ class RejectsFile:
 
 async def label_stream(
     settings: Settings,
-    stream: IO[str],
+    stream: IO[bytes],
     source: str,
     options: LabelOptions,
     progress_view: ProgressView,
@@ -202,12 +241,21 @@ async def label_stream(
             records = read_pairs(stream, source, options.convert)
             summary.gold = GoldLedger(options.gold_conflict)
             enqueued = await enqueue(
-                labeler, batch.id, config, records, source, reject, under, summary.gold
+                labeler,
+                batch.id,
+                config,
+                records,
+                source,
+                reject,
+                under,
+                options.policy,
+                gold_ledger=summary.gold,
             )
         finally:
             rejects.close()
         summary.submitted, summary.new = enqueued.submitted, enqueued.new
-        summary.rejected = enqueued.rejected
+        summary.rejected, summary.merged = enqueued.rejected, enqueued.merged
+        summary.ruled = enqueued.ruled
 
         async with labeler.db.transaction() as session:
             pending = (await batches.status_counts(session, batch.id)).get("pending", 0)

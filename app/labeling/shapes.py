@@ -47,7 +47,11 @@ class ShapeError(ValueError):
 
 def _with_rest(document: Document, used: set[str], canonical: Document) -> Document:
     rest = {k: v for k, v in document.items() if k not in used}
-    metadata = dict(document.get("metadata") or {})
+    given = document.get("metadata")
+    if given is not None and not isinstance(given, dict):
+        # dict() would turn ["ab"] into {"a": "b"}: refuse anything but an object.
+        raise ShapeError("field 'metadata': Input should be a valid dictionary (a JSON object)")
+    metadata = dict(given or {})
     metadata.update(rest)
     canonical["metadata"] = metadata or None
     return canonical

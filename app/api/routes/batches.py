@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import LabelerDep
 from app.api.errors import error_responses
@@ -30,6 +30,10 @@ class BatchSubmitted(BaseModel):
     name: str
     submitted: int
     new: int
+    merged: int = Field(0, description="Lines repeating an earlier line's pair: judged once.")
+    ruled: int = Field(
+        0, description="Pairs with identical responses stored as a tie by rule, without a call."
+    )
     rejected: list[RejectedLine]
 
 
