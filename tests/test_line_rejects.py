@@ -435,3 +435,34 @@ class TestHttpBatches:
         empty = api.post("/v1/comparisons", json={**pair(response_a=""), "judge": JUDGE})
         assert empty.status_code == 422, empty.text
         assert "response_a" in empty.text
+
+
+class TestMessages:
+    def test_an_all_tie_database_says_so_on_export(
+        self, tmp_path: Path, database_url: str, provider: FakeProvider
+    ) -> None:
+        """No filter given and every verdict a tie: the export names that, not the filters."""
+        path = tmp_path / "ties.jsonl"
+        path.write_text(
+            "".join(
+                json.dumps(pair(prompt=f"q{n}", response_a="s", response_b="s")) + "\n"
+                for n in range(2)
+            )
+        )
+        assert run(database_url, "label", str(path), "--judge", JUDGE).exit_code == 0
+        result = run(database_url, "export", "dpo", "--out", str(tmp_path / "dpo.jsonl"))
+        assert result.exit_code == 2
+        assert "all 2 labeled comparisons are ties; ties are not exported as DPO pairs" in (
+            result.output
+        )
+        assert "filters" not in result.output
+        filtered = run(
+            database_url,
+            "export",
+            "dpo",
+            "--out",
+            str(tmp_path / "d.jsonl"),
+            "--min-confidence",
+            "0.5",
+        )
+        assert "no rows match the export's filters" in filtered.output
