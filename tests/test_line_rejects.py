@@ -62,6 +62,7 @@ BAD_PAIR_LINES: list[tuple[bytes, str]] = [
     (b'{"prompt": "q", "response_a": "x", "response_b": "y"', "truncated?"),
     (b'{"prompt": "q\xff\xfe", "response_a": "x", "response_b": "y"}', "not valid UTF-8"),
     (b'{"prompt": "q\\u0000", "response_a": "x", "response_b": "y"}', "contains a NUL character"),
+    (b'{"prompt": "q\x00", "response_a": "x", "response_b": "y"}', "invalid JSON"),  # a raw NUL
     (b'{"prompt": "q", "response_a": "x\\ud800", "response_b": "y"}', "lone surrogate"),
     (b'{"prompt": "q", "response_a": "x", "response_b": "\\udfff y"}', "lone surrogate"),
     (json.dumps(pair(metadata="oops")).encode(), "field 'metadata'"),
