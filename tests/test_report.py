@@ -103,7 +103,18 @@ def pandalm_report(
         for judge, settings in policies.items():
             fake_provider_server.reset()
             fake_provider_server.configure(record=False, **settings)
-            labeled = referee("label", str(PANDALM), "--judge", judge, env=env)
+            # Judged as the data set is: its empty and identical answers too.
+            labeled = referee(
+                "label",
+                str(PANDALM),
+                "--judge",
+                judge,
+                "--empty",
+                "judge",
+                "--identical",
+                "judge",
+                env=env,
+            )
             assert labeled.returncode == 0, labeled.stderr
         result = referee("report", "--json", env=env)
         assert result.returncode == 0, result.stderr
