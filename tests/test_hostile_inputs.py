@@ -108,6 +108,16 @@ VALID: dict[tuple[str, str], list[Call]] = {
     ("POST", "/v1/comparisons"): [
         Call("POST", "/v1/comparisons", body={**PAIR, "judge": JUDGE, "force": False}),
         Call("POST", "/v1/comparisons", body={**CONVERSATION, "judge": JUDGE}),
+        # Values exactly at their columns' lengths are stored (on PostgreSQL too).
+        Call(
+            "POST",
+            "/v1/comparisons",
+            body={
+                **PAIR,
+                "id": "i" * column_length("comparisons", "external_id"),
+                "judge": "anthropic:" + "m" * (column_length("comparisons", "judge_spec") - 10),
+            },
+        ),
         Call(
             "POST",
             "/v1/comparisons",
