@@ -16,15 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from app.errors import BadRequestError, InvalidInputError, NotFoundError
 from app.export.build import Stats, candidates
 from app.export.card import kto_weights, render_card
 from app.export.finish import Kept, finished_rows
 from app.export.options import ExportOptions, Filters, Format, Kind, output_format
 from app.export.writers import SplitWriters, to_hf_folder
-from app.store.exports import Reader, VerdictQuery
+from app.store.exports import ReadEngine, Reader, VerdictQuery
 
 FILE_SUFFIXES = {".jsonl": Format.JSONL, ".parquet": Format.PARQUET}
 # Rows an HTTP export fetches and holds at a time: its memory is a few such
@@ -182,7 +180,7 @@ def _replace(finished: Path, out: Path) -> None:
 
 
 def stream_jsonl(
-    engine: Engine, options: ExportOptions, *, allow_empty: bool = False
+    engine: ReadEngine, options: ExportOptions, *, allow_empty: bool = False
 ) -> ExportLines:
     """The export as JSONL, checked and started before the first byte is sent.
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 import math
 import threading
 
-from sqlalchemy import Engine
-
 from app.errors import TooManyRequestsError
 from app.export.options import ExportOptions
 from app.export.run import ExportLines, stream_jsonl
-from app.store.exports import CONNECTIONS_PER_EXPORT, read_engine
+from app.store.exports import CONNECTIONS_PER_EXPORT, ReadEngine, read_engine
 
 
 class Slot:
@@ -39,7 +37,7 @@ class Slot:
 class ExportStreams:
     """The exports a server is streaming, on its shared read engine."""
 
-    def __init__(self, engine: Engine, *, max_concurrent: int, idle_timeout_s: float) -> None:
+    def __init__(self, engine: ReadEngine, *, max_concurrent: int, idle_timeout_s: float) -> None:
         self.engine = engine
         self.max_concurrent = max_concurrent
         self.idle_timeout_s = idle_timeout_s

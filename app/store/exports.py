@@ -35,6 +35,9 @@ from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verd
 
 FETCH_CHUNK = 2000
 
+# The engine type callers outside the store hold (they never build SQL with it).
+ReadEngine = Engine
+
 
 # Each export reads on two connections (see Reader).
 CONNECTIONS_PER_EXPORT = 2
