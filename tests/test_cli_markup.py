@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.console import fail, out, progress_spinner, report_run
+from app.console import RejectPrinter, fail, out, progress_spinner, report_run
 from app.labeling.item_runs import RunSummary
 from app.labeling.jsonl import LineError
 from app.reports.text import agreement_table, category_table, metrics_table
@@ -65,6 +65,18 @@ def test_rejected_lines_and_summary_are_whole(
     captured = capsys.readouterr()
     assert f"{value}:3: field 'x': {value}\n" in captured.err
     assert f"rubric {value};" in captured.out
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_reject_printer_overflow_line(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Past the limit, the count line names the source file as typed."""
+    printer = RejectPrinter(limit=1, where=value)
+    printer(LineError(source=value, line=1, reason=value, text=""))
+    printer(LineError(source=value, line=2, reason=value, text=""))
+    printer.finish()
+    err = capsys.readouterr().err
+    assert f"{value}:1: {value}\n" in err
+    assert f"(every one in {value})" in err
 
 
 @pytest.mark.parametrize("value", VALUES)
