@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import load_settings, progress_spinner, report_run, run_or_fail
+from app.console import progress_spinner, report_run, run_or_fail, settings_with_empty
 
 
 def rate(
@@ -34,6 +34,13 @@ def rate(
     concurrency: Annotated[int, typer.Option(min=1, help="Model requests in flight.")] = 32,
     rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
+    empty: Annotated[
+        str | None,
+        typer.Option(
+            help="An empty or whitespace-only prompt or response: reject or judge "
+            "(default: REFEREE_EMPTY_TEXTS, else reject)."
+        ),
+    ] = None,
 ) -> None:
     """Rate each response on the rubric's scale, with a rationale; store every call.
 
@@ -57,11 +64,12 @@ def rate(
     from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
     from app.runtime import runtime
 
+    settings = settings_with_empty(empty)
     source = "<stdin>" if file == "-" else file
     choice = RubricChoice(rubric, rubric_text, scale_min, scale_max, threshold)
 
     async def run() -> RunSummary:
-        async with runtime(load_settings()) as labeler:
+        async with runtime(settings) as labeler:
             # Resolve up front: a bad judge or rubric fails the run before any line.
             labeler.judge_for(labeler.with_limits(labeler.resolve(judge), rpm, tpm))
             choice.resolve()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import load_settings, out, progress_spinner, report_run, run_or_fail
+from app.console import out, progress_spinner, report_run, run_or_fail, settings_with_empty
 
 
 def revise(
@@ -35,6 +35,13 @@ def revise(
     concurrency: Annotated[int, typer.Option(min=1, help="Lines worked on at once.")] = 16,
     rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
+    empty: Annotated[
+        str | None,
+        typer.Option(
+            help="An empty or whitespace-only prompt or response: reject or judge "
+            "(default: REFEREE_EMPTY_TEXTS, else reject)."
+        ),
+    ] = None,
 ) -> None:
     """Critique each response against sampled principles and revise it, round by round.
 
@@ -56,11 +63,12 @@ def revise(
     from app.runtime import runtime
     from app.store import batches
 
+    settings = settings_with_empty(empty)
     source = "<stdin>" if file == "-" else file
     origin = source if file == "-" else str(Path(file).resolve())
 
     async def run() -> RunSummary:
-        async with runtime(load_settings()) as labeler:
+        async with runtime(settings) as labeler:
             reviser = Reviser(labeler)
             draft = RevisionOptions(
                 constitution, judge, rounds, principle, seed, generator, rpm=rpm, tpm=tpm

@@ -61,6 +61,16 @@ def load_settings() -> Settings:
         fail(f"bad REFEREE_* setting: {exc}")
 
 
+def settings_with_empty(empty: str | None) -> Settings:
+    """The settings, with ``--empty`` (reject|judge) over ``REFEREE_EMPTY_TEXTS`` when given."""
+    settings = load_settings()
+    if empty is None:
+        return settings
+    if empty not in ("reject", "judge"):
+        fail(f"--empty: {empty!r} is not one of reject, judge")
+    return settings.model_copy(update={"empty_texts": empty})
+
+
 def run_or_fail(coroutine: Coroutine[Any, Any, T], file: str) -> T:
     """Run a command's work; a user error or an unreadable file is one clean line."""
     try:

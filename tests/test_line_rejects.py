@@ -467,3 +467,68 @@ class TestMessages:
             "0.5",
         )
         assert "no rows match the export's filters" in filtered.output
+
+
+class TestEmptyTextsBeforePaying:
+    """Rate and revise refuse an empty text before any call, as label does; --empty judge sends it."""
+
+    @pytest.mark.parametrize("command", ["rate", "revise"])
+    def test_empty_prompt_or_response_is_a_reject_without_a_call(
+        self, tmp_path: Path, database_url: str, provider: FakeProvider, command: str
+    ) -> None:
+        provider.configure(
+            outputs={
+                RATING_TOOL_NAME: {"rationale": "ok", "score": 8},
+                "record_critique": {"critique": "Fine.", "needs_revision": False},
+            }
+        )
+        path = tmp_path / "items.jsonl"
+        path.write_text(
+            json.dumps({"prompt": "q", "response": " \n\t"})
+            + "\n"
+            + json.dumps({"prompt": "", "response": "an answer"})
+            + "\n"
+            + json.dumps({"prompt": "q", "response": [{"role": "assistant", "content": " "}]})
+            + "\n"
+        )
+        extra = ["--constitution", "harmlessness"] if command == "revise" else []
+        result = run(database_url, command, str(path), "-j", JUDGE, *extra)
+        assert result.exit_code == 1, result.output
+        assert_one_reject_each(
+            result.output,
+            path,
+            {
+                1: "field 'response': empty or whitespace",
+                2: "field 'prompt': empty or whitespace",
+                3: "field 'response': empty or whitespace",
+            },
+        )
+        assert provider.requests() == []
+        assert count(database_url, Rating) + count(database_url, Revision) == 0
+
+        anyway = run(database_url, command, str(path), "-j", JUDGE, *extra, "--empty", "judge")
+        assert anyway.exit_code == 0, anyway.output
+        assert len(provider.requests()) == 3
+        by_env = run(
+            database_url, command, str(path), "-j", JUDGE, *extra, REFEREE_EMPTY_TEXTS="judge"
+        )
+        assert by_env.exit_code == 0, by_env.output
+        assert len(provider.requests()) == 3  # stored already: nothing paid twice
+
+        bad = run(database_url, command, str(path), "-j", JUDGE, *extra, "--empty", "maybe")
+        assert bad.exit_code != 0
+        assert "not one of reject, judge" in bad.output
+
+    def test_empty_response_over_http_is_a_422_before_any_call(
+        self, api: TestClient, provider: FakeProvider
+    ) -> None:
+        rated = api.post("/v1/ratings", json={"prompt": "q", "response": " ", "judge": JUDGE})
+        assert rated.status_code == 422, rated.text
+        assert "response" in rated.text and "empty" in rated.text
+        revised = api.post(
+            "/v1/revisions",
+            json={"prompt": " ", "response": "r", "judge": JUDGE, "constitution": "harmlessness"},
+        )
+        assert revised.status_code == 422, revised.text
+        assert "prompt" in revised.text and "empty" in revised.text
+        assert provider.requests() == []

@@ -19,6 +19,7 @@ from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
 from app.labeling.keys import KEY_SCHEMA_VERSION, content_key, document_key
+from app.labeling.screening import screen_empty
 from app.labeling.text_rules import ExternalId, Metadata
 from app.store import ratings
 from app.store.models import Rating
@@ -127,6 +128,7 @@ class Rater:
     def check_sizes(self, item: ResponseItemIn) -> None:
         texts = {"prompt": to_text(item.prompt), "response": to_text(item.response)}
         check_text_sizes(texts, self.labeler.settings.max_text_chars)
+        screen_empty(texts, self.labeler.settings.empty_texts)
 
     async def rate(
         self,

@@ -20,6 +20,7 @@ from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
 from app.labeling.keys import KEY_SCHEMA_VERSION, document_key
+from app.labeling.screening import screen_empty
 from app.labeling.text_rules import ExternalId, Metadata
 from app.store import revisions
 from app.store.models import Revision
@@ -109,6 +110,7 @@ class Reviser:
         if item.response is not None:
             texts["response"] = to_text(item.response)
         check_text_sizes(texts, self.labeler.settings.max_text_chars)
+        screen_empty(texts, self.labeler.settings.empty_texts)
         constitution, config, judge = self.check(options)
         generator_config = generator = None
         if item.response is None:

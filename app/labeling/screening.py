@@ -5,7 +5,8 @@ decide; two identical responses have only one possible honest answer. By
 default an empty text is refused and identical responses are stored as a
 tie decided by this rule, without a judge call. Each is configurable
 (``REFEREE_EMPTY_TEXTS``, ``REFEREE_IDENTICAL_RESPONSES``, or ``--empty`` /
-``--identical`` on ``referee label``).
+``--identical`` on ``referee label``); the empty rule also holds for
+``referee rate`` and ``referee revise`` and their routes (``--empty`` there too).
 
 A rule's tie is told apart from a judge's by its ``template_version``
 (``rule:identical-responses``), by having no judge calls, and by its own
@@ -59,21 +60,30 @@ def _plain(text: Text) -> str:
     return text if isinstance(text, str) else "\n".join(m.content for m in text)
 
 
+def screen_empty(texts: dict[str, Text], empty: EmptyPolicy) -> None:
+    """Refuse the first empty or whitespace-only text, naming its field (unless ``judge``).
+
+    Pairs, ratings and revisions all go through here, so one setting
+    (``REFEREE_EMPTY_TEXTS`` / ``--empty``) governs every paid call.
+    """
+    if empty == "judge":
+        return
+    for field, value in texts.items():
+        if not _plain(value).strip():
+            raise InvalidInputError(
+                f"field {field!r}: empty or whitespace only; nothing to judge "
+                "(--empty judge / REFEREE_EMPTY_TEXTS=judge to send it anyway)",
+                field=field,
+            )
+
+
 def screen_pair(pair: PairIn, policy: TextPolicy) -> Literal["judge", "tie"]:
     """``judge`` or ``tie`` (by rule); raises InvalidInputError naming the field to refuse it."""
     texts = pair.to_pair()
-    if policy.empty == "reject":
-        for field, value in (
-            ("prompt", texts.prompt),
-            ("response_a", texts.response_a),
-            ("response_b", texts.response_b),
-        ):
-            if not _plain(value).strip():
-                raise InvalidInputError(
-                    f"field {field!r}: empty or whitespace only; nothing to judge "
-                    "(--empty judge / REFEREE_EMPTY_TEXTS=judge to send it anyway)",
-                    field=field,
-                )
+    screen_empty(
+        {"prompt": texts.prompt, "response_a": texts.response_a, "response_b": texts.response_b},
+        policy.empty,
+    )
     if _plain(texts.response_a) != _plain(texts.response_b) or policy.identical == "judge":
         return "judge"
     if policy.identical == "reject":
