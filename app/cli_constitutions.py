@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from app.console import err, error_line, fail, load_settings, out
-from judges.constitution_import import (
+from judges.cai.constitutions import (
+    Constitution,
+    ConstitutionError,
+    load_constitution,
+    scan_constitutions,
+)
+from judges.cai.importers import (
     PAPER_CRITIQUE_EXAMPLES,
     PAPER_INSTRUCTIONS,
     PAPER_PREFERENCE_EXAMPLES,
@@ -17,12 +23,6 @@ from judges.constitution_import import (
     from_cai_paper,
     from_hf_recipe,
     to_yaml,
-)
-from judges.constitutions import (
-    Constitution,
-    ConstitutionError,
-    load_constitution,
-    scan_constitutions,
 )
 
 constitutions_cli = typer.Typer(

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from judges.constitutions import default_constitutions_dir
+from judges.cai.constitutions import default_constitutions_dir
 
 DEFAULT_DATABASE_URL = "sqlite:///./referee.db"
 # The judge that works without any key: a small reward model run in process

@@ -6,7 +6,8 @@ token usage and latency, or a typed :class:`~judges.errors.JudgeError`.
 """
 
 from judges.base import Judge, RawAnswer, RawCritique, RawGenerated, RawRating, RawRevision
-from judges.cai import (
+from judges.cai.parsing import strip_preamble
+from judges.cai.protocol import (
     ensemble_verdicts,
     generate_response,
     judge_pair_with_principles,
@@ -29,7 +30,6 @@ from judges.errors import (
 from judges.jury import Jury, JuryConfig, JuryOutcome, MemberVote, judge_pair_with_jury
 from judges.protocol import combine, judge_pair, rate_response, show, winner_from_position
 from judges.registry import ENTRY_POINT_GROUP, JudgeRegistry, load_named_judges
-from judges.revisions import strip_preamble
 from judges.rubrics import BUILTIN_RUBRICS, Rubric, get_rubric
 from judges.types import (
     Answer,

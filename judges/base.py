@@ -8,7 +8,7 @@ optional. A backend that can make one structured call,
 revisions from it; :meth:`Judge.generate` writes free text and has a
 method of its own. What a backend does not implement refuses with a
 config error. Orders, retries, revision loops and the mapping back to a/b
-live in :mod:`judges.protocol` and :mod:`judges.cai`, once for every
+live in :mod:`judges.protocol` and :mod:`judges.cai.protocol`, once for every
 backend.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
-from judges.cai_prompts import CRITIQUE_V1, REVISION_V1
+from judges.cai.constitutions import CritiqueExample, Principle
+from judges.cai.prompts import CRITIQUE_V1, REVISION_V1
 from judges.config import JudgeConfig
-from judges.constitutions import CritiqueExample, Principle
 from judges.errors import JudgeConfigError
 from judges.formats import CRITIQUE_FORMAT, REVISION_FORMAT, AnswerFormat, AnswerT, rating_format
 from judges.limits import RateLimits

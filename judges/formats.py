@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from judges.cai_prompts import (
+from judges.cai.parsing import (
+    CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
+    REVISION_TEXT_FORMAT_INSTRUCTIONS,
+    parse_critique_object,
+    parse_critique_text,
+    parse_revision_object,
+    parse_revision_text,
+)
+from judges.cai.prompts import (
     CRITIQUE_SCHEMA,
     CRITIQUE_TOOL_NAME,
     REVISION_SCHEMA,
@@ -30,14 +38,6 @@ from judges.parsing import (
     parse_verdict_text,
 )
 from judges.prompts import RATING_SCHEMA, RATING_TOOL_NAME, VERDICT_SCHEMA, VERDICT_TOOL_NAME
-from judges.revisions import (
-    CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
-    REVISION_TEXT_FORMAT_INSTRUCTIONS,
-    parse_critique_object,
-    parse_critique_text,
-    parse_revision_object,
-    parse_revision_text,
-)
 from judges.rubrics import Rubric
 from judges.types import CritiqueAnswer, PairwiseAnswer, RatingAnswer, RevisionAnswer
 

@@ -5,7 +5,7 @@ silently flips chosen and rejected, so the mapping lives in exactly one
 function, :func:`winner_from_position`, and everything else goes through it.
 
 Every model call (pairwise, rating, and the Constitutional AI calls of
-:mod:`judges.cai`) goes through one retry loop (:func:`retrying_calls`),
+:mod:`judges.cai.protocol`) goes through one retry loop (:func:`retrying_calls`),
 so rate limits, slots and the recording of failed attempts behave the
 same for all.
 """

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from judges.base import Judge, RawAnswer, RawCritique, RawGenerated, RawRating, RawRevision
+from judges.cai.constitutions import CritiqueExample, Principle
+from judges.cai.parsing import parse_critique_object, parse_generated, parse_revision_object
 from judges.config import JudgeConfig
-from judges.constitutions import CritiqueExample, Principle
 from judges.errors import JudgeError
 from judges.parsing import json_dumps_compact, parse_rating_object
 from judges.prompts import as_messages, render_text
-from judges.revisions import parse_critique_object, parse_generated, parse_revision_object
 from judges.rubrics import Rubric
 from judges.types import PairwiseAnswer, Position, ShownPair, Text, Usage
 

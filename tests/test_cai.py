@@ -17,7 +17,7 @@ from app.errors import InvalidInputError
 from app.labeling.constitutions import ConstitutionLibrary
 from app.settings import Settings
 from judges import JudgeRegistry
-from judges.constitutions import default_constitutions_dir
+from judges.cai.constitutions import default_constitutions_dir
 from judges.errors import TransientJudgeError
 from judges.testing import REVISION_PREAMBLE, Script
 from tests.conftest import serve_app

@@ -29,7 +29,15 @@ from judges import (
 from judges.backends.anthropic import AnthropicJudge
 from judges.backends.openai import OpenAIJudge
 from judges.base import Judge, RawAnswer
-from judges.cai_prompts import (
+from judges.cai.constitutions import Constitution, CritiqueExample, Principle
+from judges.cai.parsing import (
+    CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
+    parse_critique_object,
+    parse_critique_text,
+    parse_revision_object,
+    parse_revision_text,
+)
+from judges.cai.prompts import (
     CRITIQUE_SCHEMA,
     CRITIQUE_TOOL_NAME,
     CRITIQUE_V1,
@@ -37,14 +45,6 @@ from judges.cai_prompts import (
     REVISION_SCHEMA,
     REVISION_TOOL_NAME,
     REVISION_V1,
-)
-from judges.constitutions import Constitution, CritiqueExample, Principle
-from judges.revisions import (
-    CRITIQUE_TEXT_FORMAT_INSTRUCTIONS,
-    parse_critique_object,
-    parse_critique_text,
-    parse_revision_object,
-    parse_revision_text,
 )
 from judges.testing import REVISION_PREAMBLE, Script, ScriptedJudge, prefer_containing
 from judges.types import Message, PairwiseAnswer, ShownPair, Text, Usage

@@ -19,7 +19,16 @@ from typer.testing import CliRunner, Result
 from app.cli import cli
 from app.labeling.admin import create_key
 from app.settings import Settings
-from judges.constitution_import import (
+from judges.cai.constitutions import (
+    Constitution,
+    ConstitutionError,
+    constitution_from_dict,
+    default_constitutions_dir,
+    load_constitution,
+    load_constitutions,
+    scan_constitutions,
+)
+from judges.cai.importers import (
     PAPER_CRITIQUE_EXAMPLES,
     PAPER_INSTRUCTIONS,
     PAPER_PREFERENCE_EXAMPLES,
@@ -28,15 +37,6 @@ from judges.constitution_import import (
     from_cai_paper,
     from_hf_recipe,
     to_yaml,
-)
-from judges.constitutions import (
-    Constitution,
-    ConstitutionError,
-    constitution_from_dict,
-    default_constitutions_dir,
-    load_constitution,
-    load_constitutions,
-    scan_constitutions,
 )
 from judges.errors import JudgeConfigError
 from judges.types import Message

@@ -13,7 +13,7 @@ from app.cli import cli
 from app.errors import InvalidInputError
 from app.labeling.constitutions import ConstitutionLibrary
 from app.settings import Settings
-from judges.constitutions import default_constitutions_dir, scan_constitutions
+from judges.cai.constitutions import default_constitutions_dir, scan_constitutions
 
 SHIPPED = default_constitutions_dir()
 SHIPPED_IDS = {"harmlessness", "helpful-honest", "hhh"}

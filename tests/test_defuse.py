@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judges.cai_prompts import CAI_FENCE_TAGS, REVISION_V1
-from judges.cai_prompts import defuse as cai_defuse
-from judges.constitutions import Principle
+from judges.cai.constitutions import Principle
+from judges.cai.prompts import CAI_FENCE_TAGS, REVISION_V1
+from judges.cai.prompts import defuse as cai_defuse
 from judges.fencing import DEFUSED_OPENER, OPENERS, fold_char
 from judges.prompts import FENCE_TAGS, PAIRWISE_V1, RATING_V1, defuse
 from judges.rubrics import Rubric

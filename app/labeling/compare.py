@@ -50,7 +50,7 @@ from judges import (
     judge_pair_with_principles,
 )
 from judges.base import Judge
-from judges.constitutions import Constitution
+from judges.cai.constitutions import Constitution
 from judges.jury import Jury, JuryConfig, JuryOutcome, PairJudgeConfig, is_jury_spec, run_jury
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.errors import InvalidInputError
-from judges.constitutions import Constitution, ConstitutionScan, scan_constitutions
+from judges.cai.constitutions import Constitution, ConstitutionScan, scan_constitutions
 
 
 class ConstitutionLibrary:

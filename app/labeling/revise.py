@@ -26,7 +26,7 @@ from app.store import revisions
 from app.store.models import Revision
 from judges import JudgeConfig, JudgeConfigError, generate_response, revise_response
 from judges.base import Judge
-from judges.constitutions import Constitution
+from judges.cai.constitutions import Constitution
 from judges.types import Text
 
 MAX_ROUNDS = 10

@@ -18,14 +18,14 @@ import openai
 from judges.backends._sdk_errors import translate
 from judges.backends.batch_apis import OpenAIBatchAPI
 from judges.base import Judge, RawAnswer, RawGenerated
-from judges.cai_prompts import GENERATE_V1
+from judges.cai.parsing import parse_generated
+from judges.cai.prompts import GENERATE_V1
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
 from judges.prompts import get_template
 from judges.provider_batch import ProviderBatchAPI
-from judges.revisions import parse_generated
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
 TOP_LOGPROBS = 5

@@ -12,7 +12,7 @@ from app.api.deps import LabelerDep
 from app.api.errors import error_responses
 from app.errors import NotFoundError
 from app.labeling.text_rules import ConstitutionId
-from judges.constitutions import (
+from judges.cai.constitutions import (
     Constitution,
     ConstitutionError,
     ConstitutionScan,

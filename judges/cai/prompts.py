@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from judges.constitutions import CritiqueExample, Principle
+from judges.cai.constitutions import CritiqueExample, Principle
 from judges.errors import JudgeConfigError
 from judges.fencing import defuse_tags
 from judges.prompts import FENCE_TAGS, as_messages, render_text

@@ -11,7 +11,7 @@ Two sources are understood:
   ``{"constitutions": [{"critic", "revision"}], "system_chat": [[messages]]}``.
 
 Every importer builds plain data and validates it through the same code as
-:func:`judges.constitutions.load_constitution`, so what it returns is as
+:func:`judges.cai.constitutions.load_constitution`, so what it returns is as
 checked as a hand-written file; what it had to decide (pairing, derived
 questions, skipped few-shots) is written into the description.
 """
@@ -23,9 +23,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from judges._constitution_schema import SLUG, ConstitutionError
-from judges._constitution_yaml import to_yaml
-from judges.constitutions import Constitution, constitution_from_dict
+from judges.cai._schema import SLUG, ConstitutionError
+from judges.cai._yaml import to_yaml
+from judges.cai.constitutions import Constitution, constitution_from_dict
 
 __all__ = [
     "PAPER_CRITIQUE_EXAMPLES",

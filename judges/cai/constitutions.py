@@ -44,8 +44,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from judges._constitution_schema import ConstitutionError, parse_constitution
-from judges._constitution_yaml import read_yaml
+from judges.cai._schema import ConstitutionError, parse_constitution
+from judges.cai._yaml import read_yaml
 from judges.errors import JudgeConfigError
 from judges.types import Text
 
@@ -328,4 +328,4 @@ def default_constitutions_dir() -> Path:
     the folder is copied next to the package; elsewhere point the service
     at one (``REFEREE_CONSTITUTIONS_DIR``).
     """
-    return Path(__file__).resolve().parents[1] / "constitutions"
+    return Path(__file__).resolve().parents[2] / "constitutions"

@@ -4,7 +4,7 @@ Every model call goes through the same retry loop as comparisons and
 ratings (:func:`judges.protocol.retrying_calls`), so rate limits, slots
 and failed attempts behave the same. A call about one response has no
 order (``order=None``); its parameters name the constitution (by
-:attr:`~judges.constitutions.Constitution.ref`), the principle, the round
+:attr:`~judges.cai.constitutions.Constitution.ref`), the principle, the round
 and the step, so every stored call says what it was asked under.
 
 A failure never turns into a made-up critique, revision or verdict: the
@@ -21,8 +21,8 @@ from statistics import fmean
 from typing import Any
 
 from judges.base import Judge, RawCall
-from judges.cai_prompts import CRITIQUE_V1, GENERATE_V1, REVISION_V1
-from judges.constitutions import Constitution, Principle
+from judges.cai.constitutions import Constitution, Principle
+from judges.cai.prompts import CRITIQUE_V1, GENERATE_V1, REVISION_V1
 from judges.protocol import (
     CallSite,
     estimate_text_tokens,

@@ -1,6 +1,6 @@
 """Strict validation of constitution data, with errors that say exactly where.
 
-Private to :mod:`judges.constitutions`, which documents the schema and
+Private to :mod:`judges.cai.constitutions`, which documents the schema and
 re-exports :class:`ConstitutionError`. Everything here turns parsed
 YAML/JSON into plain checked values; the dataclasses are built there.
 """

@@ -1,7 +1,7 @@
 """Constitutions as YAML, both ways: a strict reader and a writer the reader reads back equal.
 
-Private to :mod:`judges.constitutions` (reading) and
-:mod:`judges.constitution_import` (writing, :func:`to_yaml`).
+Private to :mod:`judges.cai.constitutions` (reading) and
+:mod:`judges.cai.importers` (writing, :func:`to_yaml`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from judges._constitution_schema import ConstitutionError
+from judges.cai._schema import ConstitutionError
 
 if TYPE_CHECKING:
-    from judges.constitutions import Constitution
+    from judges.cai.constitutions import Constitution
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -91,7 +91,7 @@ def _compact(constitution: Constitution) -> dict[str, Any]:
 
 
 def to_yaml(constitution: Constitution, *, header: str | None = None) -> str:
-    """YAML that :func:`~judges.constitutions.load_constitution` reads back as an equal value.
+    """YAML that :func:`~judges.cai.constitutions.load_constitution` reads back as an equal value.
 
     ``header`` lines are written first as ``#`` comments (comments are not
     content: they do not change the hash).

@@ -1,0 +1,1 @@
+"""Constitutional AI: constitutions, critique -> revision, and principle-based preferences."""
