@@ -255,6 +255,7 @@ def label(
                 result = asyncio.run(estimate(settings, stream, source, options, printer))
                 printer.finish()
                 print_estimate(result)
+                print_gold(result.gold)
                 if result.rejected:  # the real run's exit code for the same file
                     raise typer.Exit(1)
                 return

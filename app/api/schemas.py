@@ -139,6 +139,9 @@ class CallOut(BaseModel):
 class ComparisonOut(BaseModel):
     id: uuid.UUID
     external_id: str | None
+    external_ids: list[str] | None = Field(
+        None, description="Ids of every line merged into this comparison, when lines repeated it."
+    )
     status: Literal["pending", "labeled", "failed"]
     error_class: str | None
     judge: str
@@ -165,6 +168,7 @@ class ComparisonOut(BaseModel):
         return cls(
             id=comparison.id,
             external_id=comparison.external_id,
+            external_ids=comparison.external_ids,
             status=comparison.status,
             error_class=comparison.error_class,
             judge=comparison.judge,

@@ -227,14 +227,18 @@ async def enqueue(
     Records' human labels (``label``) are stored as gold labels once the
     file is read, so a human-labeled file judged here can be reported on:
     one per pair, ``gold_ledger`` (app.labeling.gold) merging the labels of
-    a pair's lines and settling disagreements by its policy. Identical responses are stored as a
-    tie by rule (see app.labeling.screening). Bad records go to
+    a pair's lines and settling disagreements by its policy. A line that
+    repeats an earlier line's pair adds its id to that comparison's
+    ``external_ids``. Identical responses are stored as a tie by rule (see
+    app.labeling.screening). Bad records go to
     ``on_reject`` as they come rather than into a list, so memory stays flat
     however many lines a file gets wrong.
     """
     result = EnqueueResult()
     screen = Screen(labeler, config, source, under, policy)
     ledger = gold_ledger if gold_ledger is not None else GoldLedger()
+    # Ids of lines merged into an earlier line's comparison (label key -> ids), kept on it.
+    merged_ids: dict[str, list[str]] = {}
     for chunk in chunks(screen(records), ENQUEUE_CHUNK):
         rows, ties = [], []
         for item in chunk:
@@ -244,6 +248,8 @@ async def enqueue(
                 continue
             ledger.add(item.pair, item.line)
             if item.duplicate:
+                if item.pair.id is not None:
+                    merged_ids.setdefault(item.key, []).append(item.pair.id)
                 continue
             row = pending_row(item.pair, config, batch_id, item.line, under, item.key)
             if item.decision == "tie":
@@ -259,6 +265,9 @@ async def enqueue(
         result.ruled += ruled
         result.submitted += len(rows) + len(ties)
     result.merged = screen.merged
+    if merged_ids:
+        async with labeler.db.transaction() as session:
+            await batches.add_merged_ids(session, merged_ids)
     # Human labels once the whole file is read: lines of one pair anywhere in it make one
     # gold label, and the ledger's policy settles labels that disagree.
     await store_gold(labeler.db, ledger, source)

@@ -12,6 +12,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.labeling.access import acting_key
 from app.labeling.batch import Screen, enqueue
 from app.labeling.compare import Labeler, UnderConstitution
+from app.labeling.gold import GoldLedger
 from app.labeling.jsonl import LineError, ParsedLine, read_pairs
 from app.labeling.provider_batch import (
     ProviderBatchOptions,
@@ -56,7 +57,10 @@ async def submit(
         )
     rejected: list[LineError] = []
     records = itertools.chain(head, records)
-    result = await enqueue(labeler, batch.id, config, records, "upload", rejected.append, under)
+    ledger = GoldLedger()
+    result = await enqueue(
+        labeler, batch.id, config, records, "upload", rejected.append, under, gold_ledger=ledger
+    )
     if workers is not None:
         runner = None
         if batch_config is not None and provider_batch is not None:
@@ -69,6 +73,7 @@ async def submit(
         "new": result.new,
         "merged": result.merged,
         "ruled": result.ruled,
+        "gold_conflicts": len(ledger.conflicts),
         "rejected": [{"line": e.line, "reason": e.reason} for e in rejected],
     }
 

@@ -128,6 +128,11 @@ class GoldLedger:
             if winner is not None:
                 yield _gold_row(entry, winner, origin)
 
+    def settle(self) -> None:
+        """Work out the conflicts as storing would, storing nothing (``--dry-run``)."""
+        for _row in self.gold_rows(""):
+            pass
+
     @property
     def conflicts_without_gold(self) -> int:
         return sum(conflict.winner is None for conflict in self.conflicts)

@@ -103,6 +103,8 @@ class Estimate:
     ruled: int = 0
     stored: int = 0
     """Pairs of the file already judged: the real run reuses them and pays nothing."""
+    gold: GoldLedger = field(default_factory=GoldLedger)
+    """The file's human labels: merged lines and disagreements, settled as the real run would."""
 
 
 def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
@@ -125,7 +127,7 @@ async def estimate(
     same merged duplicates, same ties by rule), and pairs already judged
     are left out as the real run would reuse them.
     """
-    result = Estimate()
+    result = Estimate(gold=GoldLedger(options.gold_conflict))
     per_call = 0  # input tokens of one call per pair; both orders show the same texts
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
@@ -140,6 +142,8 @@ async def estimate(
                 if isinstance(item, LineError):
                     result.rejected += 1
                     on_reject(item)
+            for item in accepted:
+                result.gold.add(item.pair, item.line)
             fresh = [item for item in accepted if not item.duplicate]
             async with labeler.db.transaction() as session:
                 found = await batches.existing_keys(session, [item.key for item in fresh])
@@ -153,6 +157,7 @@ async def estimate(
                     result.pairs += 1
                     per_call += estimate_tokens(show(item.pair.to_pair(), Order.AB), 0)
         result.merged = screen.merged
+        result.gold.settle()
     costs: list[Decimal | None] = []
     batch_costs: list[Decimal | None] = []
     for member, calls in zip(members, calls_per_pair, strict=True):

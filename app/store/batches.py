@@ -84,6 +84,28 @@ async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     return len(result.all())
 
 
+async def add_merged_ids(session: AsyncSession, merged: dict[str, list[str]]) -> None:
+    """Keep the ids of lines merged into the comparisons with these label keys.
+
+    ``external_ids`` becomes the comparison's own id, then every id it held
+    already, then the new ones, each once; written only when it adds an id.
+    """
+    keys = list(merged)
+    for start in range(0, len(keys), 500):
+        found = await session.execute(
+            select(
+                Comparison.id, Comparison.label_key, Comparison.external_id, Comparison.external_ids
+            ).where(Comparison.label_key.in_(keys[start : start + 500]))
+        )
+        for row_id, key, first, known in found.all():
+            ids = list(known or ([first] if first is not None else []))
+            ids += [new for new in dict.fromkeys(merged[key]) if new not in ids]
+            if ids != (known or []) and set(ids) - {first}:
+                await session.execute(
+                    update(Comparison).where(Comparison.id == row_id).values(external_ids=ids)
+                )
+
+
 async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:
     """Label key → status for the keys already stored."""
     result = await session.execute(

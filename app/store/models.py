@@ -82,6 +82,8 @@ class Comparison(Base):
     pair_key: Mapped[str | None] = mapped_column(String(64), index=True)
     """Hash of the prompt and both responses alone (any judge): joins gold labels."""
     external_id: Mapped[str | None] = mapped_column(String(512))
+    external_ids: Mapped[list[str] | None] = mapped_column(JsonType)
+    """Every distinct id of the lines merged into this comparison, the first line's first."""
     prompt: Mapped[Any] = mapped_column(JsonType)
     response_a: Mapped[Any] = mapped_column(JsonType)
     response_b: Mapped[Any] = mapped_column(JsonType)

@@ -34,6 +34,11 @@ class BatchSubmitted(BaseModel):
     ruled: int = Field(
         0, description="Pairs with identical responses stored as a tie by rule, without a call."
     )
+    gold_conflicts: int = Field(
+        0,
+        description="Pairs whose lines carry different human labels; the newest line's label is"
+        " kept as gold.",
+    )
     rejected: list[RejectedLine]
 
 
