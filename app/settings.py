@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     max_revision_rounds: int = Field(
         8, ge=1, description="Critique → revision rounds one revision request may ask for."
     )
+    max_batch_pairs: int = Field(
+        100_000,
+        ge=1,
+        description="Records (JSONL lines or array items) one POST /v1/batches may hold;"
+        " more is a 422 before anything is stored.",
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

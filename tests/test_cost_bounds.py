@@ -6,6 +6,7 @@ set by the operator), so they do not appear here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -128,3 +129,55 @@ class TestBoundsFromSettings:
         assert "limit of 1" in principles.json()["error"]["message"]
         assert provider.requests() == []
         assert nothing_stored(database_url)
+
+
+class TestBatchUploadBounds:
+    """One POST /v1/batches: its record count and each line's metadata are bounded too."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"max_batch_pairs": 3, "max_metadata_kb": 1})
+
+    @pytest.mark.parametrize("shape", ["jsonl", "array"])
+    def test_more_records_than_the_limit_store_nothing(
+        self, api: TestClient, provider: FakeProvider, database_url: str, shape: str
+    ) -> None:
+        lines = [{"prompt": f"p{i}", "response_a": "a", "response_b": "bb"} for i in range(4)]
+        body = (
+            "".join(json.dumps(line) + "\n" for line in lines)
+            if shape == "jsonl"
+            else json.dumps(lines)
+        )
+        response = api.post(f"/v1/batches?judge={JUDGE}", content=body, headers=NDJSON)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert "REFEREE_MAX_BATCH_PAIRS" in error["message"]
+        assert error["details"]["limit"] == 3
+        assert error["details"]["field"] == "body"
+        assert provider.requests() == []
+        assert nothing_stored(database_url)
+
+    def test_records_at_the_limit_are_queued(self, api: TestClient) -> None:
+        body = "".join(
+            json.dumps({"prompt": f"p{i}", "response_a": "a", "response_b": "bb"}) + "\n"
+            for i in range(3)
+        )
+        response = api.post(f"/v1/batches?judge={JUDGE}", content=body, headers=NDJSON)
+        assert response.status_code == 202, response.text
+        assert response.json()["submitted"] == 3
+
+    def test_a_line_with_metadata_over_the_cap_is_that_lines_reject(
+        self, api: TestClient, database_url: str
+    ) -> None:
+        big = {"prompt": "p1", "response_a": "a", "response_b": "bb", "metadata": {"x": "y" * 2000}}
+        small = {"prompt": "p2", "response_a": "a", "response_b": "bb", "metadata": {"x": "y"}}
+        body = json.dumps(big) + "\n" + json.dumps(small) + "\n"
+        response = api.post(f"/v1/batches?judge={JUDGE}", content=body, headers=NDJSON)
+        assert response.status_code == 202, response.text
+        out = response.json()
+        assert out["submitted"] == 1
+        [reject] = out["rejected"]
+        assert reject["line"] == 1
+        assert "metadata" in reject["reason"]
+        assert "REFEREE_MAX_METADATA_KB" in reject["reason"]
+        assert labeling_rows(database_url)["comparisons"] == 1

@@ -14,7 +14,6 @@ the use case runs, so an oversized field never reaches a judge or the store.
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.errors import BadRequestError, InvalidInputError, RefereeError, TextTooLargeError
+from app.labeling import limits
 from app.labeling.inputs import PromptIn, ResponseIn, check_text_sizes, to_text
 from app.labeling.jsonl import LineError, Parsed
 from app.settings import Settings
@@ -161,23 +161,8 @@ def text_body(raw: bytes) -> str:
 
 
 def check_metadata(metadata: dict[str, Any] | None, settings: Settings) -> None:
-    """Refuse metadata over REFEREE_MAX_METADATA_KB of compact JSON (413).
-
-    Its nesting is bounded by the pydantic type already (app.labeling.text_rules).
-    """
-    if metadata is None:
-        return
-    # Compact JSON as stored; surrogatepass so a lone surrogate is counted, not a
-    # crash (whether it may be stored at all is the type's decision).
-    encoded = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
-    size = len(encoded.encode("utf-8", "surrogatepass"))
-    limit = settings.max_metadata_kb * 1024
-    if size > limit:
-        raise TextTooLargeError(
-            f"metadata is {size} bytes of JSON; the limit is {settings.max_metadata_kb} KB "
-            "(REFEREE_MAX_METADATA_KB)",
-            field="metadata",
-        )
+    """Refuse metadata over REFEREE_MAX_METADATA_KB of compact JSON (413)."""
+    limits.check_metadata(metadata, settings.max_metadata_kb)
 
 
 def check_rubric_text(text: str | None, settings: Settings) -> None:

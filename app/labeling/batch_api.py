@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.errors import InvalidInputError, NotFoundError
+from app.errors import InvalidInputError, NotFoundError, TextTooLargeError
 from app.labeling.access import acting_key
 from app.labeling.batch import Screen, enqueue
 from app.labeling.compare import Labeler, UnderConstitution
@@ -47,7 +47,13 @@ async def submit(
     constitution = under.constitution.id if under is not None else None
     batch_config = check_mode(config, labeler, constitution) if provider_batch else None
     batch_name = name or f"upload-{uuid.uuid4()}"
-    records = read_pairs(io.StringIO(body), "upload", converter())
+    # Counted in a first pass that stops one past the limit: an upload over it
+    # stores nothing, and counting it costs no more than the limit's worth.
+    limit = labeler.limits.max_batch_pairs
+    if limit is not None:
+        counted = itertools.islice(read_pairs(io.StringIO(body), "upload"), limit + 1)
+        labeler.limits.check_batch_records(sum(1 for _ in counted))
+    records = metadata_capped(read_pairs(io.StringIO(body), "upload", converter()), labeler)
     # Read up to the first good record before anything is stored: a body with
     # none (broken JSON, every line invalid, empty) leaves no batch behind.
     head = first_good(records, screen_check(Screen(labeler, config, "upload", under)))
@@ -76,6 +82,20 @@ async def submit(
         "gold_conflicts": len(ledger.conflicts),
         "rejected": [{"line": e.line, "reason": e.reason} for e in rejected],
     }
+
+
+def metadata_capped(
+    records: Iterator[ParsedLine | LineError], labeler: Labeler
+) -> Iterator[ParsedLine | LineError]:
+    """Records whose metadata is over REFEREE_MAX_METADATA_KB become that line's reject."""
+    for record in records:
+        if isinstance(record, ParsedLine):
+            try:
+                labeler.limits.check_metadata(record.pair.metadata)
+            except TextTooLargeError as exc:
+                yield LineError("upload", record.line, f"field 'metadata': {exc.message}", "")
+                continue
+        yield record
 
 
 def first_good(

@@ -13,10 +13,12 @@ in process, unless the operator allows them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from app.errors import ForbiddenError, InvalidInputError
+from app.errors import ForbiddenError, InvalidInputError, TextTooLargeError
 from app.settings import Settings
 from judges import JudgeConfig
 from judges.jury import JuryConfig, PairJudgeConfig
@@ -33,6 +35,8 @@ class RequestLimits:
     max_jury_members: int | None = None
     max_principles: int | None = None
     max_revision_rounds: int | None = None
+    max_batch_pairs: int | None = None
+    max_metadata_kb: int | None = None
 
     @classmethod
     def for_clients(cls, settings: Settings) -> RequestLimits:
@@ -42,6 +46,8 @@ class RequestLimits:
             max_jury_members=settings.max_jury_members,
             max_principles=settings.max_principles,
             max_revision_rounds=settings.max_revision_rounds,
+            max_batch_pairs=settings.max_batch_pairs,
+            max_metadata_kb=settings.max_metadata_kb,
         )
 
     def check_jury(self, config: PairJudgeConfig) -> None:
@@ -54,6 +60,14 @@ class RequestLimits:
 
     def check_rounds(self, rounds: int) -> None:
         _check("revision rounds", rounds, self.max_revision_rounds, "rounds")
+
+    def check_batch_records(self, count: int) -> None:
+        """A batch upload's record count, counted before anything of it is stored."""
+        _check("batch records", count, self.max_batch_pairs, "body")
+
+    def check_metadata(self, metadata: dict[str, Any] | None) -> None:
+        if self.max_metadata_kb is not None:
+            check_metadata(metadata, self.max_metadata_kb)
 
     def check_in_process(self, config: PairJudgeConfig, named: Collection[str]) -> None:
         """Refuse an in-process judge (or jury member) the judges file does not name.
@@ -79,6 +93,24 @@ class RequestLimits:
                 )
 
 
+def check_metadata(metadata: dict[str, Any] | None, max_kb: int) -> None:
+    """Refuse metadata over ``max_kb`` KB of compact JSON (REFEREE_MAX_METADATA_KB, 413).
+
+    Its nesting is bounded by the pydantic type already (app.labeling.text_rules).
+    """
+    if metadata is None:
+        return
+    # Compact JSON as stored; surrogatepass so a lone surrogate is counted, not a
+    # crash (whether it may be stored at all is the type's decision).
+    encoded = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+    size = len(encoded.encode("utf-8", "surrogatepass"))
+    if size > max_kb * 1024:
+        raise TextTooLargeError(
+            f"metadata is {size} bytes of JSON; the limit is {max_kb} KB (REFEREE_MAX_METADATA_KB)",
+            field="metadata",
+        )
+
+
 OPERATOR = RequestLimits()
 """The operator's CLI: any judge it can build, no per-request bounds."""
 
@@ -86,6 +118,7 @@ _SETTINGS = {
     "jury members": "REFEREE_MAX_JURY_MEMBERS",
     "principles": "REFEREE_MAX_PRINCIPLES",
     "revision rounds": "REFEREE_MAX_REVISION_ROUNDS",
+    "batch records": "REFEREE_MAX_BATCH_PAIRS",
 }
 
 
