@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -334,6 +335,26 @@ class TestBudgets:
         engine.dispose()
         assert owners.pop(key_id) == 2
         assert [count for owner, count in owners.items() if owner is not None] == [2]
+
+    def test_concurrent_requests_of_one_key_overshoot_by_one_request_at_most(
+        self, api: TestClient, settings: Settings, provider: FakeProvider
+    ) -> None:
+        """10 different comparisons at once from a key whose budget one request spends.
+
+        Without a per-key gate each passes the check before any is billed (20
+        calls); with it, one request is judged and the other nine get 429.
+        """
+        provider.configure(latency_ms=200)
+        _key_id, key = new_key(settings, "label", budget="0.000001")
+
+        def send(i: int) -> int:
+            body = pair_body(judge=JUDGE, prompt=f"Question {i}?")
+            return api.post("/v1/comparisons", json=body, headers=bearer(key)).status_code
+
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(send, range(10)))
+        assert sorted(statuses) == [201] + [429] * 9, statuses
+        assert len(provider.requests()) == 2
 
     def test_a_batch_bills_its_key_and_stops_when_the_budget_is_spent(
         self, database_url: str, provider: FakeProvider

@@ -9,6 +9,7 @@ app against the table and every scope.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,7 +17,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import UnauthorizedError
-from app.labeling.access import Scope, acting_key, authenticate, authorize, check_budget
+from app.labeling.access import (
+    BudgetGates,
+    Scope,
+    acting_key,
+    authenticate,
+    authorize,
+    check_budget,
+)
 from app.labeling.compare import Labeler
 from app.store.db import Database
 
@@ -89,12 +97,13 @@ async def require_access(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> AsyncIterator[None]:
     """Every /v1 route: a valid key with the route's scope, and budget left if the route pays.
 
     REFEREE_AUTH=off skips the key, and serves only connections that arrived
     on a loopback address: a second guard behind `referee serve` refusing to
-    bind elsewhere.
+    bind elsewhere. A paid request of a key with a budget holds the key's
+    gate until it ends, so its calls are billed before the next one checks.
     """
     if get_labeler(request).settings.auth == "off":
         server = request.scope.get("server")
@@ -103,13 +112,25 @@ async def require_access(
                 "REFEREE_AUTH=off serves loopback connections only",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        yield
         return
     caller = await authenticate(db, credentials.credentials if credentials else None)
     access = route_access(request)
     authorize(caller, access.scope)
-    if access.spends:
-        await check_budget(db, caller)
     acting_key.set(caller.key_id)
+    if not access.spends or caller.daily_budget_usd is None:
+        yield
+        return
+    async with budget_gates(request).lock(caller):
+        await check_budget(db, caller)
+        yield
+
+
+def budget_gates(request: Request) -> BudgetGates:
+    gates: BudgetGates | None = getattr(request.app.state, "budget_gates", None)
+    if gates is None:  # no await since the lookup: one instance per app
+        gates = request.app.state.budget_gates = BudgetGates()
+    return gates
 
 
 LabelerDep = Annotated[Labeler, Depends(get_labeler)]

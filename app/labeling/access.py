@@ -7,7 +7,9 @@ request travels in :data:`acting_key`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -80,7 +82,8 @@ async def check_budget(db: Database, caller: Caller, now: datetime | None = None
 
     Checked before a request makes any model call, from the cost stored with
     each call: a request that starts under budget may end a little over it,
-    and the next one is refused.
+    and the next one is refused (:class:`BudgetGates` keeps a key's requests
+    from passing the check together).
     """
     if caller.daily_budget_usd is None:
         return
@@ -97,6 +100,28 @@ async def check_budget(db: Database, caller: Caller, now: datetime | None = None
         daily_budget_usd=float(caller.daily_budget_usd),
         spent_usd=float(spent),
     )
+
+
+class BudgetGates:
+    """One lock per budgeted key: its paid requests in this process run one at a time.
+
+    The budget is checked against the cost stored with each call, so requests
+    that passed the check together would all be paid before any is billed.
+    Holding the key's lock from the check to the end of the request bounds a
+    key's overshoot to one request per server process (a batch's background
+    calls: the pairs in flight when the spend crosses the budget). Keys with
+    no budget never wait here.
+    """
+
+    def __init__(self) -> None:
+        # Weak: a key's lock lives only while a request holds or awaits it.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(self, caller: Caller) -> asyncio.Lock:
+        lock = self._locks.get(caller.key_id)
+        if lock is None:
+            lock = self._locks[caller.key_id] = asyncio.Lock()
+        return lock
 
 
 async def batch_payer(db: Database, batch_id: uuid.UUID) -> Caller | None:
