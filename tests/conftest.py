@@ -38,6 +38,19 @@ ANTHROPIC_TEST_KEY = "sk-ant-test-" + "0123456789abcdef"
 OPENAI_TEST_KEY = "sk-openai-test-" + "fedcba9876543210"
 
 
+TEST_DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _tests_data_untouched() -> Iterator[None]:
+    """No test writes into tests/data: ``referee label`` writes FILE.rejects.jsonl beside
+    its input unless --rejects says where, so pass a tmp path or copy the file first."""
+    before = set(TEST_DATA.rglob("*"))
+    yield
+    written = sorted(str(path) for path in set(TEST_DATA.rglob("*")) - before)
+    assert not written, f"the test wrote into tests/data: {written}"
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this test session, migrated to head."""
