@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,12 @@ from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from app.api.app import create_app
 from app.errors import JudgeFailedError
+from app.labeling.admin import create_key
+from app.labeling.claims import CLAIM_LEASE
 from app.labeling.compare import Labeler, comparison_values
 from app.labeling.inputs import PairIn
 from app.labeling.keys import label_key
@@ -22,8 +27,11 @@ from app.labeling.revise import Reviser, RevisionItemIn, RevisionOptions
 from app.runtime import runtime
 from app.settings import Settings
 from app.store import comparisons
+from app.store.db import sync_url
 from app.store.models import utcnow
 from judges import JudgeRegistry
+from judges.testing import Script, prefer_longer
+from judges.types import Position, ShownPair
 from tests.conftest import pair_body
 from tests.fake_provider import FakeProvider
 from tests.stored import labeling_rows
@@ -99,6 +107,49 @@ class TestSingleFlightOverHttp:
         assert (rows["comparisons"], rows["verdicts"]) == (1, 0)
         assert rows["judge_calls"] == len(provider.requests())
 
+    def test_a_bug_in_the_judge_lets_go_of_the_lease_and_answers_in_the_shape(
+        self, settings: Settings, registry: JudgeRegistry, script: Script, database_url: str
+    ) -> None:
+        """Not a judge error but a bug: a 500 in the error shape, and no row left leased.
+
+        The next identical request judges at once instead of waiting out the
+        lease (60 s) or finding a comparison stuck pending.
+        """
+        shown: list[ShownPair] = []
+
+        def buggy_once(pair: ShownPair) -> Position:
+            shown.append(pair)
+            if len(shown) == 1:
+                raise RuntimeError("a bug, not a judge error")
+            return prefer_longer(pair)
+
+        script.policy = buggy_once
+        _, key = asyncio.run(create_key(settings, "tests", ["admin"]))
+        app = create_app(settings, registry)
+        headers = {"Authorization": f"Bearer {key}"}
+        with TestClient(app, headers=headers, raise_server_exceptions=False) as client:
+            failed = client.post("/v1/comparisons", json=pair_body(judge="scripted:x"))
+            assert failed.status_code == 500, failed.text
+            assert failed.json()["error"]["code"] == "internal_error"
+            assert "a bug" not in failed.text
+            assert leased_rows(database_url) == 0
+            started = time.monotonic()
+            again = client.post("/v1/comparisons", json=pair_body(judge="scripted:x"))
+            assert again.status_code == 201, again.text
+            assert time.monotonic() - started < CLAIM_LEASE.total_seconds() / 4
+        rows = labeling_rows(database_url)
+        assert (rows["comparisons"], rows["verdicts"]) == (1, 1)
+
+
+def leased_rows(database_url: str) -> int:
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as connection:
+            query = "SELECT count(*) FROM comparisons WHERE lease_owner IS NOT NULL"
+            return int(connection.execute(text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
 
 @pytest.fixture
 async def labelers(settings: Settings, provider: FakeProvider) -> AsyncIterator[list[Labeler]]:
@@ -135,9 +186,7 @@ class TestSharedWork:
     ) -> None:
         """The label key's row decides: the other process waits and reads the verdict."""
         provider.configure(policy="longer", latency_ms=400)
-        results = await asyncio.gather(
-            *(labelers[i % 2].compare(PAIR, OPENAI) for i in range(6))
-        )
+        results = await asyncio.gather(*(labelers[i % 2].compare(PAIR, OPENAI) for i in range(6)))
         assert len({r.comparison.id for r in results}) == 1
         assert [r.created for r in results].count(True) == 1
         assert len(provider.requests()) == 2
