@@ -179,7 +179,7 @@ class TestLabel:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Pairs that do not fit go back to the queue and into the next submission."""
-        from judges.backends.batch_apis import AnthropicBatchAPI
+        from judges.backends.anthropic import AnthropicBatchAPI
 
         monkeypatch.setattr(AnthropicBatchAPI, "max_bytes", 8000)  # two pairs (~3.5 kB each)
         provider.configure(policy="longer")
@@ -229,7 +229,7 @@ class TestLabel:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A dropped connection while downloading results is polled again, not a crash."""
-        from judges.backends.batch_apis import AnthropicBatchAPI
+        from judges.backends.anthropic import AnthropicBatchAPI
         from judges.errors import TransientJudgeError
 
         real = AnthropicBatchAPI.results
@@ -260,7 +260,7 @@ class TestLabel:
     ) -> None:
         """The readable submission is collected, then the unreadable one is reported."""
         from app.errors import JudgeUnavailableError
-        from judges.backends.batch_apis import AnthropicBatchAPI
+        from judges.backends.anthropic import AnthropicBatchAPI
         from judges.errors import JudgeConfigError
         from judges.provider_batch import BatchState
 

@@ -1,30 +1,49 @@
-"""Anthropic judges through the official async SDK.
+"""Anthropic judges through the official async SDK, live and through the Message Batches API.
 
 Every structured answer (verdict, rating, critique, revision) comes as a
 forced tool call through :meth:`AnthropicJudge.ask`; generation is a plain
-Messages call.
+Messages call. :class:`AnthropicBatchAPI` sends the judge's own request
+bodies and reads results with its own parser, so a batch verdict is made
+exactly like a live one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anthropic
 
 from judges.backends._caching import cacheable, preamble_tokens, system_blocks
 from judges.backends._sdk_errors import translate
-from judges.backends.batch_apis import AnthropicBatchAPI
 from judges.base import Judge, RawAnswer, RawGenerated
 from judges.cai.parsing import parse_generated
 from judges.cai.prompts import GENERATE_V1
 from judges.config import JudgeConfig
-from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
+from judges.errors import (
+    JudgeConfigError,
+    JudgeError,
+    MissingCredentialsError,
+    RateLimitedError,
+    RefusedError,
+    TransientJudgeError,
+    UnparseableError,
+)
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.prompts import get_template
-from judges.provider_batch import ProviderBatchAPI
+from judges.provider_batch import (
+    BatchRequest,
+    BatchResult,
+    BatchState,
+    ProviderBatchAPI,
+    ResultKind,
+)
 from judges.types import ShownPair, Text, Usage
+
+# Error types a provider may give one request that another try could get past.
+_TRANSIENT_ANTHROPIC = {"api_error", "overloaded_error", "timeout_error"}
 
 
 class AnthropicJudge(Judge):
@@ -196,3 +215,80 @@ def _usage(usage: Any) -> Usage:
         cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
         cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
     )
+
+
+class AnthropicBatchAPI(ProviderBatchAPI):
+    """Message Batches: up to 100,000 requests a batch; results stream as JSONL."""
+
+    max_requests = 100_000
+    max_bytes = 250_000_000  # the documented limit is 256 MB
+
+    def __init__(self, judge: AnthropicJudge) -> None:
+        super().__init__(judge)
+        self._judge = judge
+        self._batches = judge.client.messages.batches
+
+    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
+        system, user = get_template(self.judge.config.template).render(shown)
+        return BatchRequest(custom_id, self._judge.message_params(system, user, VERDICT_FORMAT))
+
+    def request_bytes(self, request: BatchRequest) -> int:
+        # ASCII-escaped JSON is never shorter than the UTF-8 the SDK sends; +1 for the comma.
+        return len(json.dumps({"custom_id": request.custom_id, "params": request.body})) + 1
+
+    async def submit(self, requests: Sequence[BatchRequest]) -> str:
+        body: Any = [{"custom_id": r.custom_id, "params": r.body} for r in requests]
+        try:
+            batch = await self._batches.create(requests=body)
+        except anthropic.AnthropicError as exc:
+            raise translate(exc, anthropic, "anthropic") from exc
+        return str(batch.id)
+
+    async def state(self, batch_id: str) -> BatchState:
+        try:
+            batch = await self._batches.retrieve(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise translate(exc, anthropic, "anthropic") from exc
+        counts = batch.request_counts.model_dump()
+        # No whole-batch failure here: every request of an ended batch has its
+        # own result (a cancelled or expired batch's unfinished ones are judged live).
+        return BatchState(batch.processing_status == "ended", batch.processing_status, counts)
+
+    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        try:
+            stream = await self._batches.results(batch_id)
+            async for line in stream:
+                yield self._result(line.custom_id, line.result)
+        except anthropic.AnthropicError as exc:
+            raise translate(exc, anthropic, "anthropic") from exc
+
+    def _result(self, custom_id: str, result: Any) -> BatchResult:
+        kind = ResultKind(result.type)
+        if kind is ResultKind.SUCCEEDED:
+            try:
+                answer = self._judge.answer_from_message(VERDICT_FORMAT, result.message)
+            except JudgeError as exc:
+                return BatchResult(custom_id, kind, error=exc)
+            return BatchResult(custom_id, kind, raw=RawAnswer(*answer))
+        if kind is ResultKind.ERRORED:
+            return BatchResult(custom_id, kind, error=_anthropic_error(result.error))
+        return BatchResult(custom_id, kind)
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._batches.cancel(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise translate(exc, anthropic, "anthropic") from exc
+
+
+def _anthropic_error(error: Any) -> JudgeError:
+    """An errored request's error in our classes: server trouble is transient, the rest final."""
+    detail = getattr(error, "error", None)
+    kind = str(getattr(detail, "type", "api_error"))
+    message = f"anthropic batch request {kind}: {getattr(detail, 'message', '')}"
+    raw = json.dumps(error.model_dump(mode="json")) if hasattr(error, "model_dump") else None
+    if kind == "rate_limit_error":
+        return RateLimitedError(message, raw_output=raw)
+    if kind in _TRANSIENT_ANTHROPIC:
+        return TransientJudgeError(message, raw_output=raw)
+    return JudgeConfigError(message, raw_output=raw)

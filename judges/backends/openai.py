@@ -6,31 +6,56 @@ verdict token give a soft label for a comparison. Generation is a plain
 chat completion.
 A ``base_url`` (option or ``OPENAI_BASE_URL``) points it at any compatible
 server: vLLM, Ollama, llama.cpp, TGI.
+
+:class:`OpenAIBatchAPI` (the Batch API) sends the judge's own request bodies
+and reads results with its own parser, so a batch verdict is made exactly
+like a live one.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from judges.backends._sdk_errors import translate
-from judges.backends.batch_apis import OpenAIBatchAPI
 from judges.base import Judge, RawAnswer, RawGenerated
 from judges.cai.parsing import parse_generated
 from judges.cai.prompts import GENERATE_V1
 from judges.config import JudgeConfig
-from judges.errors import JudgeError, MissingCredentialsError, RefusedError, UnparseableError
+from judges.errors import (
+    JudgeConfigError,
+    JudgeError,
+    MissingCredentialsError,
+    RateLimitedError,
+    RefusedError,
+    TransientJudgeError,
+    UnparseableError,
+)
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
 from judges.prompts import get_template
-from judges.provider_batch import ProviderBatchAPI
+from judges.provider_batch import (
+    BatchError,
+    BatchRequest,
+    BatchResult,
+    BatchState,
+    ProviderBatchAPI,
+    ResultKind,
+)
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
 TOP_LOGPROBS = 5
 # Self-hosted compatible servers usually ignore the key, but the SDK insists on one.
 _PLACEHOLDER_KEY_FOR_SELF_HOSTED = "not-needed"
+_OPENAI_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+_OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
+# Per-request error codes of OpenAI's error file that mean "not attempted".
+_OPENAI_NOT_RUN = {"batch_expired": ResultKind.EXPIRED, "batch_cancelled": ResultKind.CANCELED}
 
 
 class OpenAIJudge(Judge):
@@ -212,3 +237,103 @@ def _verdict_probabilities(choice: Any, content: str) -> PositionProbabilities |
     entry = tokens[index]
     alternatives = [(alt.token, alt.logprob) for alt in (entry.top_logprobs or [])]
     return probabilities_from_top_logprobs(alternatives or [(entry.token, entry.logprob)])
+
+
+class OpenAIBatchAPI(ProviderBatchAPI):
+    """The Batch API: a JSONL file of up to 50,000 requests; output and error files back."""
+
+    max_requests = 50_000
+    max_bytes = 190_000_000  # the documented limit is 200 MB
+
+    def __init__(self, judge: OpenAIJudge) -> None:
+        super().__init__(judge)
+        self._judge = judge
+        self._client = judge.client
+
+    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
+        system, user = get_template(self.judge.config.template).render(shown)
+        return BatchRequest(custom_id, self._judge.verdict_body(system, user))
+
+    def request_bytes(self, request: BatchRequest) -> int:
+        return len(_openai_line(request))
+
+    async def submit(self, requests: Sequence[BatchRequest]) -> str:
+        data = b"".join(_openai_line(r) for r in requests)
+        try:
+            uploaded = await self._client.files.create(
+                file=("referee-batch.jsonl", data, "application/jsonl"), purpose="batch"
+            )
+            batch = await self._client.batches.create(
+                input_file_id=uploaded.id, endpoint=_OPENAI_ENDPOINT, completion_window="24h"
+            )
+        except openai.OpenAIError as exc:
+            raise translate(exc, openai, "openai") from exc
+        return str(batch.id)
+
+    async def state(self, batch_id: str) -> BatchState:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+        except openai.OpenAIError as exc:
+            raise translate(exc, openai, "openai") from exc
+        counts = batch.request_counts.model_dump() if batch.request_counts else {}
+        failed = batch.status == "failed"
+        listed = (batch.errors.data if batch.errors else None) or []
+        errors = tuple(BatchError(e.code, e.message or "no message", e.line) for e in listed)
+        return BatchState(batch.status in _OPENAI_ENDED, batch.status, counts, failed, errors)
+
+    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id is None:
+                    continue
+                content = await self._client.files.content(file_id)
+                for line in content.text.splitlines():
+                    if line.strip():
+                        yield self._result(json.loads(line))
+        except openai.OpenAIError as exc:
+            raise translate(exc, openai, "openai") from exc
+
+    def _result(self, line: dict[str, Any]) -> BatchResult:
+        custom_id = str(line.get("custom_id"))
+        error = line.get("error") or {}
+        not_run = _OPENAI_NOT_RUN.get(str(error.get("code")))
+        if not_run is not None:
+            return BatchResult(custom_id, not_run)
+        response = line.get("response") or {}
+        status = int(response.get("status_code") or 0)
+        body = response.get("body")
+        if status != 200 or not isinstance(body, dict):
+            return BatchResult(custom_id, ResultKind.ERRORED, error=_openai_error(status, line))
+        try:
+            raw = self._judge.verdict_from_completion(ChatCompletion.model_validate(body))
+        except JudgeError as exc:
+            return BatchResult(custom_id, ResultKind.SUCCEEDED, error=exc)
+        return BatchResult(custom_id, ResultKind.SUCCEEDED, raw=raw)
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._client.batches.cancel(batch_id)
+        except openai.OpenAIError as exc:
+            raise translate(exc, openai, "openai") from exc
+
+
+def _openai_line(request: BatchRequest) -> bytes:
+    """One line of the input file: ``{custom_id, method, url, body}``, UTF-8, newline ended."""
+    line = {
+        "custom_id": request.custom_id,
+        "method": "POST",
+        "url": _OPENAI_ENDPOINT,
+        "body": request.body,
+    }
+    return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _openai_error(status: int, line: dict[str, Any]) -> JudgeError:
+    raw = json.dumps(line, ensure_ascii=False)
+    message = f"openai batch request failed ({status or line.get('error')})"
+    if status == 429:
+        return RateLimitedError(message, raw_output=raw)
+    if status >= 500 or status == 0:
+        return TransientJudgeError(message, raw_output=raw)
+    return JudgeConfigError(message, raw_output=raw)
