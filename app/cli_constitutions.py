@@ -14,6 +14,7 @@ from judges.cai.constitutions import (
     ConstitutionError,
     load_constitution,
     scan_constitutions,
+    to_yaml,
 )
 from judges.cai.importers import (
     PAPER_CRITIQUE_EXAMPLES,
@@ -22,7 +23,6 @@ from judges.cai.importers import (
     PAPER_PREFERENCES,
     from_cai_paper,
     from_hf_recipe,
-    to_yaml,
 )
 
 constitutions_cli = typer.Typer(

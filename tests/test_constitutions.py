@@ -27,6 +27,7 @@ from judges.cai.constitutions import (
     load_constitution,
     load_constitutions,
     scan_constitutions,
+    to_yaml,
 )
 from judges.cai.importers import (
     PAPER_CRITIQUE_EXAMPLES,
@@ -36,7 +37,6 @@ from judges.cai.importers import (
     PREFERENCE_TEMPLATE,
     from_cai_paper,
     from_hf_recipe,
-    to_yaml,
 )
 from judges.errors import JudgeConfigError
 from judges.types import Message

@@ -1,20 +1,18 @@
 """Constitutions as YAML, both ways: a strict reader and a writer the reader reads back equal.
 
-Private to :mod:`judges.cai.constitutions` (reading) and
-:mod:`judges.cai.importers` (writing, :func:`to_yaml`).
+Private to :mod:`judges.cai.constitutions`, whose :func:`load_constitution`
+and :func:`to_yaml` use it. It works on plain data only, so it needs nothing
+from that module.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from judges.cai._schema import ConstitutionError
-
-if TYPE_CHECKING:
-    from judges.cai.constitutions import Constitution
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -70,9 +68,8 @@ def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _compact(constitution: Constitution) -> dict[str, Any]:
-    """:meth:`Constitution.to_dict` without defaults and empty optional parts."""
-    data = constitution.to_dict()
+def _compact(data: dict[str, Any]) -> dict[str, Any]:
+    """A constitution's data without defaults and empty optional parts."""
     for principle in data["principles"]:
         if principle["weight"] == 1.0:
             del principle["weight"]
@@ -90,14 +87,12 @@ def _compact(constitution: Constitution) -> dict[str, Any]:
     return data
 
 
-def to_yaml(constitution: Constitution, *, header: str | None = None) -> str:
-    """YAML that :func:`~judges.cai.constitutions.load_constitution` reads back as an equal value.
+def write_yaml(data: dict[str, Any], *, header: str | None = None) -> str:
+    """YAML of a constitution's :meth:`~judges.cai.constitutions.Constitution.to_dict`.
 
-    ``header`` lines are written first as ``#`` comments (comments are not
-    content: they do not change the hash).
+    ``data`` is compacted in place. ``header`` lines are written first as
+    ``#`` comments (comments are not content: they do not change the hash).
     """
-    body = yaml.dump(
-        _compact(constitution), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88
-    )
+    body = yaml.dump(_compact(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88)
     comment = "".join(f"# {line}".rstrip() + "\n" for line in (header or "").splitlines())
     return comment + body

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from judges.cai._schema import ConstitutionError, parse_constitution
-from judges.cai._yaml import read_yaml
+from judges.cai._yaml import read_yaml, write_yaml
 from judges.errors import JudgeConfigError
 from judges.types import Text
 
@@ -248,6 +248,16 @@ def load_constitution(path: str | Path) -> Constitution:
     path = Path(path)
     data = read_yaml(path)
     return constitution_from_dict(data, source=path)
+
+
+
+def to_yaml(constitution: Constitution, *, header: str | None = None) -> str:
+    """YAML that :func:`load_constitution` reads back as an equal value.
+
+    ``header`` lines are written first as ``#`` comments (comments are not
+    content: they do not change the hash).
+    """
+    return write_yaml(constitution.to_dict(), header=header)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Importers from other constitution formats, and :func:`to_yaml` to write ours.
+"""Importers from other constitution formats; :func:`~judges.cai.constitutions.to_yaml` writes ours.
 
 Two sources are understood:
 
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from judges.cai._schema import SLUG, ConstitutionError
-from judges.cai._yaml import to_yaml
 from judges.cai.constitutions import Constitution, constitution_from_dict
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "derived_preference_question",
     "from_cai_paper",
     "from_hf_recipe",
-    "to_yaml",
 ]
 
 PAPER_INSTRUCTIONS = "CritiqueRevisionInstructions.json"
