@@ -3,18 +3,17 @@
 Pure library code: no HTTP, no SQL. In: plain typed values and a judge
 configuration. Out: typed results with the parsed decision, raw output,
 token usage and latency, or a typed :class:`~judges.errors.JudgeError`.
+
+The modules here are the core every call goes through (the backend
+contract, the both-orders protocol, prompts, parsing, errors, the
+registry); ``backends/`` holds the providers and ``cai/`` the
+constitutional-AI part. This package exports what callers and backend
+authors use; anything else is imported from its module.
 """
 
 from judges.base import Judge, RawAnswer, RawCritique, RawGenerated, RawRating, RawRevision
-from judges.cai.parsing import strip_preamble
-from judges.cai.protocol import (
-    ensemble_verdicts,
-    generate_response,
-    judge_pair_with_principles,
-    preference_for_a,
-    revise_response,
-)
-from judges.config import JudgeConfig, config_from_spec, parse_spec
+from judges.cai.protocol import generate_response, judge_pair_with_principles, revise_response
+from judges.config import JudgeConfig, config_from_spec
 from judges.errors import (
     JudgeConfigError,
     JudgeError,
@@ -27,7 +26,6 @@ from judges.errors import (
     UnknownJudgeError,
     UnparseableError,
 )
-from judges.jury import Jury, JuryConfig, JuryOutcome, MemberVote, judge_pair_with_jury
 from judges.protocol import combine, judge_pair, rate_response, show, winner_from_position
 from judges.registry import ENTRY_POINT_GROUP, JudgeRegistry, load_named_judges
 from judges.rubrics import BUILTIN_RUBRICS, Rubric, get_rubric
@@ -70,10 +68,6 @@ __all__ = [
     "JudgeError",
     "JudgeRegistry",
     "JudgeTimeoutError",
-    "Jury",
-    "JuryConfig",
-    "JuryOutcome",
-    "MemberVote",
     "Message",
     "MissingCredentialsError",
     "ModelUnavailableError",
@@ -106,18 +100,13 @@ __all__ = [
     "Winner",
     "combine",
     "config_from_spec",
-    "ensemble_verdicts",
     "generate_response",
     "get_rubric",
     "judge_pair",
-    "judge_pair_with_jury",
     "judge_pair_with_principles",
     "load_named_judges",
-    "parse_spec",
-    "preference_for_a",
     "rate_response",
     "revise_response",
     "show",
-    "strip_preamble",
     "winner_from_position",
 ]

@@ -20,11 +20,9 @@ from judges import (
     Verdict,
     Winner,
     config_from_spec,
-    ensemble_verdicts,
     generate_response,
     judge_pair_with_principles,
     revise_response,
-    strip_preamble,
 )
 from judges.backends.anthropic import AnthropicJudge
 from judges.backends.openai import OpenAIJudge
@@ -36,6 +34,7 @@ from judges.cai.parsing import (
     parse_critique_text,
     parse_revision_object,
     parse_revision_text,
+    strip_preamble,
 )
 from judges.cai.prompts import (
     CRITIQUE_SCHEMA,
@@ -46,6 +45,7 @@ from judges.cai.prompts import (
     REVISION_TOOL_NAME,
     REVISION_V1,
 )
+from judges.cai.protocol import ensemble_verdicts
 from judges.testing import REVISION_PREAMBLE, Script, ScriptedJudge, prefer_containing
 from judges.types import Message, PairwiseAnswer, ShownPair, Text, Usage
 from tests.fake_provider import FakeProvider
