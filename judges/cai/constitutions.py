@@ -250,7 +250,6 @@ def load_constitution(path: str | Path) -> Constitution:
     return constitution_from_dict(data, source=path)
 
 
-
 def to_yaml(constitution: Constitution, *, header: str | None = None) -> str:
     """YAML that :func:`load_constitution` reads back as an equal value.
 

@@ -34,8 +34,7 @@ REVISION_TEXT_FORMAT_INSTRUCTIONS = (
     "revised response', no quotes or code fence around it, no comments after it."
 )
 
-# --- preamble stripping -------------------------------------------------------------
-# Only the first line is ever looked at, and only a line that announces a
+# Preamble stripping: only the first line is ever looked at, and only a line that announces a
 # rewrite goes: a response that opens "Sure, I can help: ..." or "Here are
 # some tips:" is content, not an announcement.
 
@@ -133,9 +132,6 @@ def _unwrap(text: str) -> str:
         if text[0] not in inner and _QUOTES[text[0]] not in inner:
             return inner.strip()
     return text
-
-
-# --- parsers ---------------------------------------------------------------------
 
 
 def parse_critique_object(obj: object, raw_output: str) -> CritiqueAnswer:
