@@ -25,7 +25,7 @@ from app.errors import InvalidInputError, TextTooLargeError
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values, pair_lengths
 from app.labeling.gold import GoldLedger, store_gold
 from app.labeling.inputs import LabeledPairIn, PairIn
-from app.labeling.jsonl import LineError, ParsedLine
+from app.labeling.jsonl import LineError, ParsedLine, rejected
 from app.labeling.keys import label_key
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.store import batches, comparisons
@@ -194,10 +194,7 @@ class Screen:
             self.labeler.check_sizes(record.pair)
             decision = screen_pair(record.pair, self.policy)
         except (TextTooLargeError, InvalidInputError) as exc:  # reject the line, keep going
-            field = exc.details.get("field")
-            named = exc.message.startswith("field ") or field is None
-            reason = exc.message if named else f"field {field!r}: {exc.message}"
-            return LineError(self.source, record.line, reason, "")
+            return rejected(self.source, record.line, exc)
         under_key = self.under.key if self.under else None
         stored = record.pair.stored()
         if decision == "tie":

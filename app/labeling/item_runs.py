@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel
 
 from app.errors import JudgeFailedError, RefereeError
-from app.labeling.jsonl import LineError, Parsed
+from app.labeling.jsonl import LineError, Parsed, rejected
 from app.labeling.keys import digest
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ async def _one(
         summary.failures[str(exc.details.get("error_class"))] += 1
         return
     except RefereeError as exc:
-        summary.rejected.append(LineError(source, record.line, exc.message, ""))
+        summary.rejected.append(rejected(source, record.line, exc))
         return
     if result.created:
         summary.new += 1

@@ -23,6 +23,7 @@ from typing import IO, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from app.errors import RefereeError
 from app.labeling.inputs import LabeledPairIn
 from app.labeling.shapes import Document, ShapeError
 
@@ -36,6 +37,14 @@ class LineError:
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.reason}"
+
+
+def rejected(source: str, line: int, exc: RefereeError) -> LineError:
+    """The reject of a line whose check raised ``exc``: its field named first, as a reader's are."""
+    field = exc.details.get("field")
+    named = exc.message.startswith("field ") or field is None
+    reason = exc.message if named else f"field {field!r}: {exc.message}"
+    return LineError(source, line, reason, "")
 
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
