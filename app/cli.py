@@ -32,7 +32,7 @@ from app import (
 )
 from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.cli_keys import keys_cli
-from app.console import RejectPrinter, err, fail, load_settings, out, run_fast
+from app.console import EmptyOption, RejectPrinter, err, fail, load_settings, out, run_fast
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
 
@@ -177,13 +177,7 @@ def label(
             "(default: REFEREE_IDENTICAL_RESPONSES, else tie)."
         ),
     ] = None,
-    empty: Annotated[
-        str | None,
-        typer.Option(
-            help="An empty or whitespace-only prompt or response: reject or judge "
-            "(default: REFEREE_EMPTY_TEXTS, else reject)."
-        ),
-    ] = None,
+    empty: EmptyOption = None,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import progress_spinner, report_run, run_or_fail, settings_with_empty
+from app.console import EmptyOption, progress_spinner, report_run, run_or_fail, settings_with_empty
 
 
 def rate(
@@ -34,13 +34,7 @@ def rate(
     concurrency: Annotated[int, typer.Option(min=1, help="Model requests in flight.")] = 32,
     rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
-    empty: Annotated[
-        str | None,
-        typer.Option(
-            help="An empty or whitespace-only prompt or response: reject or judge "
-            "(default: REFEREE_EMPTY_TEXTS, else reject)."
-        ),
-    ] = None,
+    empty: EmptyOption = None,
 ) -> None:
     """Rate each response on the rubric's scale, with a rationale; store every call.
 

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from app.console import out, progress_spinner, report_run, run_or_fail, settings_with_empty
+from app.console import (
+    EmptyOption,
+    out,
+    progress_spinner,
+    report_run,
+    run_or_fail,
+    settings_with_empty,
+)
 
 
 def revise(
@@ -35,13 +42,7 @@ def revise(
     concurrency: Annotated[int, typer.Option(min=1, help="Lines worked on at once.")] = 16,
     rpm: Annotated[float | None, typer.Option(help="Client-side limit, requests/minute.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Client-side limit, tokens/minute.")] = None,
-    empty: Annotated[
-        str | None,
-        typer.Option(
-            help="An empty or whitespace-only prompt or response: reject or judge "
-            "(default: REFEREE_EMPTY_TEXTS, else reject)."
-        ),
-    ] = None,
+    empty: EmptyOption = None,
 ) -> None:
     """Critique each response against sampled principles and revise it, round by round.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -59,6 +59,16 @@ def load_settings() -> Settings:
         return Settings()
     except ValueError as exc:
         fail(f"bad REFEREE_* setting: {exc}")
+
+
+EmptyOption = Annotated[
+    str | None,
+    typer.Option(
+        help="An empty or whitespace-only prompt or response: reject or judge "
+        "(default: REFEREE_EMPTY_TEXTS, else reject)."
+    ),
+]
+"""``--empty`` of every command that pays for a judge call (label, rate, revise)."""
 
 
 def settings_with_empty(empty: str | None) -> Settings:
