@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, event, select, text
+from sqlalchemy import Table, event, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.errors import BadRequestError
+from app.store.models import utcnow
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -96,6 +97,19 @@ async def insert_if_absent(session: AsyncSession, model: Any, values: dict[str, 
     assert existing is not None  # inserted just now or already there
     found: uuid.UUID = existing
     return found
+
+
+async def lock_status(session: AsyncSession, model: Any, row_id: uuid.UUID) -> str:
+    """A rating's or revision's status, its row locked for the rest of the transaction.
+
+    An UPDATE rather than a SELECT … FOR UPDATE: on SQLite too it takes the
+    write lock, so the status read is the latest committed one.
+    """
+    statement = (
+        update(model).where(model.id == row_id).values(updated_at=utcnow()).returning(model.status)
+    )
+    status: str = (await session.execute(statement)).scalar_one()
+    return status
 
 
 async def insert_many_ignoring(

@@ -33,19 +33,8 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
 
 
 async def lock_status(session: AsyncSession, rating_id: uuid.UUID) -> str:
-    """The rating's status, its row locked for the rest of the transaction.
-
-    An UPDATE rather than a SELECT … FOR UPDATE: on SQLite too it takes the
-    write lock, so the status read is the latest committed one.
-    """
-    statement = (
-        update(Rating)
-        .where(Rating.id == rating_id)
-        .values(updated_at=utcnow())
-        .returning(Rating.status)
-    )
-    status: str = (await session.execute(statement)).scalar_one()
-    return status
+    """The rating's status, its row locked for the rest of the transaction."""
+    return await db.lock_status(session, Rating, rating_id)
 
 
 async def write_result(

@@ -37,19 +37,8 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> uui
 
 
 async def lock_status(session: AsyncSession, revision_id: uuid.UUID) -> str:
-    """The run's status, its row locked for the rest of the transaction.
-
-    An UPDATE rather than a SELECT … FOR UPDATE: on SQLite too it takes the
-    write lock, so the status read is the latest committed one.
-    """
-    statement = (
-        update(Revision)
-        .where(Revision.id == revision_id)
-        .values(updated_at=utcnow())
-        .returning(Revision.status)
-    )
-    status: str = (await session.execute(statement)).scalar_one()
-    return status
+    """The run's status, its row locked for the rest of the transaction."""
+    return await db.lock_status(session, Revision, revision_id)
 
 
 async def write_result(

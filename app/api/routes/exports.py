@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Send
 
-from app.api.schemas import ErrorOut
+from app.api.errors import error_responses
 from app.export.options import ExportOptions, Filters, Kind, Shape, Source
 from app.export.run import ExportLines
 from app.export.streams import ExportStreams
@@ -105,13 +105,14 @@ class ExportResponse(StreamingResponse):
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/x-ndjson": {}}, "description": "One row per line."},
-        404: {"model": ErrorOut, "description": "No rows match (unless allow_empty)."},
-        422: {"model": ErrorOut, "description": "An unknown judge or batch, a bad filter value."},
-        429: {
-            "model": ErrorOut,
-            "description": "As many exports as the server streams at once are running; "
-            "see Retry-After.",
-        },
+        **error_responses(
+            404,
+            422,
+            429,
+            e404="No rows match (unless allow_empty).",
+            e422="An unknown judge or batch, a bad filter value.",
+            e429="As many exports as the server streams at once are running; see Retry-After.",
+        ),
     },
 )
 async def export_rows(
