@@ -388,3 +388,14 @@ class TestInspect:
         ) in lines
         assert any("replace each ?" in line for line in lines)
         assert not any(line.startswith("read as pairs") for line in lines)
+
+
+def test_a_mapped_label_is_not_read_again_by_the_built_in_shape() -> None:
+    """LLMBar with an explicit value map: 1/2 become a/b once, not refused as LLMBar codes."""
+    lines = [
+        {"input": "q1", "output_1": "x", "output_2": "y", "label": 1},
+        {"input": "q2", "output_1": "x", "output_2": "y", "label": 2},
+    ]
+    mapping = load_map("label=label:1=a,2=b")
+    records = list(read_pairs(io.StringIO(json.dumps(lines)), "f", converter("auto", mapping)))
+    assert [r.pair.label for r in records if isinstance(r, ParsedLine)] == ["a", "b"], records

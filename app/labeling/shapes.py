@@ -217,4 +217,15 @@ def converter(fmt: str = "auto", mapping: FieldMap | None = None) -> Callable[[D
     if mapping is None:
         return convert
     apply = mapping.apply
-    return lambda document: convert(apply(document))
+    if "label" not in {rule.target for rule in mapping.rules}:
+        return lambda document: convert(apply(document))
+
+    def convert_mapped(document: Document) -> Document:
+        # The label the map has translated is final: a built-in shape must not read it
+        # again by its own codes (LLMBar's converter would refuse the "b" that 2 became).
+        applied = apply(document)
+        label = applied.pop("label", None)
+        result = convert(applied)
+        return result if label is None else {**result, "label": label}
+
+    return convert_mapped
