@@ -239,7 +239,7 @@ def label(
         )
         stream = open_input(file)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
     except RefereeError as exc:
         fail(exc.message)
     with stream:
@@ -261,7 +261,7 @@ def label(
         except RefereeError as exc:
             fail(exc.message)
         except OSError as exc:
-            fail(f"cannot read {file}: {exc.strerror}")
+            fail(f"cannot read {file}: {exc.strerror or exc}")
     print_summary(summary, file)
     print_gold(summary.gold)
     if summary.rejected or summary.status_counts.get("failed"):

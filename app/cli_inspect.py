@@ -86,7 +86,7 @@ def inspect(
             result = inspect_stream(stream, source)
         lines = report(result, field_map, input_format)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
     except RefereeError as exc:
         fail(exc.message)
     for line in lines:

@@ -86,7 +86,7 @@ def run_or_fail(coroutine: Coroutine[Any, Any, T], file: str) -> T:
     try:
         return run_fast(coroutine)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
     except RefereeError as exc:
         fail(exc.message)
 

@@ -470,7 +470,7 @@ class TestMessages:
 
 
 class TestEmptyTextsBeforePaying:
-    """Rate and revise refuse an empty text before any call, as label does; --empty judge sends it."""
+    """Rate and revise refuse an empty text before any call, as label does; --empty judge sends."""
 
     @pytest.mark.parametrize("command", ["rate", "revise"])
     def test_empty_prompt_or_response_is_a_reject_without_a_call(
@@ -524,11 +524,45 @@ class TestEmptyTextsBeforePaying:
     ) -> None:
         rated = api.post("/v1/ratings", json={"prompt": "q", "response": " ", "judge": JUDGE})
         assert rated.status_code == 422, rated.text
-        assert "response" in rated.text and "empty" in rated.text
+        assert "response" in rated.text
+        assert "empty" in rated.text
         revised = api.post(
             "/v1/revisions",
             json={"prompt": " ", "response": "r", "judge": JUDGE, "constitution": "harmlessness"},
         )
         assert revised.status_code == 422, revised.text
-        assert "prompt" in revised.text and "empty" in revised.text
+        assert "prompt" in revised.text
+        assert "empty" in revised.text
         assert provider.requests() == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["label", "--judge", JUDGE],
+        ["label", "--judge", JUDGE, "--dry-run"],
+        ["gold", "import"],
+        ["rate", "-j", JUDGE],
+        ["inspect"],
+    ],
+)
+def test_a_file_that_is_not_gzip_says_why(
+    tmp_path: Path, database_url: str, provider: FakeProvider, command: list[str]
+) -> None:
+    """A .gz that is not gzip: one clean line naming the file and the reason, never 'None'."""
+    path = tmp_path / "pairs.jsonl.gz"
+    path.write_text(json.dumps(pair()) + "\n")
+    words = (
+        [*command[:2], str(path), *command[2:]]
+        if command[0] == "gold"
+        else [
+            command[0],
+            str(path),
+            *command[1:],
+        ]
+    )
+    result = run(database_url, *words)
+    assert result.exit_code != 0, result.output
+    assert f"cannot read {path}: Not a gzipped file" in result.output, result.output
+    assert "None" not in result.output
+    assert "Traceback" not in result.output
