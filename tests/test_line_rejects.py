@@ -566,3 +566,10 @@ def test_a_file_that_is_not_gzip_says_why(
     assert f"cannot read {path}: Not a gzipped file" in result.output, result.output
     assert "None" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_truncated_string_says_where_it_starts() -> None:
+    """json's "Unterminated string starting at" is completed with its column, not left hanging."""
+    (error,) = read_pairs(io.StringIO('{"prompt": "q", "response_a": "x", "response_b": "y'), "f")
+    assert isinstance(error, LineError)
+    assert error.reason.endswith("(truncated?): Unterminated string starting at column 50")

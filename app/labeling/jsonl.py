@@ -194,7 +194,9 @@ def _parse(line: str) -> Any:
 
 def _json_reason(exc: json.JSONDecodeError) -> str:
     if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string"):
-        return f"invalid JSON: the line ends before the JSON value does (truncated?): {exc.msg}"
+        # json's "Unterminated string starting at" leaves the place to its position.
+        what = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else exc.msg
+        return f"invalid JSON: the line ends before the JSON value does (truncated?): {what}"
     return f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
