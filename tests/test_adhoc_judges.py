@@ -131,3 +131,23 @@ class TestOperatorAllowsAdHocLocalJudges:
         response = api.post("/v1/comparisons", json=pair_body(judge="local:some/hub-id"))
         assert response.status_code == 201, response.text
         assert loaded == ["some/hub-id"]
+
+
+class TestNothingLoadsForABadBody:
+    @pytest.mark.parametrize(
+        "body",
+        ["{not json\n", '{"prompt": "p"}\n', "", "\u0000\n"],
+        ids=["broken-json", "missing-fields", "empty", "nul-line"],
+    )
+    def test_a_batch_without_a_good_record_loads_no_judge(
+        self, api: TestClient, database_url: str, loaded: list[str], body: str
+    ) -> None:
+        """The body is read before the judge is built: a bad upload loads no model."""
+        response = api.post(
+            "/v1/batches?judge=approved",
+            content=body.encode(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert loaded == []
+        assert nothing_stored(database_url)

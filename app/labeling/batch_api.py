@@ -43,7 +43,6 @@ async def submit(
     With ``provider_batch`` the pairs go through the provider's batch API.
     """
     config = labeler.resolve_pairwise(judge)
-    labeler.pairwise_judge_for(config)
     constitution = under.constitution.id if under is not None else None
     batch_config = check_mode(config, labeler, constitution) if provider_batch else None
     batch_name = name or f"upload-{uuid.uuid4()}"
@@ -57,6 +56,9 @@ async def submit(
     # Read up to the first good record before anything is stored: a body with
     # none (broken JSON, every line invalid, empty) leaves no batch behind.
     head = first_good(records, screen_check(Screen(labeler, config, "upload", under)))
+    # Built only once the body holds a good record: an unparseable upload
+    # must not load a local model or open a provider client.
+    labeler.pairwise_judge_for(config)
     async with labeler.db.transaction() as session:
         batch, _ = await batches.get_or_create(
             session, batch_name, "upload", config.label, api_key_id=acting_key.get()
