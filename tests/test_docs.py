@@ -14,6 +14,7 @@ marker, or a not-runnable one without a reason, fails the test.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +185,44 @@ def test_runnable_blocks_run(page: Path, page_runs: dict[Path, subprocess.Popen[
     assert process.returncode == 0, (
         f"exit {process.returncode}\n--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
     )
+
+
+def load_hook() -> Any:
+    path = ROOT / "docs" / "hooks" / "openapi_page.py"
+    spec = importlib.util.spec_from_file_location("openapi_page", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_page_has_every_route_with_its_scope() -> None:
+    """The generated HTTP API page documents each operation of the app, with the scope it checks."""
+    from app.api.app import create_app
+    from app.api.deps import ROUTE_ACCESS
+
+    hook = load_hook()
+    page = hook.api_page()
+    document = create_app().openapi()
+    operations = [(m, p) for p, item in document["paths"].items() for m in item]
+    assert len(operations) >= 20
+    for method, path in operations:
+        heading = f"### `{method.upper()} {path}` {{#{hook.operation_anchor(method, path)}}}"
+        assert heading in page, heading
+        section = page.split(heading, 1)[1].split("\n### ", 1)[0]
+        access = ROUTE_ACCESS.get((method.upper(), path))
+        expected = f"**Scope:** `{access.scope}`" if access else "**Scope:** none"
+        assert expected in section, (method, path)
+    for name in document["components"]["schemas"]:
+        assert f"{{#{hook.schema_anchor(name)}}}" in page, name
+
+
+def test_settings_table_lists_every_setting() -> None:
+    """The generated settings table has one row per setting, named as the environment spells it."""
+    from app.settings import Settings
+
+    table = load_hook().settings_table()
+    for name in Settings.model_fields:
+        assert f"| `REFEREE_{name.upper()}` |" in table, name
+    assert "| `REFEREE_AUTH` | `required` |" in table
