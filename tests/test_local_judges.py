@@ -472,6 +472,11 @@ def app_client(settings: Settings, registry: JudgeRegistry) -> Iterator[TestClie
 
 
 class TestThroughTheApp:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        """The operator lets clients name in-process judges (REFEREE_ALLOW_ADHOC_LOCAL)."""
+        return settings.model_copy(update={"allow_adhoc_local": True})
+
     def test_reward_verdict_is_stored_like_any_other(
         self, api: TestClient, models: dict[str, Path]
     ) -> None:
@@ -569,8 +574,8 @@ def test_dry_run_counts_one_call_per_pair_for_a_reward_model(
 ) -> None:
     """A reward model is asked once per pair, and the dry run's call count says so."""
     source = tmp_path / "pairs.jsonl"
-    line = {"prompt": "short?", "response_a": "yes", "response_b": "no"}
-    source.write_text((json.dumps(line) + "\n") * 3, encoding="utf-8")
+    lines = [{"prompt": f"short {i}?", "response_a": "yes", "response_b": "no"} for i in range(3)]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     env = {"REFEREE_DATABASE_URL": database_url}
     for spec, calls in ((f"local:{models['reward']}", 3), (f"local:{models['generative']}", 6)):
         args = ["label", str(source), "--judge", spec, "--dry-run"]
