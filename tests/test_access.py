@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from app.api.app import create_app
 from app.api.deps import ROUTE_ACCESS, is_loopback, require_access
 from app.cli import cli
-from app.cli_keys import ScopeName
+from app.cli.keys import ScopeName
 from app.labeling.access import SCOPES, next_utc_midnight
 from app.labeling.admin import create_key, list_keys, revoke_key
 from app.settings import Settings

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.console import RejectPrinter, fail, out, progress_spinner, report_run
+from app.cli.console import RejectPrinter, fail, out, progress_spinner, report_run
 from app.labeling.item_runs import RunSummary
 from app.labeling.jsonl import LineError
 from app.reports.text import agreement_table, category_table, metrics_table

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
-from app.console import MAX_PRINTED_REJECTS
+from app.cli.console import MAX_PRINTED_REJECTS
 from app.labeling.jsonl import LineError, ParsedLine, read_pairs
 from app.labeling.shapes import converter
 from app.settings import Settings

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import create_engine, func, select
 
-from app.cli_report import write_html
+from app.cli.report import write_html
 from app.reports.metrics import calibration
 from app.reports.text import reliability_table
 from app.store import migrate

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
-from app.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
+from app.cli.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
+from app.cli.inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.errors import RefereeError
 
 if TYPE_CHECKING:

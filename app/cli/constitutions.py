@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import err, error_line, fail, load_settings, out
+from app.cli.console import err, error_line, fail, load_settings, out
 from judges.cai.constitutions import (
     Constitution,
     ConstitutionError,

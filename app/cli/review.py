@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import fail, load_settings, out, run_fast
+from app.cli.console import fail, load_settings, out, run_fast
 from app.errors import RefereeError
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import (
+from app.cli.console import (
     EmptyOption,
     out,
     progress_spinner,

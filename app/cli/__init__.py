@@ -21,18 +21,18 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app import (
-    cli_constitutions,
-    cli_data,
-    cli_inspect,
-    cli_rate,
-    cli_report,
-    cli_review,
-    cli_revise,
+from app.cli import (
+    constitutions,
+    data,
+    inspect,
+    rate,
+    report,
+    review,
+    revise,
 )
-from app.cli_inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
-from app.cli_keys import keys_cli
-from app.console import EmptyOption, RejectPrinter, err, fail, load_settings, out, run_fast
+from app.cli.console import EmptyOption, RejectPrinter, err, fail, load_settings, out, run_fast
+from app.cli.inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
+from app.cli.keys import keys_cli
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
 
@@ -49,15 +49,15 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
-cli.add_typer(cli_data.feedback_cli, name="feedback")
-cli.add_typer(cli_constitutions.constitutions_cli, name="constitutions")
-cli.command("export")(cli_data.export)
-cli.command("rate")(cli_rate.rate)
-cli.command("revise")(cli_revise.revise)
-cli.command("review-queue")(cli_review.review_queue)
-cli.command("report")(cli_report.report)
-cli.command("inspect")(cli_inspect.inspect)
-cli.add_typer(cli_report.gold_cli, name="gold")
+cli.add_typer(data.feedback_cli, name="feedback")
+cli.add_typer(constitutions.constitutions_cli, name="constitutions")
+cli.command("export")(data.export)
+cli.command("rate")(rate.rate)
+cli.command("revise")(revise.revise)
+cli.command("review-queue")(review.review_queue)
+cli.command("report")(report.report)
+cli.command("inspect")(inspect.inspect)
+cli.add_typer(report.gold_cli, name="gold")
 
 
 @cli.command()
@@ -391,6 +391,3 @@ def worker(
 def main() -> None:
     cli()
 
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.console import err, fail, out
+from app.cli.console import err, fail, out
 from app.errors import RefereeError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
+from app.cli.console import RejectPrinter, err, fail, load_settings, out, run_or_fail
 from app.errors import RefereeError
 
 if TYPE_CHECKING:

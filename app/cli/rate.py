@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from app.console import EmptyOption, progress_spinner, report_run, run_or_fail, settings_with_empty
+from app.cli.console import (
+    EmptyOption,
+    progress_spinner,
+    report_run,
+    run_or_fail,
+    settings_with_empty,
+)
 
 
 def rate(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from app.console import err, fail, load_settings, out
+from app.cli.console import err, fail, load_settings, out
 
 keys_cli = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 
