@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert
 
-from app.labeling.keys import digest, pair_key
+from app.keys import digest, pair_key
 from app.store import migrate
 from app.store.models import Base
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from app.labeling.batch import enqueue
 from app.labeling.jsonl import read_pairs
-from app.runtime import runtime
+from app.labeling.runtime import runtime
 from app.settings import Settings
 from app.store import batches, migrate
 from bench.label_throughput import MODEL, write_pairs

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.runtime import runtime
+from app.labeling.runtime import runtime
 from app.settings import Settings
 from judges import JudgeConfig, JudgeRegistry
 from judges.testing import Script, ScriptedJudge

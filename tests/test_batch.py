@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 
 from app.labeling.batch import enqueue
 from app.labeling.jsonl import read_pairs
+from app.labeling.runtime import runtime
 from app.labeling.worker import Worker, WorkerOptions
-from app.runtime import runtime
 from app.settings import Settings
 from app.store import batches
 from app.store.db import sync_url

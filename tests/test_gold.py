@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
 
+from app.keys import pair_key
 from app.labeling.jsonl import LineError, ParsedLine, read_pairs
-from app.labeling.keys import pair_key
 from app.labeling.shapes import converter
 from app.store import migrate
 from app.store.db import sync_url

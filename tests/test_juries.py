@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
-from app.labeling.keys import label_key
+from app.keys import label_key
 from app.store.db import sync_url
 from app.store.models import Comparison, GoldLabel, JudgeCall, JuryVote, Verdict, utcnow
 from judges import JudgeConfig, JudgeConfigError, JudgeRegistry, Pair, RefusedError, Winner

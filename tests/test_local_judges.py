@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from app.cli import cli  # noqa: E402
-from app.labeling.keys import label_key  # noqa: E402
+from app.keys import label_key  # noqa: E402
 from app.settings import KEYLESS_DEFAULT_JUDGE, Settings  # noqa: E402
 from judges import (  # noqa: E402
     JudgeConfigError,

@@ -17,14 +17,14 @@ from sqlalchemy import create_engine, text
 
 from app.api.app import create_app
 from app.errors import JudgeFailedError
+from app.keys import label_key
 from app.labeling.admin import create_key
 from app.labeling.claims import CLAIM_LEASE
 from app.labeling.compare import Labeler, comparison_values
 from app.labeling.inputs import PairIn
-from app.labeling.keys import label_key
 from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
 from app.labeling.revise import Reviser, RevisionItemIn, RevisionOptions
-from app.runtime import runtime
+from app.labeling.runtime import runtime
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import sync_url

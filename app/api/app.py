@@ -24,8 +24,8 @@ from app.api.routes import (
 )
 from app.api.schemas import ErrorOut
 from app.labeling.limits import RequestLimits
+from app.labeling.runtime import runtime
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
-from app.runtime import runtime
 from app.settings import Settings
 from judges import JudgeRegistry
 

@@ -80,7 +80,7 @@ def serve(
     import uvicorn
 
     from app.api.deps import is_loopback
-    from app.runtime import ensure_schema
+    from app.labeling.runtime import ensure_schema
 
     settings = load_settings()
     if settings.auth == "off" and not is_loopback(host):

@@ -181,7 +181,7 @@ def feedback_import(
     """
     from app.labeling.feedback import FeedbackIn, IngestSummary, ingest
     from app.labeling.jsonl import open_input, read_records
-    from app.runtime import runtime
+    from app.labeling.runtime import runtime
 
     source = "<stdin>" if file == "-" else file
 

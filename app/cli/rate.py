@@ -62,7 +62,7 @@ def rate(
     from app.labeling.item_runs import ItemResult, RunSummary, run_records
     from app.labeling.jsonl import open_input, read_records
     from app.labeling.rate import Rater, ResponseItemIn, RubricChoice
-    from app.runtime import runtime
+    from app.labeling.runtime import runtime
 
     settings = settings_with_empty(empty)
     source = "<stdin>" if file == "-" else file

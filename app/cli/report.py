@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @asynccontextmanager
 async def database() -> AsyncIterator[Database]:
     """The database alone, schema checked: reports and imports need no judges."""
-    from app.runtime import ensure_schema
+    from app.labeling.runtime import ensure_schema
     from app.store.db import Database
 
     settings = load_settings()

@@ -35,7 +35,7 @@ def review_queue(
     Example: referee review-queue --min-disagreement 0.33 --out to-review.jsonl
     """
     from app.labeling import review_queue as queue
-    from app.runtime import runtime
+    from app.labeling.runtime import runtime
     from app.store.review_queue import QueueFilters
 
     if output.exists() and not overwrite:

@@ -61,7 +61,7 @@ def revise(
     from app.labeling.item_runs import ItemResult, RunSummary, run_records
     from app.labeling.jsonl import open_input, read_records
     from app.labeling.revise import Reviser, RevisionItemIn, RevisionOptions
-    from app.runtime import runtime
+    from app.labeling.runtime import runtime
     from app.store import batches
 
     settings = settings_with_empty(empty)

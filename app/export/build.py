@@ -28,7 +28,7 @@ import orjson
 
 from app.export.options import ExportOptions, Kind, Shape, Source, SplitBy
 from app.export.rows import Row, dpo_row, kto_row, sft_row, spliced_dpo_line
-from app.labeling.keys import content_key
+from app.keys import content_key
 from app.store.exports import Reader, VerdictQuery
 
 

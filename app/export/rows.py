@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.export.options import Shape, SplitBy
-from app.labeling.keys import prompt_messages, response_content
+from app.keys import prompt_messages, response_content
 
 Row = dict[str, Any]
 

@@ -22,11 +22,11 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.errors import InvalidInputError, TextTooLargeError
+from app.keys import label_key
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values, pair_lengths
 from app.labeling.gold import GoldLedger, store_gold
 from app.labeling.inputs import LabeledPairIn, PairIn
 from app.labeling.jsonl import LineError, ParsedLine, rejected
-from app.labeling.keys import label_key
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.store import batches, comparisons
 from app.store.models import utcnow

@@ -24,13 +24,13 @@ from app.errors import (
     JudgeUnavailableError,
     UnknownJudgeSpecError,
 )
+from app.keys import label_key, pair_key
 from app.labeling.calls import call_row
 from app.labeling.claims import Claimed, LabelClaims
 from app.labeling.constitutions import ConstitutionLibrary
 from app.labeling.flight import SingleFlight
 from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.jury import jury_run_rows
-from app.labeling.keys import label_key, pair_key
 from app.labeling.limits import OPERATOR, RequestLimits
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.labeling.text_rules import check_judge_fits

@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import InvalidInputError
+from app.keys import content_key, digest
 from app.labeling.inputs import Prompt, Response
 from app.labeling.jsonl import LineError, Parsed
-from app.labeling.keys import content_key, digest
 from app.labeling.text_rules import FeedbackText, IdempotencyKey, Metadata, UtcDatetime
 from app.store import feedback as feedback_store
 from app.store.db import Database

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import NotFoundError
+from app.keys import digest, pair_key
 from app.labeling.inputs import LabeledPairIn
 from app.labeling.jsonl import LineError, ParsedLine
-from app.labeling.keys import digest, pair_key
 from app.labeling.text_rules import Reviewer, ReviewNote
 from app.store import comparisons, gold
 from app.store.db import Database

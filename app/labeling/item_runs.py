@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel
 
 from app.errors import JudgeFailedError, RefereeError
+from app.keys import digest
 from app.labeling.jsonl import LineError, Parsed, rejected
-from app.labeling.keys import digest
 
 if TYPE_CHECKING:
     from app.store.models import JudgeCall

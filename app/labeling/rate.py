@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInputError, JudgeFailedError
+from app.keys import KEY_SCHEMA_VERSION, content_key, document_key
 from app.labeling.calls import call_row
 from app.labeling.compare import Labeler
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
-from app.labeling.keys import KEY_SCHEMA_VERSION, content_key, document_key
 from app.labeling.screening import screen_empty
 from app.labeling.text_rules import ExternalId, Metadata
 from app.store import ratings

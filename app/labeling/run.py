@@ -31,10 +31,10 @@ from app.labeling.provider_batch import (
     run_submissions,
     with_prompt_cache,
 )
+from app.labeling.runtime import runtime
 from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
 from app.labeling.worker import Worker, WorkerOptions
-from app.runtime import runtime
 from app.settings import Settings
 from app.store import batches
 from judges import JudgeConfig, JudgeError, Order, show

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from app.errors import InvalidInputError
+from app.keys import KEY_SCHEMA_VERSION, document_key
 from app.labeling.inputs import PairIn
-from app.labeling.keys import KEY_SCHEMA_VERSION, document_key
 from judges.jury import PairJudgeConfig
 from judges.types import Text
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import InvalidInputError
-from app.labeling.keys import digest
+from app.keys import digest
 
 if TYPE_CHECKING:
     from app.labeling.field_maps import FieldMap

@@ -286,7 +286,7 @@ async def run_worker(
     lease_seconds: float,
 ) -> Progress:
     """``referee worker``: claim and judge pending pairs until none are left (or forever)."""
-    from app.runtime import runtime
+    from app.labeling.runtime import runtime
 
     async with runtime(settings) as labeler:
         worker = Worker(

@@ -74,7 +74,7 @@ def downgrade() -> None:
     op.drop_table("gold_labels")
 
 
-# A frozen copy of app.labeling.keys.pair_key as of this revision: a migration
+# A frozen copy of app.keys.pair_key as of this revision: a migration
 # must compute what the code of its time computed, whatever the code does later.
 def _pair_key(prompt: Any, response_a: Any, response_b: Any) -> str:
     def messages(value: Any) -> list[dict[str, str]]:
