@@ -27,15 +27,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.errors import InvalidInputError
 from app.keys import digest
 
-if TYPE_CHECKING:
-    from app.labeling.field_maps import FieldMap
-
 Document = dict[str, Any]
+
+
+class DocumentMap(Protocol):
+    """What :func:`converter` needs of a field map (:class:`app.labeling.field_maps.FieldMap`)."""
+
+    @property
+    def targets(self) -> set[str]: ...
+
+    def apply(self, document: Document) -> Document: ...
+
+
 CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata", "label", "label_votes")
 PANDALM_VOTES = {0: "tie", 1: "a", 2: "b"}
 _TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -205,7 +213,9 @@ def detect(document: Document) -> Document:
     )
 
 
-def converter(fmt: str = "auto", mapping: FieldMap | None = None) -> Callable[[Document], Document]:
+def converter(
+    fmt: str = "auto", mapping: DocumentMap | None = None
+) -> Callable[[Document], Document]:
     """A function from one input document to a canonical document.
 
     A field map (app.labeling.field_maps) runs first and yields a line in a
@@ -217,7 +227,7 @@ def converter(fmt: str = "auto", mapping: FieldMap | None = None) -> Callable[[D
     if mapping is None:
         return convert
     apply = mapping.apply
-    if "label" not in {rule.target for rule in mapping.rules}:
+    if "label" not in mapping.targets:
         return lambda document: convert(apply(document))
 
     def convert_mapped(document: Document) -> Document:
