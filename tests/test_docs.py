@@ -30,7 +30,7 @@ import pytest
 from tests.fake_provider import FakeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = sorted((ROOT / "docs").rglob("*.md"))
+DOC_FILES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 FENCE = re.compile(r"^```bash\b")
 MARKER = re.compile(r"^<!--\s*(runnable|not-runnable)\s*(?::\s*(.*?))?\s*-->$")
 PAGE_TIMEOUT_S = 120
@@ -126,6 +126,8 @@ def docs_env(provider: FakeProvider, workdir: Path) -> dict[str, str]:
         OPENAI_BASE_URL=provider.openai_base_url,
         OPENAI_API_KEY="sk-openai-docs-test",
         HF_HUB_OFFLINE="1",
+        # README starts the fake provider with `python -m tests.fake_provider`.
+        PYTHONPATH=str(ROOT),
         COLUMNS="120",
     )
     return env
