@@ -61,6 +61,14 @@ def load_settings() -> Settings:
         fail(f"bad REFEREE_* setting: {exc}")
 
 
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge", "-j", envvar="REFEREE_DEFAULT_JUDGE", help="provider:model or a named judge."
+    ),
+]
+"""``--judge`` of the commands that judge a file (label, rate)."""
+
 EmptyOption = Annotated[
     str | None,
     typer.Option(

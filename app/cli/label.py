@@ -21,7 +21,16 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from app.cli.console import EmptyOption, RejectPrinter, err, fail, load_settings, out, run_fast
+from app.cli.console import (
+    EmptyOption,
+    JudgeOption,
+    RejectPrinter,
+    err,
+    fail,
+    load_settings,
+    out,
+    run_fast,
+)
 from app.cli.inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
@@ -35,12 +44,7 @@ def label(
     file: Annotated[
         str, typer.Argument(help="JSONL (or .jsonl.gz, or a JSON array) of pairs; - for stdin.")
     ],
-    judge: Annotated[
-        str | None,
-        typer.Option(
-            "--judge", "-j", envvar="REFEREE_DEFAULT_JUDGE", help="provider:model or a named judge."
-        ),
-    ] = None,
+    judge: JudgeOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Model requests in flight at once (two per pair).")
     ] = 32,

@@ -8,6 +8,7 @@ import typer
 
 from app.cli.console import (
     EmptyOption,
+    JudgeOption,
     progress_spinner,
     report_run,
     run_or_fail,
@@ -20,12 +21,7 @@ def rate(
         str,
         typer.Argument(help='JSONL of {"id"?, "prompt", "response", "metadata"?}; - for stdin.'),
     ],
-    judge: Annotated[
-        str | None,
-        typer.Option(
-            "--judge", "-j", envvar="REFEREE_DEFAULT_JUDGE", help="provider:model or a named judge."
-        ),
-    ] = None,
+    judge: JudgeOption = None,
     rubric: Annotated[
         str | None, typer.Option(help="helpfulness (default) or harmlessness.")
     ] = None,
