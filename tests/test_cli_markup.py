@@ -151,3 +151,21 @@ def test_constitution_listing_and_problems_are_whole(value: str, tmp_path: Path)
     assert result.exit_code == 1
     assert value in result.output.split("error:")[0]
     assert f"{value}.yaml" in result.output
+
+
+def test_a_lone_surrogate_in_data_prints_escaped_not_as_a_traceback(tmp_path: Path) -> None:
+    """Output that UTF-8 cannot encode is escaped by the real entry point, never a crash."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "odd.jsonl"
+    source.write_text('{"q": "\\ud800", "x": 1}\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "inspect", str(source)],
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    assert 'e.g. "\\ud800"' in stdout, stdout

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import typer
 
 from app.cli import (
@@ -40,4 +43,9 @@ cli.command("worker")(label.worker)
 
 
 def main() -> None:
+    # Data may hold what UTF-8 cannot encode (a lone surrogate from a JSON
+    # "\\ud800"): shown escaped, it must never end a command in a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     cli()
