@@ -206,8 +206,9 @@ async def claim_label(
     if not labeled_too:
         statement = statement.where(Comparison.status != "labeled")
     result = await session.execute(
-        statement.values(lease_owner=owner, lease_expires_at=now + lease)
-        .execution_options(synchronize_session=False)
+        statement.values(lease_owner=owner, lease_expires_at=now + lease).execution_options(
+            synchronize_session=False
+        )
     )
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -230,4 +231,3 @@ async def release_label(session: AsyncSession, comparison_id: uuid.UUID, owner: 
         .values(lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import String
 
-from app.store.models import Base
+from app.store.schema import metadata
 
 INT32_MAX = 2**31 - 1
 """``Integer`` columns are 32-bit on PostgreSQL."""
@@ -21,7 +21,7 @@ INT64_MAX = 2**63 - 1
 
 def column_length(table: str, column: str) -> int:
     """The declared length of a ``String(n)`` column."""
-    kind = Base.metadata.tables[table].c[column].type
+    kind = metadata.tables[table].c[column].type
     if not isinstance(kind, String) or kind.length is None:
         raise TypeError(f"{table}.{column} is not a String(n) column")
     return kind.length
