@@ -1,0 +1,1 @@
+"""Human review queues: made from the CLI or HTTP, served to reviewers, answers become gold."""

@@ -1,0 +1,393 @@
+"""Review queues: which pairs each kind takes, who is served what, answers, undo, gold."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+
+from app.errors import InvalidInputError, NotFoundError
+from app.labeling.review import queues
+from app.labeling.review.create import QueueSpec, create_queue
+from app.store.db import Database
+from app.store.models import GoldLabel
+from app.store.models_review import ReviewAssignment, ReviewItem
+from tests.review_seed import PairSpec, Seeded, seed
+
+T = TypeVar("T")
+
+
+class Env:
+    """A database and a loop for one test; ``tx(fn)`` runs fn(session) in a transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = Database(url)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def tx(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with self.db.transaction() as session:
+                return await fn(session)
+
+        return self.run(go())
+
+    def seed(self, specs: list[PairSpec]) -> dict[str, Seeded]:
+        return self.run(seed(self.db, specs))
+
+    def queue(self, **spec: Any) -> uuid.UUID:
+        values = {"name": "q", **spec}
+        queue = self.tx(
+            lambda s: create_queue(s, QueueSpec(**values), created_by="t", max_items=1000)
+        )
+        return queue.id
+
+    def next(self, queue_id: uuid.UUID, reviewer: str) -> queues.ServedItem | None:
+        return self.tx(lambda s: queues.next_item(s, queue_id, reviewer))
+
+    def answer(self, served: queues.ServedItem, reviewer: str, choice: str) -> queues.Answered:
+        return self.tx(
+            lambda s: queues.answer(s, served.assignment_id, reviewer, choice)  # type: ignore[arg-type]
+        )
+
+    def items(self, queue_id: uuid.UUID) -> list[ReviewItem]:
+        async def go(session: Any) -> list[ReviewItem]:
+            found = await session.scalars(
+                select(ReviewItem).where(ReviewItem.queue_id == queue_id).order_by(ReviewItem.id)
+            )
+            return list(found)
+
+        return self.tx(go)
+
+    def golds(self) -> list[GoldLabel]:
+        async def go(session: Any) -> list[GoldLabel]:
+            return list(
+                await session.scalars(select(GoldLabel).where(GoldLabel.source == "review"))
+            )
+
+        return self.tx(go)
+
+    def close(self) -> None:
+        self.run(self.db.dispose())
+        self.loop.close()
+
+
+@pytest.fixture
+def env(database_url: str) -> Iterator[Env]:
+    environment = Env(database_url)
+    yield environment
+    environment.close()
+
+
+# name, judge, winner, confidence, consistent, disagreement, batch, same pair as, gold
+PAIRS = [
+    PairSpec("split", winner="a", disagreement=0.33, batch="b1"),
+    PairSpec("split-small", winner="b", disagreement=0.2, batch="b1"),
+    PairSpec("unanimous", winner="a", disagreement=0.0, batch="b1"),
+    PairSpec("inconsistent", winner="tie", consistent=False, batch="b1"),
+    PairSpec("unsure", winner="b", confidence=0.4, batch="b2"),
+    PairSpec("sure", winner="b", confidence=0.95, batch="b2"),
+    PairSpec("j1", judge="judge-1", winner="a", batch="b2"),
+    PairSpec("j2", judge="judge-2", winner="b", same_pair_as="j1", batch="b2"),
+    PairSpec("k1", judge="judge-1", winner="a", batch="b2"),
+    PairSpec("k2", judge="judge-2", winner="a", same_pair_as="k1", batch="b2"),
+    PairSpec("gold", winner="a", gold="a", batch="b2"),
+    PairSpec("unjudged", winner=None),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"kind": "disagreement"}, {"split", "split-small"}),
+        ({"kind": "disagreement", "threshold": 0.3}, {"split"}),
+        ({"kind": "inconsistent"}, {"inconsistent"}),
+        ({"kind": "low-confidence"}, {"unsure"}),
+        ({"kind": "low-confidence", "threshold": 0.99}, None),  # every judged pair but 'none'
+        ({"kind": "judges-disagree"}, {"j1"}),
+        ({"kind": "no-gold", "batch": "b1"}, {"split", "split-small", "unanimous", "inconsistent"}),
+        (
+            {"kind": "no-gold"},
+            {n.name for n in PAIRS} - {"gold", "j2", "k2"},
+        ),
+        (
+            {"kind": "audit", "batch": "b1", "size": 100},
+            {"split", "split-small", "unanimous", "inconsistent"},
+        ),
+    ],
+)
+def test_each_kind_selects_its_pairs(
+    env: Env, spec: dict[str, Any], expected: set[str] | None
+) -> None:
+    """Each kind takes the pairs it names, one item per pair, and only those."""
+    seeded = env.seed(PAIRS)
+    spec = dict(spec)
+    batch = spec.pop("batch", None)
+    if batch is not None:
+        spec["batch_id"] = next(
+            s.batch_id for n, s in seeded.items() if n in {"split", "unsure"} and _batch(n) == batch
+        )
+    queue_id = env.queue(**spec)
+    by_id = {s.comparison_id: n for n, s in seeded.items()}
+    got = {by_id[item.comparison_id] for item in env.items(queue_id)}
+    if expected is None:
+        expected = {
+            "split",
+            "split-small",
+            "unanimous",
+            "inconsistent",
+            "unsure",
+            "sure",
+            "j1",
+            "k1",
+            "gold",
+        }
+    assert got == expected
+
+
+def _batch(name: str) -> str:
+    return next(p.batch for p in PAIRS if p.name == name) or ""
+
+
+def test_an_audit_sample_is_seeded_and_uniform(env: Env) -> None:
+    """The same seed draws the same sample; every pair of the batch is equally likely."""
+    env.seed([PairSpec(f"p{i}", batch="big") for i in range(40)])
+    seeded = env.seed([PairSpec("other", batch="other")])
+    del seeded
+    first = env.queue(name="a1", kind="audit", batch_id=_batch_id(env, "big"), size=10, seed=7)
+    again = env.queue(name="a2", kind="audit", batch_id=_batch_id(env, "big"), size=10, seed=7)
+    other = env.queue(name="a3", kind="audit", batch_id=_batch_id(env, "big"), size=10, seed=8)
+    ids = lambda q: [i.comparison_id for i in env.items(q)]  # noqa: E731
+    assert ids(first) == ids(again)
+    assert len(ids(first)) == 10
+    assert ids(first) != ids(other)
+
+
+def _batch_id(env: Env, name: str) -> uuid.UUID:
+    from app.store.models import Batch
+
+    async def go(session: Any) -> uuid.UUID:
+        found = await session.scalar(select(Batch.id).where(Batch.name == name))
+        assert found is not None
+        return found
+
+    return env.tx(go)
+
+
+def test_two_reviewers_with_k2_each_get_every_item_once(env: Env) -> None:
+    """k = 2: each reviewer is served every item exactly once, interleaved."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(6)])
+    queue_id = env.queue(kind="disagreement", overlap=2)
+    seen: dict[str, list[int]] = {"ann": [], "bob": []}
+    while True:
+        progressed = False
+        for reviewer in ("ann", "bob"):
+            served = env.next(queue_id, reviewer)
+            if served is not None:
+                seen[reviewer].append(served.item_id)
+                env.answer(served, reviewer, "left")
+                progressed = True
+        if not progressed:
+            break
+    items = [i.id for i in env.items(queue_id)]
+    assert sorted(seen["ann"]) == items
+    assert sorted(seen["bob"]) == items
+    assert all(item.done and item.answers == 2 for item in env.items(queue_id))
+
+
+def test_with_k1_two_reviewers_never_get_the_same_item(env: Env) -> None:
+    """k = 1, interleaved: a leased item is not served to the other reviewer; each item once."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(5)])
+    queue_id = env.queue(kind="disagreement", overlap=1)
+    served_to: dict[int, str] = {}
+    held = {r: env.next(queue_id, r) for r in ("ann", "bob")}
+    while any(held.values()):
+        assert (
+            held["ann"] is None or held["bob"] is None or held["ann"].item_id != held["bob"].item_id
+        )
+        for reviewer, served in list(held.items()):
+            if served is None:
+                continue
+            assert served.item_id not in served_to
+            served_to[served.item_id] = reviewer
+            env.answer(served, reviewer, "right")
+            held[reviewer] = env.next(queue_id, reviewer)
+    assert sorted(served_to) == [i.id for i in env.items(queue_id)]
+
+
+def test_with_k1_concurrent_reviewers_never_get_the_same_item(env: Env) -> None:
+    """k = 1, eight reviewers asking at once: eight different items."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(10)])
+    queue_id = env.queue(kind="disagreement", overlap=1)
+
+    async def ask(reviewer: str) -> int | None:
+        async with env.db.transaction() as session:
+            served = await queues.next_item(session, queue_id, reviewer)
+        return None if served is None else served.item_id
+
+    async def all_at_once() -> list[int | None]:
+        return list(await asyncio.gather(*(ask(f"r{i}") for i in range(8))))
+
+    got = env.run(all_at_once())
+    assert None not in got
+    assert len(set(got)) == 8
+
+
+@pytest.mark.parametrize("order", ["ab", "ba"])
+@pytest.mark.parametrize(
+    ("choice", "if_ab", "if_ba"),
+    [("left", "a", "b"), ("right", "b", "a"), ("tie", "tie", "tie")],
+)
+def test_the_stored_preference_is_the_answer_mapped_through_the_order(
+    env: Env, order: str, choice: str, if_ab: str, if_ba: str
+) -> None:
+    """What is stored is what was pressed, mapped through the order the reviewer saw."""
+    seeded = env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement")
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    _force_order(env, served.assignment_id, order)
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    a, b = "answer A of p", "answer B of p"
+    assert (served.left, served.right) == ((a, b) if order == "ab" else (b, a))
+    answered = env.answer(served, "ann", choice)
+    expected = if_ab if order == "ab" else if_ba
+    assert answered.winner == expected
+    [review] = env.golds()
+    assert review.winner == expected
+    assert review.comparison_id == seeded["p"].comparison_id
+
+
+def _force_order(env: Env, assignment_id: int, order: str) -> None:
+    async def go(session: Any) -> None:
+        row = await session.get(ReviewAssignment, assignment_id)
+        row.shown_order = order
+
+    env.tx(go)
+
+
+def test_the_order_is_stored_per_reviewer_and_item(env: Env) -> None:
+    """A reviewer served the same item again sees it in the same order."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement")
+    first = env.next(queue_id, "ann")
+    assert first is not None
+    for _ in range(5):
+        again = env.next(queue_id, "ann")
+        assert again is not None
+        assert (again.left, again.right) == (first.left, first.right)
+
+
+def test_undo_takes_back_the_answer_and_its_gold(env: Env) -> None:
+    """Undo with k = 1 removes the review written from the answer and serves the item again."""
+    env.seed([PairSpec("p", disagreement=0.5), PairSpec("q", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement")
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    env.answer(served, "ann", "left")
+    assert len(env.golds()) == 1
+    again = env.tx(lambda s: queues.undo_last(s, queue_id, "ann"))
+    assert again.item_id == served.item_id
+    assert env.golds() == []
+    assert env.next(queue_id, "ann").item_id == served.item_id  # type: ignore[union-attr]
+    env.answer(again, "ann", "right")
+    [review] = env.golds()
+    assert review.winner == queues.winner_for(_order(env, again.assignment_id), "right")
+    with pytest.raises(NotFoundError):
+        env.tx(lambda s: queues.undo_last(s, queue_id, "bob"))
+
+
+def _order(env: Env, assignment_id: int) -> str:
+    async def go(session: Any) -> str:
+        row = await session.get(ReviewAssignment, assignment_id)
+        return str(row.shown_order)
+
+    return env.tx(go)
+
+
+def test_undo_before_k_answers_keeps_the_other_answer(env: Env) -> None:
+    """k = 2: undoing the completing answer reopens the item; gold is decided anew."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement", overlap=2)
+    for reviewer in ("ann", "bob"):
+        served = env.next(queue_id, reviewer)
+        assert served is not None
+        _force_order(env, served.assignment_id, "ab")
+        env.answer(served, reviewer, "left")
+    [review] = env.golds()
+    assert review.winner == "a"
+    assert review.votes == ["a", "a"]
+    assert review.reviewer == "ann, bob"
+    again = env.tx(lambda s: queues.undo_last(s, queue_id, "bob"))
+    assert env.golds() == []
+    assert env.items(queue_id)[0].answers == 1
+    env.answer(again, "bob", "right")  # ann a, bob b: no majority
+    assert env.golds() == []
+    assert env.items(queue_id)[0].done
+
+
+@pytest.mark.parametrize(
+    ("presses", "gold"),
+    [
+        (["left"], "a"),
+        (["left", "left"], "a"),
+        (["left", "right"], None),
+        (["left", "right", "right"], "b"),
+        (["tie", "tie", "left"], "tie"),
+        (["tie", "left", "right"], None),
+    ],
+)
+def test_gold_is_the_majority_of_k_answers(env: Env, presses: list[str], gold: str | None) -> None:
+    """k answers in: gold is the strict majority; no majority, no gold."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement", overlap=len(presses))
+    for n, press in enumerate(presses):
+        served = env.next(queue_id, f"r{n}")
+        assert served is not None
+        _force_order(env, served.assignment_id, "ab")
+        env.answer(served, f"r{n}", press)
+    assert [g.winner for g in env.golds()] == ([gold] if gold else [])
+    assert env.items(queue_id)[0].done
+
+
+def test_a_skip_frees_the_item_for_others(env: Env) -> None:
+    """k = 1: a skipped item goes to the next reviewer, and not back to the skipper."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement")
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    assert env.next(queue_id, "bob") is None
+    env.answer(served, "ann", "skip")
+    assert env.next(queue_id, "ann") is None
+    assert env.next(queue_id, "bob") is not None
+    assert env.golds() == []
+
+
+def test_progress_per_reviewer(env: Env) -> None:
+    """list_queues counts items, done, and what is left for this reviewer."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(3)])
+    queue_id = env.queue(kind="disagreement", overlap=2)
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    env.answer(served, "ann", "left")
+    [mine] = env.tx(lambda s: queues.list_queues(s, "ann"))
+    [theirs] = env.tx(lambda s: queues.list_queues(s, "bob"))
+    assert (mine.items, mine.done, mine.answered_by_you, mine.left_for_you) == (3, 0, 1, 2)
+    assert (theirs.answered_by_you, theirs.left_for_you) == (0, 3)
+
+
+def test_bad_specs_name_the_field(env: Env) -> None:
+    """An audit without a batch, a taken name: clear errors, nothing stored."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    with pytest.raises(ValueError, match="batch_id"):
+        QueueSpec(name="a", kind="audit")
+    env.queue(kind="disagreement")
+    with pytest.raises(InvalidInputError, match="exists"):
+        env.queue(kind="disagreement")
