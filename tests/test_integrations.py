@@ -124,7 +124,7 @@ class TestRetries:
         assert score(client, items(3)) == [1.0, 2.0, 3.0]
         assert slept == [7.0, 2.0]
         assert len(fake.bodies) == 3
-        assert fake.bodies[0] == fake.bodies[1] == fake.bodies[2]
+        assert fake.bodies[0] == fake.bodies[1] == fake.bodies[2]  # the same idempotency key too
 
     def test_503_with_retry_after_is_retried(self, score: Any) -> None:
         """An overloaded 503 with Retry-After is waited out like a 429."""
@@ -132,6 +132,15 @@ class TestRetries:
         client, slept = client_for(fake)
         assert score(client, items(1)) == [1.0]
         assert slept == [4.0]
+
+    def test_503_without_retry_after_is_not_retried(self, score: Any) -> None:
+        """A 503 that names no time to come back (a judge with no provider key) raises at once."""
+        error = {"code": "judge_unavailable", "message": "no ANTHROPIC_API_KEY", "details": {}}
+        fake = FakeRewards(script=[httpx.Response(503, json={"error": error})])
+        client, slept = client_for(fake)
+        with pytest.raises(RewardRequestError, match="503 judge_unavailable"):
+            score(client, items(1))
+        assert slept == []
 
     def test_connection_errors_back_off_exponentially(self, score: Any) -> None:
         """A refused or dropped connection is retried with growing waits."""
@@ -210,6 +219,7 @@ class TestScores:
         client, _ = client_for(fake, batch_size=4, max_concurrency=3)
         assert score(client, items(11)) == [float(i + 1) for i in range(11)]
         assert sorted(len(b["items"]) for b in fake.bodies) == [3, 4, 4]
+        assert len({b["idempotency_key"] for b in fake.bodies}) == 3
 
     def test_body_key_and_deadline(self, score: Any) -> None:
         """The body is the pinned contract; the key is a bearer token; the deadline is timeout_s."""
@@ -217,6 +227,7 @@ class TestScores:
         client, _ = client_for(fake, api_key="ref_abc", deadline_s=2.5)
         batch = [RewardItem("q", "a", reference="r", metadata={"run": "r1", "step": 3})]
         score(client, batch)
+        assert len(fake.bodies[0].pop("idempotency_key")) == 32
         assert fake.bodies == [
             {
                 "scorer": SCORER,

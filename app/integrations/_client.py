@@ -2,10 +2,11 @@
 
 Batches go out in chunks of ``batch_size`` items, several chunks at a time;
 the scores come back in input order, ``None`` where the server answered
-``null`` (the item failed, or the request's deadline passed). A 429 or 503
-waits the server's ``Retry-After`` and sends the same chunk again (the
-server never counts a retried batch twice); a dropped connection or a 502 /
-504 is retried with exponential backoff. Any other error answer raises
+``null`` (the item failed, or the request's deadline passed). A 429 (or a
+503 with ``Retry-After``) waits the seconds the server asks and sends the
+same chunk again, with the same idempotency key (the server never counts a
+retried batch twice); a dropped connection or a 502 / 504 is retried with
+exponential backoff. Any other error answer raises
 :class:`RewardRequestError` with the server's error code and message.
 """
 
@@ -16,6 +17,7 @@ import math
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,7 @@ import httpx
 API_KEY_ENV = "REFEREE_API_KEY"
 REWARDS_PATH = "/v1/rewards"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
-RETRY_STATUSES = RETRY_AFTER_STATUSES | {502, 504}
+GATEWAY_STATUSES = frozenset({502, 504})
 # The server answers by its deadline; the connection gets this much longer
 # before the client gives up on it (then retries).
 DEADLINE_MARGIN_S = 30.0
@@ -160,9 +162,20 @@ class _Attempts:
         """Scores for a final answer, or the seconds to wait before retrying this one."""
         if response.status_code == 200:
             return parse_scores(response, expected)
-        if response.status_code in RETRY_STATUSES:
+        if is_transient(response):
             return self.wait_after(response, f"HTTP {response.status_code}")
         raise request_error(response)
+
+
+def is_transient(response: httpx.Response) -> bool:
+    """A 429, a 503 that says when to come back, or a gateway's 502/504: worth retrying.
+
+    A 503 without Retry-After (the server has no key for the judge) is not.
+    """
+    status = response.status_code
+    if status == 503:
+        return "retry-after" in response.headers
+    return status == 429 or status in GATEWAY_STATUSES
 
 
 def _chunks(items: Sequence[RewardItem], size: int) -> Iterator[Sequence[RewardItem]]:
@@ -226,7 +239,13 @@ class RewardsClient:
         return httpx.Timeout(read, connect=10.0)
 
     def _body(self, scorer: Mapping[str, Any], chunk: Sequence[RewardItem]) -> dict[str, Any]:
-        body: dict[str, Any] = {"scorer": dict(scorer), "items": [i.to_json() for i in chunk]}
+        """One chunk's request, sent as is on every retry: its idempotency key names it, so
+        a retry after a lost answer finds the rows the first attempt stored."""
+        body: dict[str, Any] = {
+            "scorer": dict(scorer),
+            "items": [i.to_json() for i in chunk],
+            "idempotency_key": uuid.uuid4().hex,
+        }
         if self.deadline_s is not None:
             body["timeout_s"] = self.deadline_s
         return body
