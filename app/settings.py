@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +112,34 @@ class Settings(BaseSettings):
         ge=1,
         description="Records (JSONL lines or array items) one POST /v1/batches may hold;"
         " more is a 422 before anything is stored.",
+    )
+    max_reward_items: int = Field(
+        1024,
+        ge=1,
+        description="Items one POST /v1/rewards (or /get_reward) may hold; more is a 422.",
+    )
+    reward_max_in_flight: int = Field(
+        128,
+        ge=1,
+        description="Reward items being judged at once, shared by every reward request of the"
+        " process (a local reward model batches them into forward passes).",
+    )
+    reward_max_queued: int = Field(
+        4096,
+        ge=1,
+        description="Reward items admitted and not finished; a request that would pass it gets"
+        " 429 with Retry-After.",
+    )
+    reward_timeout_s: float = Field(
+        60.0, gt=0, description="A reward request's deadline when it names no `timeout_s`."
+    )
+    reward_max_timeout_s: float = Field(
+        600.0, gt=0, description="The longest `timeout_s` a reward request may ask for."
+    )
+    openrlhf_scorer: dict[str, Any] | None = Field(
+        None,
+        description='The scorer of POST /get_reward as JSON, e.g. `{"judge":'
+        ' "openai:gpt-4o-mini", "kind": "rubric"}`; query parameters override it.',
     )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False

@@ -299,6 +299,69 @@ VALID: dict[tuple[str, str], list[Call]] = {
             ok=(404,),
         )
     ],
+    ("POST", "/v1/rewards"): [
+        Call(
+            "POST",
+            "/v1/rewards",
+            body={
+                "scorer": {
+                    "judge": JUDGE,
+                    "kind": "rubric",
+                    "rubric": "helpfulness",
+                    "scale_min": 1,
+                    "scale_max": 10,
+                    "threshold": 7.0,
+                    "output": "sigmoid",
+                },
+                "items": [
+                    {
+                        "prompt": "What is the capital of France?",
+                        "completion": "Paris.",
+                        "reference": "Paris is the capital of France.",
+                        "metadata": {**METADATA, "run": "run-1", "step": 3},
+                    },
+                    {"prompt": CONVERSATION["prompt"], "completion": CONVERSATION["response_a"]},
+                ],
+                "timeout_s": 30.0,
+                "idempotency_key": "rewards-1",
+            },
+        ),
+        Call(
+            "POST",
+            "/v1/rewards",
+            body={
+                "scorer": {"judge": JUDGE, "kind": "pairwise"},
+                "items": [{"prompt": PAIR["prompt"], "completion": "Paris.", "reference": "Lyon."}],
+            },
+        ),
+        Call(
+            "POST",
+            "/v1/rewards",
+            body={
+                "scorer": {"judge": JUDGE, "rubric_text": "Is it correct?"},
+                "items": [{"prompt": PAIR["prompt"], "completion": "Lyon."}],
+            },
+        ),
+    ],
+    ("POST", "/get_reward"): [
+        Call(
+            "POST",
+            "/get_reward",
+            params={
+                "judge": JUDGE,
+                "kind": "rubric",
+                "rubric": "helpfulness",
+                "run": "run-1",
+                "step": 1,
+                "timeout_s": 30.0,
+            },
+            body={
+                "query": ["What is 2+2? Four."],
+                "prompts": ["What is 2+2?"],
+                "labels": ["4"],
+            },
+        )
+    ],
 }
 
 # --- The catalogue of bad values -------------------------------------------------------------

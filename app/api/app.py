@@ -21,6 +21,7 @@ from app.api.routes import (
     reports,
     review_queue,
     revisions,
+    rewards,
 )
 from app.api.schemas import ErrorOut
 from app.labeling.limits import RequestLimits
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         review_queue.router,
         reports.router,
         reports.reviews_router,
+        rewards.router,
     ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
     return app

@@ -64,6 +64,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/reviews/queue"): READ,
     ("GET", "/v1/reports/summary"): READ,
     ("GET", "/v1/reports/batches/{batch_id}"): READ,
+    ("POST", "/v1/rewards"): PAID,
+    ("POST", "/get_reward"): PAID,
 }
 
 

@@ -1,0 +1,223 @@
+"""Score a batch of completions for a training loop: in order, on time, once, stored.
+
+The request is checked whole before anything is paid for (sizes, the judge
+and whether this caller may use it, the queue). Items scored before (by
+content and scorer) come from the store with no call; identical items in
+flight, in this request or another, are judged once (single flight); the
+rest draw slots from the process's shared capacity. At the deadline, the
+items still unscored are ``null`` with reason ``deadline`` and the request
+answers; calls already made finish in the background and store their
+result, so a retry finds them. Items not yet sent by then are never sent.
+
+Every item is stored as a reward row keyed by the request it came in, so a
+client retrying the same batch finds the same rows instead of adding more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import RefereeError
+from app.keys import document_key
+from app.labeling.access import acting_key
+from app.labeling.compare import Labeler
+from app.labeling.rewards.capacity import Capacity, DeadlinePassed
+from app.labeling.rewards.inputs import RewardItemIn, RewardRequest, check_request, item_problem
+from app.labeling.rewards.scorers import DEADLINE, Scored, Scorer, build_scorer
+from app.labeling.rewards.writer import GroupWriter
+from app.store import rewards
+from app.store.models_rewards import RewardItem
+
+log = logging.getLogger("referee")
+# The time kept after the wait for scores to store the rows and answer.
+ANSWER_RESERVE_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    scored: Scored
+    row: RewardItem
+
+
+@dataclass(frozen=True, slots=True)
+class RewardBatch:
+    scorer: Scorer
+    items: list[ItemOutcome]
+    elapsed_s: float
+
+    def counts(self) -> dict[str, int]:
+        counts: Counter[str] = Counter(item.scored.status for item in self.items)
+        counts["cached"] = sum(item.scored.cached for item in self.items)
+        return dict(counts)
+
+
+@dataclass(slots=True)
+class _Planned:
+    item: RewardItemIn
+    run: str | None
+    step: int | None
+    key: str
+    problem: RefereeError | None
+
+
+class RewardService:
+    """Reward scoring over a labeler, with one capacity pool for the process."""
+
+    def __init__(self, labeler: Labeler) -> None:
+        self.labeler = labeler
+        self.settings = labeler.settings
+        self.capacity = Capacity(
+            self.settings.reward_max_in_flight, self.settings.reward_max_queued
+        )
+        self.writer = GroupWriter(labeler.db)
+        self._background: set[asyncio.Task[Scored]] = set()
+
+    def deadline_s(self, timeout_s: float | None) -> float:
+        return min(timeout_s or self.settings.reward_timeout_s, self.settings.reward_max_timeout_s)
+
+    async def score(self, request: RewardRequest) -> RewardBatch:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.deadline_s(request.timeout_s)
+        check_request(request, self.settings)
+        scorer = build_scorer(self.labeler, request.scorer, self.writer)
+        async with scorer.holding():
+            planned = [self._plan(scorer, item, i) for i, item in enumerate(request.items)]
+            keys = sorted({p.key for p in planned if p.problem is None})
+            async with self.labeler.db.transaction() as session:
+                results: dict[str, Scored] = await scorer.lookup(session, keys)
+            todo = {p.key: p.item for p in planned if p.problem is None and p.key not in results}
+            self.capacity.admit(len(todo))
+            tasks = {key: self._start(scorer, item, key, deadline) for key, item in todo.items()}
+            if tasks:
+                await asyncio.wait(
+                    tasks.values(), timeout=max(0.0, deadline - loop.time() - ANSWER_RESERVE_S)
+                )
+            results.update({key: _result(task) for key, task in tasks.items()})
+            outcomes = [Scored.refused(p.problem) if p.problem else results[p.key] for p in planned]
+            rows = await self._record(request, scorer, planned, outcomes)
+        items = [ItemOutcome(s, rows[i]) for i, s in enumerate(outcomes)]
+        return RewardBatch(scorer, items, loop.time() - started)
+
+    def _plan(self, scorer: Scorer, item: RewardItemIn, index: int) -> _Planned:
+        run, step = item.run_and_step(index)
+        problem = item_problem(item, index, self.settings)
+        key = ""
+        if problem is None:
+            try:
+                key = scorer.key(item)
+            except RefereeError as exc:  # the pair screen refusing it (identical, empty)
+                problem = exc
+        if problem is not None:
+            key = document_key({"refused": item.stored(), "scorer": scorer.fingerprint()})
+        return _Planned(item, run, step, key, problem)
+
+    def _start(
+        self, scorer: Scorer, item: RewardItemIn, key: str, deadline: float
+    ) -> asyncio.Task[Scored]:
+        async def shared() -> Scored:
+            result, _ = await self.labeler.flights.run(
+                ("reward", scorer.kind, key), lambda: self._work(scorer, item, key, deadline)
+            )
+            return result
+
+        task = asyncio.get_running_loop().create_task(shared())
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Scored]) -> None:
+        self._background.discard(task)
+        self.capacity.finished()
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here too: an item past its request's deadline has no reader.
+            log.debug("reward scoring failed: %r", task.exception())
+
+    async def _work(self, scorer: Scorer, item: RewardItemIn, key: str, deadline: float) -> Scored:
+        async with scorer.holding():
+            try:
+                return await scorer.work(item, key, self.capacity.slot(deadline))
+            except DeadlinePassed:
+                return DEADLINE
+
+    async def _record(
+        self,
+        request: RewardRequest,
+        scorer: Scorer,
+        planned: list[_Planned],
+        outcomes: list[Scored],
+    ) -> list[RewardItem]:
+        """One reward row per item, keyed so that the same request again finds the same rows."""
+        seen: Counter[str] = Counter()
+        rows = []
+        for plan, scored in zip(planned, outcomes, strict=True):
+            stored = plan.item.stored()
+            identity = {
+                "v": 1,
+                "kind": "reward_item",
+                "scorer": scorer.fingerprint(),
+                "run": plan.run,
+                "step": plan.step,
+                "idempotency_key": request.idempotency_key,
+                "item": stored,
+            }
+            occurrence = seen[document_key(identity)]
+            seen[document_key(identity)] += 1
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "item_key": document_key({**identity, "n": occurrence}),
+                    "score_key": plan.key,
+                    "run": plan.run,
+                    "step": plan.step,
+                    "idempotency_key": request.idempotency_key,
+                    "scorer": scorer.kind,
+                    "judge": scorer.judge_label,
+                    **stored,
+                    "metadata": plan.item.metadata,
+                    "api_key_id": acting_key.get(),
+                    **_outcome_columns(scored),
+                }
+            )
+        async with self.labeler.db.transaction() as session:
+            found = await rewards.record_items(session, rows)
+        return [found[row["item_key"]] for row in rows]
+
+    async def aclose(self) -> None:
+        """Let background scoring (items past their request's deadline) finish and store."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.writer.wait_idle()
+
+
+def _outcome_columns(scored: Scored) -> dict[str, Any]:
+    return {
+        "status": scored.status,
+        "reason": scored.reason,
+        "score": scored.score,
+        "raw_score": scored.raw_score,
+        "passed": scored.passed,
+        "rating_id": scored.rating_id,
+        "comparison_id": scored.comparison_id,
+    }
+
+
+def _result(task: asyncio.Task[Scored]) -> Scored:
+    """The item's reward; ``deadline`` if it is not done; a failure named by its class."""
+    if not task.done() or task.cancelled():
+        return DEADLINE
+    exc = task.exception()
+    if exc is None:
+        return task.result()
+    if isinstance(exc, RefereeError):
+        return Scored.refused(exc, "failed")
+    log.warning("reward scoring failed: %r", exc)
+    return Scored("failed", reason=type(exc).__name__, message=str(exc)[:500])
+
+
+__all__ = ["ItemOutcome", "RewardBatch", "RewardService"]
