@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import select
 
 from app.keys import pair_key
+from app.labeling.review import queues
+from app.labeling.review.create import QueueSpec, create_queue
 from app.store.db import Database
 from app.store.models import Batch, Comparison, GoldLabel, Verdict
+from app.store.models_review import ReviewAssignment, ReviewItem
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -93,3 +101,71 @@ def _gold(key: str, winner: str) -> GoldLabel:
     return GoldLabel(
         pair_key=key, dedupe_key=uuid.uuid4().hex, winner=winner, source="import", origin="t"
     )
+
+
+T = TypeVar("T")
+
+
+class Env:
+    """A database and a loop for one test; ``tx(fn)`` runs fn(session) in a transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = Database(url)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def tx(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with self.db.transaction() as session:
+                return await fn(session)
+
+        return self.run(go())
+
+    def seed(self, specs: list[PairSpec]) -> dict[str, Seeded]:
+        return self.run(seed(self.db, specs))
+
+    def queue(self, **spec: Any) -> uuid.UUID:
+        values = {"name": "q", **spec}
+        queue = self.tx(
+            lambda s: create_queue(s, QueueSpec(**values), created_by="t", max_items=1000)
+        )
+        return queue.id
+
+    def next(self, queue_id: uuid.UUID, reviewer: str) -> queues.ServedItem | None:
+        return self.tx(lambda s: queues.next_item(s, queue_id, reviewer))
+
+    def answer(self, served: queues.ServedItem, reviewer: str, choice: str) -> queues.Answered:
+        return self.tx(
+            lambda s: queues.answer(s, served.assignment_id, reviewer, choice)  # type: ignore[arg-type]
+        )
+
+    def items(self, queue_id: uuid.UUID) -> list[ReviewItem]:
+        async def go(session: Any) -> list[ReviewItem]:
+            found = await session.scalars(
+                select(ReviewItem).where(ReviewItem.queue_id == queue_id).order_by(ReviewItem.id)
+            )
+            return list(found)
+
+        return self.tx(go)
+
+    def golds(self) -> list[GoldLabel]:
+        async def go(session: Any) -> list[GoldLabel]:
+            return list(
+                await session.scalars(select(GoldLabel).where(GoldLabel.source == "review"))
+            )
+
+        return self.tx(go)
+
+    def close(self) -> None:
+        self.run(self.db.dispose())
+        self.loop.close()
+
+
+def force_order(env: Env, assignment_id: int, order: str) -> None:
+    async def go(session: Any) -> None:
+        row = await session.get(ReviewAssignment, assignment_id)
+        row.shown_order = order
+
+    env.tx(go)

@@ -4,78 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from app.errors import InvalidInputError, NotFoundError
 from app.labeling.review import queues
-from app.labeling.review.create import QueueSpec, create_queue
-from app.store.db import Database
-from app.store.models import GoldLabel
-from app.store.models_review import ReviewAssignment, ReviewItem
-from tests.review_seed import PairSpec, Seeded, seed
-
-T = TypeVar("T")
-
-
-class Env:
-    """A database and a loop for one test; ``tx(fn)`` runs fn(session) in a transaction."""
-
-    def __init__(self, url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.db = Database(url)
-
-    def run(self, coro: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(coro)
-
-    def tx(self, fn: Callable[[Any], Awaitable[T]]) -> T:
-        async def go() -> T:
-            async with self.db.transaction() as session:
-                return await fn(session)
-
-        return self.run(go())
-
-    def seed(self, specs: list[PairSpec]) -> dict[str, Seeded]:
-        return self.run(seed(self.db, specs))
-
-    def queue(self, **spec: Any) -> uuid.UUID:
-        values = {"name": "q", **spec}
-        queue = self.tx(
-            lambda s: create_queue(s, QueueSpec(**values), created_by="t", max_items=1000)
-        )
-        return queue.id
-
-    def next(self, queue_id: uuid.UUID, reviewer: str) -> queues.ServedItem | None:
-        return self.tx(lambda s: queues.next_item(s, queue_id, reviewer))
-
-    def answer(self, served: queues.ServedItem, reviewer: str, choice: str) -> queues.Answered:
-        return self.tx(
-            lambda s: queues.answer(s, served.assignment_id, reviewer, choice)  # type: ignore[arg-type]
-        )
-
-    def items(self, queue_id: uuid.UUID) -> list[ReviewItem]:
-        async def go(session: Any) -> list[ReviewItem]:
-            found = await session.scalars(
-                select(ReviewItem).where(ReviewItem.queue_id == queue_id).order_by(ReviewItem.id)
-            )
-            return list(found)
-
-        return self.tx(go)
-
-    def golds(self) -> list[GoldLabel]:
-        async def go(session: Any) -> list[GoldLabel]:
-            return list(
-                await session.scalars(select(GoldLabel).where(GoldLabel.source == "review"))
-            )
-
-        return self.tx(go)
-
-    def close(self) -> None:
-        self.run(self.db.dispose())
-        self.loop.close()
+from app.labeling.review.create import QueueSpec
+from app.store.models_review import ReviewAssignment
+from tests.review_seed import Env, PairSpec, force_order
 
 
 @pytest.fixture
@@ -252,7 +191,7 @@ def test_the_stored_preference_is_the_answer_mapped_through_the_order(
     queue_id = env.queue(kind="disagreement")
     served = env.next(queue_id, "ann")
     assert served is not None
-    _force_order(env, served.assignment_id, order)
+    force_order(env, served.assignment_id, order)
     served = env.next(queue_id, "ann")
     assert served is not None
     a, b = "answer A of p", "answer B of p"
@@ -263,14 +202,6 @@ def test_the_stored_preference_is_the_answer_mapped_through_the_order(
     [review] = env.golds()
     assert review.winner == expected
     assert review.comparison_id == seeded["p"].comparison_id
-
-
-def _force_order(env: Env, assignment_id: int, order: str) -> None:
-    async def go(session: Any) -> None:
-        row = await session.get(ReviewAssignment, assignment_id)
-        row.shown_order = order
-
-    env.tx(go)
 
 
 def test_the_order_is_stored_per_reviewer_and_item(env: Env) -> None:
@@ -319,7 +250,7 @@ def test_undo_before_k_answers_keeps_the_other_answer(env: Env) -> None:
     for reviewer in ("ann", "bob"):
         served = env.next(queue_id, reviewer)
         assert served is not None
-        _force_order(env, served.assignment_id, "ab")
+        force_order(env, served.assignment_id, "ab")
         env.answer(served, reviewer, "left")
     [review] = env.golds()
     assert review.winner == "a"
@@ -351,7 +282,7 @@ def test_gold_is_the_majority_of_k_answers(env: Env, presses: list[str], gold: s
     for n, press in enumerate(presses):
         served = env.next(queue_id, f"r{n}")
         assert served is not None
-        _force_order(env, served.assignment_id, "ab")
+        force_order(env, served.assignment_id, "ab")
         env.answer(served, f"r{n}", press)
     assert [g.winner for g in env.golds()] == ([gold] if gold else [])
     assert env.items(queue_id)[0].done

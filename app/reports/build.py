@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import NotFoundError
 from app.reports.blocks import NO_COST, Evidence, block
 from app.reports.metrics import LABELS, Bootstrap, confusion, kappa, proportion
+from app.reports.review_agreement import review_agreement
 from app.store import reports
 from app.store.db import Database
 from app.store.models import utcnow
@@ -53,10 +54,12 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
         positions = await reports.inconsistent_positions(session, scope)
         batch_ids = {f.batch_id for f in facts if f.batch_id is not None}
         names = await reports.batch_names(session, batch_ids | ({batch_id} if batch_id else set()))
+        reviewed = await review_agreement(session, options.bootstrap)
     evidence = Evidence(gold, positions, options.bootstrap, options.calibration_bins)
     # The statistics are CPU work (bootstrap draws): off the event loop, so the
     # service keeps answering while a large report is computed.
-    return await asyncio.to_thread(assemble, facts, costs, names, evidence, scope)
+    report = await asyncio.to_thread(assemble, facts, costs, names, evidence, scope)
+    return {**report, "review_agreement": reviewed}
 
 
 def assemble(
@@ -84,6 +87,7 @@ def assemble(
         "gold": gold_summary(facts, evidence.gold),
         "judges": judge_blocks(facts, costs, evidence),
         "batches": batch_blocks(facts, costs, names, evidence),
+        "templates": template_blocks(facts, evidence),
         "judge_agreement": judge_agreement(facts, boot),
     }
 
@@ -156,6 +160,21 @@ def batch_blocks(
             evidence,
         )
         for (batch_id, judge), rows in ordered
+    ]
+
+
+def template_blocks(facts: Sequence[ComparisonFacts], evidence: Evidence) -> list[dict[str, Any]]:
+    """The metrics per (judge, template ref): two templates on one gold set are two rows.
+
+    Calls are costed per judge and batch, not per template, so these rows
+    carry no cost (``None``); label each template in its own batch to see it.
+    """
+    groups: dict[tuple[str, str], list[ComparisonFacts]] = defaultdict(list)
+    for fact in facts:
+        groups[(fact.judge, fact.template or "")].append(fact)
+    return [
+        {**block(judge, None, rows, NO_COST, evidence), "template": template, "cost": None}
+        for (judge, template), rows in sorted(groups.items())
     ]
 
 

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from app.errors import InvalidInputError
-from app.reports import html_plots
+from app.reports import html_plots, review_tables
 from app.reports.html_tables import lookup, number, tables
 
 SCHEMA_VERSION = 1
@@ -42,7 +42,7 @@ def render_report(report: dict[str, Any]) -> str:
             field="/schema_version",
         )
     # Header and tables first: they check each field they read and name it.
-    header, table_rows = _header(report), tables(report)
+    header, table_rows = _header(report), tables(report) + review_tables.html_tables(report)
     # The only markup left unescaped is plotly's own: plotly.js, and figures whose
     # JSON escapes "<" and whose user-supplied labels html_plots escaped first.
     plots = [Markup(figure) for figure in html_plots.figures(report)]  # noqa: S704

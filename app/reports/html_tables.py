@@ -239,7 +239,7 @@ def _cell(obj: Any, base: str, column: Column) -> Cell:
     )
 
 
-def _table(spec: Spec, entries: Iterable[tuple[Any, str, tuple[str, ...]]]) -> Table:
+def table(spec: Spec, entries: Iterable[tuple[Any, str, tuple[str, ...]]]) -> Table:
     """A table of ``(object, its pointer, row labels)`` entries."""
     rows = tuple(
         Row(labels, tuple(_cell(obj, base, column) for column in spec.columns))
@@ -268,11 +268,11 @@ def tables(report: dict[str, Any]) -> list[Table]:
     """Every table of the page; the category table only when the report has categories."""
     judges = lookup(report, ("judges",), "/judges")
     per_judge = _entries(judges, "/judges", [("judge",)])
-    result = [_table(spec, per_judge) for spec in (AGREEMENT, BIAS, VOLUME, COST)]
+    result = [table(spec, per_judge) for spec in (AGREEMENT, BIAS, VOLUME, COST)]
     batches = lookup(report, ("batches",), "/batches")
-    result.append(_table(BATCHES, _entries(batches, "/batches", [("batch", "name"), ("judge",)])))
+    result.append(table(BATCHES, _entries(batches, "/batches", [("batch", "name"), ("judge",)])))
     pairs = lookup(report, ("judge_agreement",), "/judge_agreement")
-    result.append(_table(PAIRS, _entries(pairs, "/judge_agreement", [("judge_a",), ("judge_b",)])))
+    result.append(table(PAIRS, _entries(pairs, "/judge_agreement", [("judge_a",), ("judge_b",)])))
     per_category = [
         (entry, pointer, (_name(block, ["judge"]), *labels))
         for i, block in enumerate(judges)
@@ -281,5 +281,5 @@ def tables(report: dict[str, Any]) -> list[Table]:
         )
     ]
     if per_category:
-        result.append(_table(CATEGORIES, per_category))
+        result.append(table(CATEGORIES, per_category))
     return result

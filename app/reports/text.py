@@ -9,6 +9,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from app.reports import review_tables
+
 Block = dict[str, Any]
 
 
@@ -61,6 +63,8 @@ ROWS: list[tuple[str, Callable[[Block], str]]] = [
 
 
 def _title(block: Block) -> str:
+    if block.get("template"):
+        return f"{block['template']}\n({block['judge']})"
     if block["batch"] is None:
         return str(block["judge"])
     return f"{block['batch']['name']}\n({block['judge']})"
@@ -73,6 +77,8 @@ def metrics_table(title: str, blocks: list[Block]) -> Table:
         # Text, not markup: names come from user data ("[b]" must show as typed).
         table.add_column(Text(_title(item)), overflow="fold")
     for name, cell in ROWS:
+        if any(item["cost"] is None for item in blocks) and cell is _cost:
+            continue  # template rows are not costed (calls are, per judge and batch)
         table.add_row(name, *(cell(item) for item in blocks))
     return table
 
@@ -147,10 +153,14 @@ def render(report: dict[str, Any]) -> RenderableType:
     parts.append(metrics_table("Per judge", report["judges"]))
     if report["batches"]:
         parts.append(metrics_table("Per batch", report["batches"]))
+    templates = report.get("templates") or []
+    if len({item["template"] for item in templates}) > 1:
+        parts.append(metrics_table("Per template (same judge, other words)", templates))
     if any(item.get("by_category") for item in report["judges"]):
         parts.append(category_table("Agreement with gold by category", report["judges"]))
     if any(item["calibration"]["n"] for item in report["judges"]):
         parts.append(reliability_table(report["judges"]))
     if report["judge_agreement"]:
         parts.append(agreement_table(report["judge_agreement"]))
+    parts.extend(review_tables.text_tables(report, estimate))
     return Group(*parts)
