@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from judges.cai.constitutions import default_constitutions_dir
+from judges.templates import default_templates_dir
 
 DEFAULT_DATABASE_URL = "sqlite:///./referee.db"
 # The judge that works without any key: a small reward model run in process
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
         description="Serve the shipped constitutions/ (false: only those in"
         " REFEREE_CONSTITUTIONS_DIR).",
     )
+    templates_dir: Path | None = Field(
+        None,
+        description="Folder of more judging template YAML files (and a criteria.yaml), added"
+        " to the shipped templates/; an id defined in both is an error naming both files.",
+    )
+    max_criteria_chars: int = Field(
+        4_000, ge=1, description="Longest `criteria` text a pair or a request may carry."
+    )
     max_upload_mb: int = Field(
         512, gt=0, description="Largest bulk upload body (JSON array or JSONL) accepted, in MB."
     )
@@ -113,6 +122,26 @@ class Settings(BaseSettings):
         description="Records (JSONL lines or array items) one POST /v1/batches may hold;"
         " more is a 422 before anything is stored.",
     )
+    max_queue_items: int = Field(
+        200_000,
+        ge=1,
+        description="Pairs one review queue may hold (a bigger selection is a 422: narrow it"
+        " with a batch or a threshold); also the largest audit sample.",
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Signs the review page's session cookies; unset, a random secret per"
+        " process (sessions end when it restarts). Set it when several processes serve /review.",
+    )
+    review_session_hours: float = Field(
+        12, gt=0, le=24 * 30, description="How long a review page sign-in lasts."
+    )
+    review_max_diff_words: int = Field(
+        5_000,
+        gt=0,
+        description="Longest response (in words) the review page diffs word by word; longer"
+        " pairs are shown without a diff (its cost grows with the product of the lengths).",
+    )
     max_reward_items: int = Field(
         1024,
         ge=1,
@@ -140,6 +169,17 @@ class Settings(BaseSettings):
         None,
         description='The scorer of POST /get_reward as JSON, e.g. `{"judge":'
         ' "openai:gpt-4o-mini", "kind": "rubric"}`; query parameters override it.',
+    )
+    max_generation_n: int = Field(
+        16, ge=1, description="Samples per prompt one POST /v1/generations may ask for (`n`)."
+    )
+    max_generation_prompts: int = Field(
+        1_000, ge=1, description="Prompts one POST /v1/generations may hold; more is a 422."
+    )
+    max_generation_tokens: int = Field(
+        4_096,
+        ge=1,
+        description="`max_tokens` per sample one POST /v1/generations may ask for.",
     )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
@@ -182,6 +222,16 @@ class Settings(BaseSettings):
             _same_folder(self.constitutions_dir, f) for f in folders
         ):
             folders.append(self.constitutions_dir)
+        return tuple(folders)
+
+    def template_folders(self) -> tuple[Path, ...]:
+        """The shipped templates/ folder (when beside the code), then REFEREE_TEMPLATES_DIR."""
+        shipped = default_templates_dir()
+        folders = [shipped] if shipped.is_dir() else []
+        if self.templates_dir is not None and not any(
+            _same_folder(self.templates_dir, f) for f in folders
+        ):
+            folders.append(self.templates_dir)
         return tuple(folders)
 
 

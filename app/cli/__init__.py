@@ -10,6 +10,7 @@ import typer
 from app.cli import (
     constitutions,
     data,
+    generate,
     inspect,
     keys,
     label,
@@ -17,8 +18,11 @@ from app.cli import (
     report,
     review,
     revise,
+    select,
     service,
+    templates,
 )
+from app.cli.round import round_cli
 
 cli = typer.Typer(
     name="referee",
@@ -30,16 +34,20 @@ cli.add_typer(service.db_cli, name="db")
 cli.add_typer(keys.keys_cli, name="keys")
 cli.add_typer(data.feedback_cli, name="feedback")
 cli.add_typer(constitutions.constitutions_cli, name="constitutions")
+cli.add_typer(templates.templates_cli, name="templates")
 cli.command("export")(data.export)
 cli.command("rate")(rate.rate)
+cli.command("select")(select.select)
 cli.command("revise")(revise.revise)
-cli.command("review-queue")(review.review_queue)
+cli.add_typer(review.review_cli, name="review-queue")
 cli.command("report")(report.report)
 cli.command("inspect")(inspect.inspect)
 cli.add_typer(report.gold_cli, name="gold")
+cli.add_typer(round_cli, name="round")
 cli.command("serve")(service.serve)
 cli.command("label")(label.label)
 cli.command("worker")(label.worker)
+cli.command("generate")(generate.generate)
 
 
 def main() -> None:

@@ -46,20 +46,28 @@ from app.store.models_generation import (
 
 __all__ = [
     "CandidateView",
+    "ClaimedSample",
     "FailedSample",
     "PromptCandidates",
     "SampleResult",
+    "SampleView",
+    "add_counts",
     "add_prompts",
+    "candidate_count",
     "candidates_by_prompt",
     "claim",
+    "drawn_by_prompt_key",
     "find",
     "get",
     "get_by_name",
     "get_or_create",
+    "lease_owners_like",
     "list_generations",
+    "prompt_count",
     "release",
     "renew",
     "reset_failed",
+    "samples_by_prompt",
     "set_status",
     "status_counts",
     "take_ownership",
@@ -339,6 +347,18 @@ async def release(session: AsyncSession, owners: Sequence[str]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def lease_owners_like(session: AsyncSession, prefix: str) -> list[str]:
+    """Owners (``host:pid:nonce``) starting with ``prefix`` that lease pending samples."""
+    result = await session.execute(
+        select(GenerationSample.lease_owner)
+        .where(
+            GenerationSample.lease_owner.like(f"{prefix}%"), GenerationSample.status == "pending"
+        )
+        .distinct()
+    )
+    return [owner for owner in result.scalars() if owner]
+
+
 async def take_ownership(session: AsyncSession, owner: str, ids: Sequence[int]) -> set[int]:
     """Close the leased samples about to be written; returns the ids still ours.
 
@@ -446,17 +466,56 @@ async def total_cost(session: AsyncSession, generation_id: uuid.UUID) -> Decimal
     return Decimal(str(result or 0))
 
 
-async def candidates_by_prompt(
-    session: AsyncSession, generation_id: uuid.UUID
-) -> list[PromptCandidates]:
-    """Each prompt of the generation (file order) with its distinct candidates and failures."""
-    prompts = (
-        await session.execute(
-            select(GenerationPrompt)
-            .where(GenerationPrompt.generation_id == generation_id)
-            .order_by(GenerationPrompt.source_line, GenerationPrompt.created_at)
+async def candidate_count(session: AsyncSession, generation_id: uuid.UUID) -> int:
+    """Distinct candidate texts stored over the generation's prompts."""
+    result = await session.scalar(
+        select(func.count())
+        .select_from(GenerationCandidate)
+        .where(GenerationCandidate.generation_id == generation_id)
+    )
+    return int(result or 0)
+
+
+async def drawn_by_prompt_key(session: AsyncSession, generation_id: uuid.UUID) -> dict[str, int]:
+    """Prompt key → samples drawn (done or failed), for a dry run of a resumed generation."""
+    result = await session.execute(
+        select(GenerationPrompt.prompt_key, func.count())
+        .join(GenerationSample, GenerationSample.prompt_id == GenerationPrompt.id)
+        .where(
+            GenerationPrompt.generation_id == generation_id,
+            GenerationSample.status.in_(["done", "failed"]),
         )
-    ).scalars()
+        .group_by(GenerationPrompt.prompt_key)
+    )
+    return {key: int(n) for key, n in result.all()}
+
+
+async def candidates_by_prompt(
+    session: AsyncSession,
+    generation_id: uuid.UUID,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[PromptCandidates]:
+    """Each prompt of the generation (file order) with its distinct candidates and failures.
+
+    ``offset`` / ``limit`` page through the prompts (default: all of them).
+    """
+    prompts = list(
+        (
+            await session.execute(
+                select(GenerationPrompt)
+                .where(GenerationPrompt.generation_id == generation_id)
+                .order_by(
+                    GenerationPrompt.source_line, GenerationPrompt.created_at, GenerationPrompt.id
+                )
+                .offset(offset)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not prompts:
+        return []
     samples = await session.execute(
         select(
             GenerationSample.prompt_id,
@@ -468,7 +527,7 @@ async def candidates_by_prompt(
             GenerationCandidate.text,
         )
         .outerjoin(GenerationCandidate, GenerationCandidate.id == GenerationSample.candidate_id)
-        .where(GenerationSample.generation_id == generation_id)
+        .where(GenerationSample.prompt_id.in_([p.id for p in prompts]))
         .order_by(GenerationSample.prompt_id, GenerationSample.sample_index)
     )
     texts: dict[uuid.UUID, dict[uuid.UUID, tuple[str, list[int]]]] = {}
@@ -497,3 +556,65 @@ async def candidates_by_prompt(
         )
         for p in prompts
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleView:
+    """One sample's provenance: how it was drawn and what it cost, or why it failed."""
+
+    sample_index: int
+    status: str
+    candidate_id: uuid.UUID | None
+    request_id: str | None
+    seed: int | None
+    model: str | None
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
+    latency_ms: float | None
+    attempts: int
+    error_class: str | None
+    error_message: str | None
+
+
+async def samples_by_prompt(
+    session: AsyncSession, prompt_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SampleView]]:
+    """Prompt id → its samples in index order, each with its provenance."""
+    found: dict[uuid.UUID, list[SampleView]] = {p: [] for p in prompt_ids}
+    for start in range(0, len(prompt_ids), 500):
+        rows = await session.execute(
+            select(GenerationSample)
+            .where(GenerationSample.prompt_id.in_(prompt_ids[start : start + 500]))
+            .order_by(GenerationSample.prompt_id, GenerationSample.sample_index)
+        )
+        for s in rows.scalars():
+            found[s.prompt_id].append(
+                SampleView(
+                    s.sample_index,
+                    s.status,
+                    s.candidate_id,
+                    s.request_id,
+                    s.seed,
+                    s.model,
+                    s.finish_reason,
+                    s.input_tokens,
+                    s.output_tokens,
+                    s.cost_usd,
+                    s.latency_ms,
+                    s.attempts,
+                    s.error_class,
+                    s.error_message,
+                )
+            )
+    return found
+
+
+async def prompt_count(session: AsyncSession, generation_id: uuid.UUID) -> int:
+    result = await session.scalar(
+        select(func.count())
+        .select_from(GenerationPrompt)
+        .where(GenerationPrompt.generation_id == generation_id)
+    )
+    return int(result or 0)

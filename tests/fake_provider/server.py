@@ -35,6 +35,7 @@ from .outputs import (
     verdict_object,
 )
 from .policies import Verdict, decide, decide_gold, extract_responses
+from .sampling import Sampled, is_sampling, sample
 from .state import RPM_FAULT, Admission, ProviderState
 
 MALFORMED_TEXT = "I think the first one is better."
@@ -256,8 +257,12 @@ class FakeProviderApp:
             else:
                 obj, verdict = self._structured(text, None, "text", body["model"])
                 reply = _free_text(obj, verdict)
-                content = [{"type": "text", "text": reply}]
                 stop = "end_turn"
+                drawn = self._samples(body, text, obj, verdict, 1)
+                if drawn:
+                    reply = drawn[0].text
+                    stop = "max_tokens" if drawn[0].finish_reason == "length" else "end_turn"
+                content = [{"type": "text", "text": reply}]
         out_len = sum(
             len(b["text"]) if b["type"] == "text" else len(dumps(b["input"])) for b in content
         )
@@ -346,6 +351,10 @@ class FakeProviderApp:
                     text, None, "json_object" if as_json else "text", body["model"]
                 )
                 content = dumps(obj) if as_json else _free_text(obj, verdict)
+                if not fmt:
+                    drawn = self._samples(body, text, obj, verdict, _n_of(body))
+                    if drawn:
+                        return self._openai_samples(body, drawn)
         logprobs: JSON | None = None
         if body.get("logprobs"):
             k = int(body.get("top_logprobs") or 0)
@@ -372,7 +381,55 @@ class FakeProviderApp:
                     "finish_reason": "stop",
                     "logprobs": logprobs,
                 }
-            ],
+            ]
+            * _n_of(body),  # n identical choices: the answer is deterministic here
+            "usage": {
+                "prompt_tokens": in_tokens,
+                "completion_tokens": out_tokens,
+                "total_tokens": in_tokens + out_tokens,
+            },
+            "system_fingerprint": "fp_fake",
+        }
+
+    def _samples(
+        self, body: JSON, text: str, obj: Any, verdict: Verdict | None, n: int
+    ) -> list[Sampled]:
+        """Sampled candidates for a policy's request (sampling.py); [] for any other request."""
+        if verdict is not None or isinstance(obj, str) or not is_sampling(body):
+            return []
+        s = self.state.settings
+        return [
+            sample(
+                server_seed=s.seed,
+                request_seed=body.get("seed"),
+                prompt=text,
+                index=index,
+                variants=s.candidate_variants,
+                rng=self.state.sample_rng,
+                max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+            )
+            for index in range(n)
+        ]
+
+    def _openai_samples(self, body: JSON, drawn: list[Sampled]) -> JSON:
+        """A chat completion of ``n`` sampled choices; the prompt is billed once."""
+        in_tokens = estimate_tokens(request_text_len(body))
+        out_tokens = sum(estimate_tokens(len(d.text)) for d in drawn)
+        choices = [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": d.text, "refusal": None},
+                "finish_reason": d.finish_reason,
+                "logprobs": None,
+            }
+            for index, d in enumerate(drawn)
+        ]
+        return {
+            "id": _new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": choices,
             "usage": {
                 "prompt_tokens": in_tokens,
                 "completion_tokens": out_tokens,
@@ -411,6 +468,12 @@ class FakeProviderApp:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+
+def _n_of(body: JSON) -> int:
+    """OpenAI's ``n`` (choices to return), 1 when absent or not a positive integer."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
 
 
 def create_app(baseline: dict[str, Any] | None = None) -> Starlette:

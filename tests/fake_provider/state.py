@@ -46,6 +46,8 @@ class Settings:
     batch_fail_next: list[str] = field(default_factory=list)
     batch_errors: list[dict[str, Any]] = field(default_factory=list)
     """While set, every OpenAI batch created ends ``failed`` with these ``errors.data``."""
+    candidate_variants: int | None = None
+    """Distinct sampled texts per prompt at most (None: every sample its own); sampling.py."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +144,7 @@ class ProviderState:
         # the "random" policy produces, and vice versa.
         self.policy_rng = random.Random(self.settings.seed)
         self.fault_rng = random.Random(self.settings.seed + 1_000_003)
+        self.sample_rng = random.Random(self.settings.seed + 2_000_003)
 
     def configure(self, update: dict[str, Any]) -> None:
         validate(update)
