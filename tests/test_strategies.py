@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ from judges.prompts import render_text
 from judges.rubrics import Rubric
 from judges.testing import Script
 from judges.types import Position, ShownPair, Text
+from tests.fake_provider import FakeProvider
+from tests.test_cli import referee
 
 JUDGE = "scripted:judge"
+ANTHROPIC = "anthropic:claude-sonnet-4-6"
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -526,3 +530,33 @@ def test_the_run_is_the_same_for_concurrent_callers(
     assert first.decided_now + second.decided_now == 4
     assert count_rows(database_url, Selection) == 4
     assert count_rows(database_url, Comparison) == 12
+
+
+class TestCommand:
+    def test_select_over_the_real_sdk_prints_the_outcome(
+        self, database_url: str, provider: FakeProvider
+    ) -> None:
+        """`referee select` with the fake provider (prefers the longer answer) and its re-run."""
+        provider.configure(policy="longer")
+        texts = answers(1, 1, 1)  # the last is the longest, the first the shortest
+        generation = asyncio.run(store_generation(database_url, {"p": texts}))
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        args = ("select", str(generation), "--strategy", "all-pairs", "-j", ANTHROPIC)
+        first = referee(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "1 prompts, 1 selected, 0 skipped; 1 decided now, 3 judged, 0 reused" in first.stdout
+        assert len(provider.requests()) == 6
+        again = referee(*args, env=env)
+        assert "1 selected, 0 skipped; 0 decided now, 0 judged" in again.stdout
+        assert len(provider.requests()) == 6
+
+    def test_a_bad_strategy_is_one_clean_line(
+        self, database_url: str, provider: FakeProvider
+    ) -> None:
+        generation = asyncio.run(store_generation(database_url, {"p": answers(1, 2)}))
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        result = referee("select", str(generation), "--strategy", "best", "-j", ANTHROPIC, env=env)
+        assert result.returncode == 2
+        assert result.stderr.strip().startswith("error: unknown strategy 'best'")
+        assert "Traceback" not in result.stderr
+        assert provider.requests() == []
