@@ -204,7 +204,7 @@ class TestGenerate:
         assert [r.split(":")[1] for r in rejects] == ["3", "4", "5", "6", "8"]
         assert rejects[0].startswith("prompts.jsonl:3: invalid JSON")
         assert "field 'prompt'" in rejects[1]
-        assert "field 'prompt': the prompt is empty" in rejects[2]
+        assert "field 'prompt': prompt is empty" in rejects[2]
         assert "field 'prompt[0].role'" in rejects[3]
         assert "field 'extra'" in rejects[4]
         assert (summary.rejected, summary.merged, summary.submitted) == (5, 1, 2)

@@ -103,6 +103,36 @@ FEEDBACK = {
 REPORT_PARAMS = {"resamples": 10, "confidence": 0.9, "seed": 1, "bins": 5}
 
 VALID: dict[tuple[str, str], list[Call]] = {
+    ("POST", "/v1/generations"): [
+        Call(
+            "POST",
+            "/v1/generations",
+            body={
+                "policy": "openai:gpt-4o-mini",
+                "prompts": [
+                    {"id": "g-1", "prompt": "Name a prime.", "metadata": METADATA},
+                    {"prompt": CONVERSATION["prompt"]},
+                ],
+                "n": 2,
+                "checkpoint": "step-100",
+                "temperature": 0.7,
+                "top_p": 0.9,
+                "max_tokens": 64,
+                "seed": 1,
+                "name": "gen-1",
+            },
+        )
+    ],
+    ("GET", "/v1/generations"): [Call("GET", "/v1/generations", params={"limit": 5})],
+    ("GET", "/v1/generations/{generation_id}"): [
+        Call(
+            "GET",
+            "/v1/generations/{generation_id}",
+            {"generation_id": NIL},
+            params={"offset": 0, "limit": 10},
+            ok=(404,),
+        )
+    ],
     ("GET", "/healthz"): [Call("GET", "/healthz")],
     ("GET", "/v1/judges"): [Call("GET", "/v1/judges")],
     ("POST", "/v1/comparisons"): [
@@ -236,6 +266,7 @@ VALID: dict[tuple[str, str], list[Call]] = {
         Call("GET", "/v1/revisions/{revision_id}", {"revision_id": NIL}, ok=(404,))
     ],
     ("GET", "/v1/constitutions"): [Call("GET", "/v1/constitutions")],
+    ("GET", "/v1/templates"): [Call("GET", "/v1/templates")],
     ("GET", "/v1/constitutions/{constitution_id}"): [
         Call("GET", "/v1/constitutions/{constitution_id}", {"constitution_id": "harmlessness"})
     ],
@@ -285,6 +316,49 @@ VALID: dict[tuple[str, str], list[Call]] = {
                 "limit": 5,
             },
         )
+    ],
+    ("POST", "/v1/review-queues"): [
+        Call(
+            "POST",
+            "/v1/review-queues",
+            body={
+                "name": "hard-1",
+                "kind": "disagreement",
+                "overlap": 2,
+                "guidelines": "# Guide\nPrefer the *correct* answer.",
+                "show_machine": False,
+                "threshold": 0.3,
+            },
+            ok=(201,),
+        ),
+        Call(
+            "POST",
+            "/v1/review-queues",
+            body={"name": "audit-1", "kind": "audit", "batch": "nightly", "size": 10, "seed": 3},
+            ok=(404,),
+        ),
+    ],
+    ("GET", "/v1/review-queues"): [Call("GET", "/v1/review-queues")],
+    ("GET", "/v1/review-queues/{queue_id}"): [
+        Call("GET", "/v1/review-queues/{queue_id}", {"queue_id": NIL}, ok=(404,))
+    ],
+    ("POST", "/v1/review-queues/{queue_id}/next"): [
+        Call("POST", "/v1/review-queues/{queue_id}/next", {"queue_id": NIL}, ok=(404,))
+    ],
+    ("POST", "/v1/review-queues/{queue_id}/answers"): [
+        Call(
+            "POST",
+            "/v1/review-queues/{queue_id}/answers",
+            {"queue_id": NIL},
+            body={"assignment_id": 1, "choice": "left", "note": "A cites a source."},
+            ok=(404,),
+        )
+    ],
+    ("POST", "/v1/review-queues/{queue_id}/undo"): [
+        Call("POST", "/v1/review-queues/{queue_id}/undo", {"queue_id": NIL}, ok=(404,))
+    ],
+    ("GET", "/v1/review-queues/{queue_id}/agreement"): [
+        Call("GET", "/v1/review-queues/{queue_id}/agreement", {"queue_id": NIL}, ok=(404,))
     ],
     ("GET", "/v1/reports/summary"): [
         Call("GET", "/v1/reports/summary", params={"judge": JUDGE, **REPORT_PARAMS}),

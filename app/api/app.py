@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app.api import errors
+from app.api import errors, review_page
 from app.api.deps import require_access
 from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
@@ -16,12 +16,15 @@ from app.api.routes import (
     constitutions,
     exports,
     feedback,
+    generations,
     meta,
     ratings,
     reports,
     review_queue,
+    review_queues,
     revisions,
     rewards,
+    templates,
 )
 from app.api.schemas import ErrorOut
 from app.labeling.limits import RequestLimits
@@ -79,12 +82,17 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         ratings.router,
         revisions.router,
         constitutions.router,
+        templates.router,
         feedback.router,
         exports.router,
         review_queue.router,
+        review_queues.router,
         reports.router,
         reports.reviews_router,
         rewards.router,
+        generations.router,
     ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
+    # /review signs people in itself (a session cookie); its scopes are in ROUTE_ACCESS too.
+    review_page.install(app, settings)
     return app

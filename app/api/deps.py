@@ -8,6 +8,7 @@ app against the table and every scope.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/judges"): READ,
     ("GET", "/v1/constitutions"): READ,
     ("GET", "/v1/constitutions/{constitution_id}"): READ,
+    ("GET", "/v1/templates"): READ,
     ("POST", "/v1/comparisons"): PAID,
     ("GET", "/v1/comparisons"): READ,
     ("GET", "/v1/comparisons/{comparison_id}"): READ,
@@ -62,9 +64,26 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/feedback"): LABEL,
     ("GET", "/v1/exports/{kind}"): READ,
     ("GET", "/v1/reviews/queue"): READ,
+    ("POST", "/v1/review-queues"): ADMIN,
+    ("GET", "/v1/review-queues"): REVIEW,
+    ("GET", "/v1/review-queues/{queue_id}"): REVIEW,
+    ("POST", "/v1/review-queues/{queue_id}/next"): REVIEW,
+    ("POST", "/v1/review-queues/{queue_id}/answers"): REVIEW,
+    ("POST", "/v1/review-queues/{queue_id}/undo"): REVIEW,
+    ("GET", "/v1/review-queues/{queue_id}/agreement"): REVIEW,
     ("GET", "/v1/reports/summary"): READ,
     ("GET", "/v1/reports/batches/{batch_id}"): READ,
+    # The review page signs people in with a key (a session cookie); the key needs these.
+    ("GET", "/review"): REVIEW,
+    ("POST", "/review/sign-in"): REVIEW,
+    ("POST", "/review/sign-out"): REVIEW,
+    ("GET", "/review/queues/{queue_id}"): REVIEW,
+    ("POST", "/review/queues/{queue_id}/answer"): REVIEW,
+    ("POST", "/review/queues/{queue_id}/undo"): REVIEW,
     ("POST", "/v1/rewards"): PAID,
+    ("POST", "/v1/generations"): PAID,
+    ("GET", "/v1/generations"): READ,
+    ("GET", "/v1/generations/{generation_id}"): READ,
     ("POST", "/get_reward"): PAID,
 }
 
@@ -95,6 +114,19 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def basic_key(request: Request) -> str | None:
+    """The key sent as the password of HTTP Basic auth, for clients that can only put
+    credentials in the URL (``http://referee:KEY@host/get_reward``: OpenRLHF's aiohttp)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
+
+
 async def require_access(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
@@ -116,7 +148,7 @@ async def require_access(
             )
         yield
         return
-    caller = await authenticate(db, credentials.credentials if credentials else None)
+    caller = await authenticate(db, credentials.credentials if credentials else basic_key(request))
     access = route_access(request)
     authorize(caller, access.scope)
     acting_key.set(caller.key_id)

@@ -176,28 +176,29 @@ class PromptScreen:
         """The row to store, a reject, or an empty dict for a repeated prompt."""
         if isinstance(item, LineError):
             return item
-        record = item.record
         try:
-            text = to_text(record.prompt)
-            check_text_sizes({"prompt": text}, self.max_text_chars)
-            if not render_text(text).strip():
-                raise InvalidInputError(
-                    "the prompt is empty: there is nothing to answer", field="prompt"
-                )
+            row = self.row(item.record, item.line)
         except (TextTooLargeError, InvalidInputError) as exc:
             return rejected(self.source, item.line, exc)
-        stored = record.model_dump(mode="json")
-        key = prompt_key(stored["prompt"])
-        if key in self._seen:
+        if row["prompt_key"] in self._seen:
             self.merged += 1
             return {}
-        self._seen.add(key)
+        self._seen.add(row["prompt_key"])
+        return row
+
+    def row(self, record: GenerationPromptIn, line: int) -> dict[str, Any]:
+        """The prompt's row; raises (naming the field ``prompt``) if it may not be sampled."""
+        text = to_text(record.prompt)
+        check_text_sizes({"prompt": text}, self.max_text_chars)
+        if not render_text(text).strip():
+            raise InvalidInputError("prompt is empty: there is nothing to answer", field="prompt")
+        stored = record.model_dump(mode="json")
         return {
-            "prompt_key": key,
+            "prompt_key": prompt_key(stored["prompt"]),
             "prompt": stored["prompt"],
             "external_id": record.id,
             "metadata": record.metadata,
-            "source_line": item.line,
+            "source_line": line,
         }
 
 
