@@ -1,0 +1,313 @@
+"""Rewards for training loops: POST /v1/rewards and POST /get_reward, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select
+
+from app.labeling.admin import create_key
+from app.settings import Settings
+from app.store.db import sync_url
+from app.store.models_rewards import RewardItem
+from judges import JudgeRegistry
+from judges.errors import RefusedError
+from judges.prompts import RATING_TOOL_NAME
+from judges.rubrics import get_rubric
+from judges.testing import Script, rate_by_length
+from tests.conftest import serve_app
+from tests.fake_provider import FakeProvider
+
+JUDGE = "anthropic:claude-sonnet-4-6"
+SCRIPTED = "scripted:rater"
+
+
+def items(*completions: str, **metadata: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "prompt": "Say something.",
+            "completion": c,
+            **({"metadata": metadata} if metadata else {}),
+        }
+        for c in completions
+    ]
+
+
+def reward_rows(database_url: str) -> list[Any]:
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as connection:
+        rows = list(connection.execute(select(RewardItem)).all())
+    engine.dispose()
+    return rows
+
+
+def by_length(completion: str) -> float:
+    """What the scripted rater gives a completion, on [0, 1]."""
+    rubric = get_rubric(None)
+    score = rate_by_length("", completion, rubric)
+    return (score - rubric.scale_min) / (rubric.scale_max - rubric.scale_min)
+
+
+class TestScores:
+    def test_scores_come_in_input_order_with_a_reason_for_each_null(
+        self, api: TestClient, script: Script, database_url: str
+    ) -> None:
+        """Each item's score sits at its own index; an empty completion is null, 'invalid'."""
+        completions = ["x" * 45, "short", "   ", "y" * 90, "x" * 45]
+        response = api.post(
+            "/v1/rewards",
+            json={"scorer": {"judge": SCRIPTED}, "items": items(*completions, run="r", step=1)},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        expected = [by_length(c) for c in completions]
+        expected[2] = None
+        assert body["scores"] == expected
+        assert [i["status"] for i in body["items"]] == ["scored"] * 2 + ["invalid"] + ["scored"] * 2
+        assert body["items"][2]["reason"] == "invalid_input"
+        assert "items[2].completion" in body["items"][2]["message"]
+        # The repeated completion was judged once; every item has its own stored row.
+        assert len(script.rated) == 3
+        assert len({i["id"] for i in body["items"]}) == 5
+        assert len(reward_rows(database_url)) == 5
+
+    def test_a_failed_judge_is_null_with_its_error_class(
+        self, api: TestClient, script: Script
+    ) -> None:
+        """A refusal is stored as a failed rating; the reward is null, never a made-up score."""
+        script.failures = [RefusedError("no")]
+        body = api.post(
+            "/v1/rewards", json={"scorer": {"judge": SCRIPTED}, "items": items("fine answer")}
+        ).json()
+        assert body["scores"] == [None]
+        assert body["items"][0]["status"] == "failed"
+        assert body["items"][0]["reason"] == "refused"
+        assert body["items"][0]["rating_id"] is not None
+        # The retry judges it again and scores it, in the same stored row.
+        again = api.post(
+            "/v1/rewards", json={"scorer": {"judge": SCRIPTED}, "items": items("fine answer")}
+        ).json()
+        assert again["scores"] == [by_length("fine answer")]
+        assert again["items"][0]["id"] == body["items"][0]["id"]
+
+    def test_the_rubric_scale_maps_onto_zero_to_one(self, api: TestClient) -> None:
+        scorer = {"judge": SCRIPTED, "scale_min": 0, "scale_max": 4, "threshold": 2}
+        body = api.post("/v1/rewards", json={"scorer": scorer, "items": items("a" * 25)}).json()
+        assert body["scores"] == [0.5]
+        assert body["items"][0]["raw_score"] == 2
+        assert body["items"][0]["passed"] is True
+
+    def test_pairwise_is_the_probability_of_beating_the_reference(
+        self, api: TestClient, script: Script
+    ) -> None:
+        """The scripted judge prefers the longer answer in both orders: 1 above, 0 below."""
+        body = {
+            "scorer": {"judge": SCRIPTED, "kind": "pairwise"},
+            "items": [
+                {"prompt": "Q?", "completion": "a long and careful answer", "reference": "meh"},
+                {"prompt": "Q?", "completion": "no", "reference": "a long reference answer"},
+            ],
+        }
+        result = api.post("/v1/rewards", json=body).json()
+        assert result["scores"] == [1.0, 0.0]
+        assert [i["passed"] for i in result["items"]] == [True, False]
+        assert all(i["comparison_id"] for i in result["items"])
+        assert len(script.shown) == 4  # both orders of each pair
+
+    def test_pairwise_needs_a_reference(self, api: TestClient) -> None:
+        body = {"scorer": {"judge": SCRIPTED, "kind": "pairwise"}, "items": items("a", "b")}
+        response = api.post("/v1/rewards", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]["details"]["field"] == "items[0].reference"
+
+    def test_an_api_judge_is_not_a_reward_model(self, api: TestClient) -> None:
+        body = {"scorer": {"judge": JUDGE, "kind": "reward_model"}, "items": items("a")}
+        response = api.post("/v1/rewards", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]["details"]["field"] == "scorer.judge"
+
+    @pytest.mark.parametrize(
+        ("metadata", "field"),
+        [
+            ({"run": 5}, "items[0].metadata.run"),
+            ({"step": -1}, "items[0].metadata.step"),
+            ({"step": True}, "items[0].metadata.step"),
+            ({"step": "3"}, "items[0].metadata.step"),
+        ],
+    )
+    def test_run_and_step_are_checked(
+        self, api: TestClient, metadata: dict[str, Any], field: str
+    ) -> None:
+        body = {
+            "scorer": {"judge": SCRIPTED},
+            "items": [{"prompt": "p", "completion": "c", "metadata": metadata}],
+        }
+        response = api.post("/v1/rewards", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]["details"]["field"] == field
+
+    def test_too_many_items_is_refused_before_any_call(
+        self, settings: Settings, registry: JudgeRegistry, script: Script
+    ) -> None:
+        with serve_app(settings.model_copy(update={"max_reward_items": 2}), registry) as client:
+            body = {"scorer": {"judge": SCRIPTED}, "items": items("a", "b", "c")}
+            response = client.post("/v1/rewards", json=body)
+        assert response.status_code == 422
+        assert "REFEREE_MAX_REWARD_ITEMS" in response.json()["error"]["message"]
+        assert script.rated == []
+
+
+class TestUnderLoad:
+    def test_a_deadline_shorter_than_the_judge_gives_nulls_on_time(
+        self, settings: Settings, registry: JudgeRegistry, provider: FakeProvider
+    ) -> None:
+        """Late items are null with reason 'deadline' by timeout_s; unsent ones are never sent."""
+        capped = settings.model_copy(update={"reward_max_in_flight": 1})
+        with serve_app(capped, registry) as client:
+            # The first use of a judge builds its SDK client: not what is measured here.
+            client.post("/v1/rewards", json={"scorer": {"judge": JUDGE}, "items": items("warm")})
+            provider.configure(latency_ms=1500)
+            started = time.monotonic()
+            response = client.post(
+                "/v1/rewards",
+                json={"scorer": {"judge": JUDGE}, "items": items("a", "b", "c"), "timeout_s": 0.4},
+            )
+            elapsed = time.monotonic() - started
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["scores"] == [None, None, None]
+            assert {i["reason"] for i in body["items"]} == {"deadline"}
+            # Well before the judge could answer (1.5 s), whatever the machine's load.
+            assert elapsed < 1.0, body
+        # One slot: one call was under way at the deadline (and finished); two never left.
+        assert len(provider.requests()) == 1 + 1
+
+    def test_cached_items_are_not_judged_again(
+        self, api: TestClient, provider: FakeProvider
+    ) -> None:
+        provider.configure(outputs={RATING_TOOL_NAME: {"rationale": "ok", "score": 8}})
+        first = api.post(
+            "/v1/rewards", json={"scorer": {"judge": JUDGE}, "items": items("a", "b", "c")}
+        ).json()
+        assert len(provider.requests()) == 3
+        second = api.post(
+            "/v1/rewards", json={"scorer": {"judge": JUDGE}, "items": items("c", "a", "b", "d")}
+        ).json()
+        assert len(provider.requests()) == 4
+        assert second["counts"]["cached"] == 3
+        assert [i["cached"] for i in second["items"]] == [True, True, True, False]
+        assert second["scores"] == [first["scores"][2], *first["scores"][:2], 7 / 9]
+
+    def test_a_retried_batch_never_counts_twice(
+        self, api: TestClient, script: Script, database_url: str
+    ) -> None:
+        """The same request again finds the same rows; another step or key adds new ones."""
+        body = {"scorer": {"judge": SCRIPTED}, "items": items("a", "b", "a", run="r", step=4)}
+        first = api.post("/v1/rewards", json=body).json()
+        again = api.post("/v1/rewards", json=body).json()
+        assert [i["id"] for i in again["items"]] == [i["id"] for i in first["items"]]
+        assert len(reward_rows(database_url)) == 3
+        next_step = {**body, "items": items("a", "b", "a", run="r", step=5)}
+        other = api.post("/v1/rewards", json=next_step).json()
+        keyed = api.post("/v1/rewards", json={**body, "idempotency_key": "call-2"}).json()
+        assert not {i["id"] for i in other["items"]} & {i["id"] for i in first["items"]}
+        assert not {i["id"] for i in keyed["items"]} & {i["id"] for i in first["items"]}
+        assert len(reward_rows(database_url)) == 9
+        assert len(script.rated) == 2  # the content was judged once, whatever the rows
+
+    def test_a_full_queue_is_429_with_retry_after(
+        self, settings: Settings, registry: JudgeRegistry, provider: FakeProvider
+    ) -> None:
+        """Beyond REFEREE_REWARD_MAX_QUEUED the answer is 429 at once, never a timeout."""
+        provider.configure(latency_ms=1000)
+        small = settings.model_copy(update={"reward_max_queued": 2})
+        with serve_app(small, registry) as client:
+            first: list[Any] = []
+            busy = threading.Thread(
+                target=lambda: first.append(
+                    client.post(
+                        "/v1/rewards",
+                        json={"scorer": {"judge": JUDGE}, "items": items("a", "b")},
+                    )
+                )
+            )
+            busy.start()
+            for _ in range(100):
+                if provider.requests():
+                    break
+                time.sleep(0.02)
+            started = time.monotonic()
+            refused = client.post(
+                "/v1/rewards", json={"scorer": {"judge": JUDGE}, "items": items("c")}
+            )
+            assert time.monotonic() - started < 0.5
+            busy.join()
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "too_many_requests"
+        assert first[0].status_code == 200
+        assert first[0].json()["counts"]["scored"] == 2
+
+
+class TestOpenRLHF:
+    def test_get_reward_answers_as_openrlhf_reads_it(self, api: TestClient) -> None:
+        """{"query","prompts","labels"} in; {"rewards","scores","extra_logs"} out, in order."""
+        prompts = ["<|user|>\nHi</s><|assistant|>\n", "<|user|>\nBye</s><|assistant|>\n"]
+        responses = ["hello there, friend</s>", "ok</s>"]
+        body = {
+            "query": [p + r for p, r in zip(prompts, responses, strict=True)],
+            "prompts": prompts,
+            "labels": ["", ""],
+        }
+        result = api.post("/get_reward", params={"judge": SCRIPTED, "run": "o1"}, json=body)
+        assert result.status_code == 200, result.text
+        answer = result.json()
+        assert set(answer) == {"rewards", "scores", "extra_logs"}
+        assert answer["rewards"] == [by_length(r) for r in responses]
+        assert answer["scores"] == answer["rewards"]
+        assert all(len(v) == 2 for v in answer["extra_logs"].values())
+
+    def test_an_unscored_query_is_a_503_openrlhf_retries(
+        self, api: TestClient, script: Script
+    ) -> None:
+        script.failures = [RefusedError("no")]
+        body = {"query": ["p: answer"], "prompts": ["p: "]}
+        result = api.post("/get_reward", params={"judge": SCRIPTED}, json=body)
+        assert result.status_code == 503
+        assert result.json()["error"]["details"]["unscored"][0]["reason"] == "refused"
+        again = api.post("/get_reward", params={"judge": SCRIPTED}, json=body)
+        assert again.json()["rewards"] == [by_length("answer")]
+
+    def test_the_scorer_comes_from_the_settings(
+        self, settings: Settings, registry: JudgeRegistry, script: Script
+    ) -> None:
+        configured = settings.model_copy(
+            update={"openrlhf_scorer": {"judge": SCRIPTED, "scale_max": 5, "threshold": 3}}
+        )
+        with serve_app(configured, registry) as client:
+            result = client.post("/get_reward", json={"query": ["p" + "a" * 20], "prompts": ["p"]})
+        assert result.status_code == 200, result.text
+        assert result.json()["rewards"] == [0.5]
+
+    def test_mismatched_lists_name_the_field(self, api: TestClient) -> None:
+        result = api.post(
+            "/get_reward", params={"judge": SCRIPTED}, json={"query": ["a", "b"], "prompts": ["a"]}
+        )
+        assert result.status_code == 422
+        assert result.json()["error"]["details"]["field"] == "prompts"
+
+    def test_a_key_in_the_url_reaches_get_reward(self, api: TestClient, settings: Settings) -> None:
+        """OpenRLHF's client sends no header: `http://referee:KEY@host/get_reward` is Basic auth."""
+        _, key = asyncio.run(create_key(settings, "trainer", ["label"]))
+        body = {"query": ["p: answer"], "prompts": ["p: "]}
+        url = "/get_reward?judge=" + SCRIPTED
+        basic = "Basic " + base64.b64encode(f"referee:{key}".encode()).decode()
+        assert api.post(url, json=body, headers={"Authorization": basic}).status_code == 200
+        wrong = "Basic " + base64.b64encode(b"referee:nope").decode()
+        assert api.post(url, json=body, headers={"Authorization": wrong}).status_code == 401
