@@ -77,6 +77,18 @@ def export(
     keep_duplicates: Annotated[bool, typer.Option(help="Keep identical rows.")] = False,
     test_size: Annotated[float, typer.Option(help="Fraction in a test split (by hash).")] = 0.0,
     split_by: Annotated[str, typer.Option(help="id, or prompt (a prompt never straddles).")] = "id",
+    round_name: Annotated[
+        str | None,
+        typer.Option(
+            "--round", help="DPO: this round's chosen/rejected pairs (referee round run)."
+        ),
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="KTO/SFT: the rewards stored for this training run (metadata.run)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     allow_empty: Annotated[
         bool, typer.Option(help="Write an empty dataset instead of failing.")
@@ -94,6 +106,10 @@ def export(
       referee export kto --out kto/ --format parquet --test-size 0.05 --split-by prompt
 
       referee export sft --out sft.jsonl --judge anthropic:claude-sonnet-4-6
+
+      referee export kto --run grpo-7 --out grpo-7-kto.jsonl
+
+      referee export dpo --round r2 --out r2/
     """
     from app.export.options import (
         ContradictionRule,
@@ -129,6 +145,8 @@ def export(
             kto_contradictions=parse_enum(
                 ContradictionRule, kto_contradictions, "kto_contradictions"
             ),
+            run=run,
+            round=round_name,
         )
         result = export_to_path(
             load_settings().database_url,

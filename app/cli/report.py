@@ -17,6 +17,7 @@ from app.errors import RefereeError
 
 if TYPE_CHECKING:
     from app.labeling.gold import GoldImportSummary
+    from app.reports.metrics import Bootstrap
     from app.store.db import Database
 
 
@@ -51,6 +52,12 @@ def report(
     ] = 0.95,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     bins: Annotated[int, typer.Option(min=2, max=100, help="Calibration bins.")] = 10,
+    rounds: Annotated[
+        bool,
+        typer.Option(
+            "--rounds", help="Did each round help: its policy's win rate against its parent's."
+        ),
+    ] = False,
 ) -> None:
     """How good are the labels: agreement with human labels, biases, calibration, cost.
 
@@ -70,9 +77,20 @@ def report(
       referee report --batch 3f1c… --json > report.json
 
       referee report --judge anthropic:claude-sonnet-4-6 --html report.html
+
+      referee report --rounds
     """
     from app.reports.build import ReportOptions, build_report
     from app.reports.metrics import Bootstrap
+
+    if rounds:
+        if judge or batch or html:
+            fail(
+                "--rounds reports each round against its parent; --judge, --batch and --html "
+                "belong to the judge-quality report"
+            )
+        report_rounds(Bootstrap(resamples=resamples, confidence=confidence, seed=seed), as_json)
+        return
 
     options = ReportOptions(
         judge=judge,
@@ -97,6 +115,24 @@ def report(
     from app.reports.text import render
 
     out.print(render(result))
+
+
+def report_rounds(boot: Bootstrap, as_json: bool) -> None:
+    """``referee report --rounds``: each round against its parent (app.reports.rounds)."""
+    from app.reports.rounds import render_text, rounds_report
+
+    async def run() -> dict[str, Any]:
+        async with database() as db:
+            return await rounds_report(db, boot)
+
+    try:
+        result = asyncio.run(run())
+    except RefereeError as exc:
+        fail(exc.message)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    out.print(render_text(result), end="")
 
 
 def write_html(result: dict[str, Any], path: Path) -> None:

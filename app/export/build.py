@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from app.errors import InvalidInputError
 from app.export.options import ExportOptions, Kind, Shape, Source, SplitBy
 from app.export.rows import Row, dpo_row, kto_row, sft_row, spliced_dpo_line
 from app.keys import content_key
@@ -53,6 +54,8 @@ class Stats:
     """KTO: (prompt, completion) pairs labeled both desirable and undesirable."""
     contradiction_rows_dropped: int = 0
     """KTO: rows of those pairs left out by the export's contradiction rule."""
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    """A round export: the round, its parent, its parent's parent, … (for the card)."""
 
     @property
     def rows(self) -> int:
@@ -109,6 +112,12 @@ def candidates(
     reader: Reader, options: ExportOptions, query: VerdictQuery, stats: Stats
 ) -> Iterator[Candidate]:
     """Every candidate row of the export's kind, source by source."""
+    if options.run is not None:
+        yield from _from_rewards(reader, options, options.run, stats)
+        return
+    if options.round is not None:
+        yield from _from_round(reader, options, options.round, stats)
+        return
     for source in options.chosen_sources:
         if source is Source.VERDICTS:
             yield from _from_verdicts(reader, options, query, stats)
@@ -118,6 +127,28 @@ def candidates(
             yield from _from_revisions(reader, options, query, stats)
         else:
             yield from _from_feedback(reader, options, query)
+
+
+def _from_round(
+    reader: Reader, options: ExportOptions, name: str, stats: Stats
+) -> Iterator[Candidate]:
+    """A round's pairs as its strategy selected them: chosen ≻ rejected per prompt."""
+    stats.lineage = reader.round_lineage(name)
+    if not stats.lineage:
+        raise InvalidInputError(f"no round named {name!r}", field="round")
+    found = stats.lineage[0]
+    if found["selection_run_id"] is None:
+        return
+    for pair in reader.round_pairs(found["selection_run_id"]):
+        stats.judges[found["judge"]] += 1
+        yield Candidate(
+            dpo_row(pair.prompt, pair.chosen, pair.rejected, options.shape),
+            f"{found['name']}:{pair.id}",
+            pair.prompt,
+            Source.VERDICTS,
+            pair.external_id,
+            found["judge"],
+        )
 
 
 def _from_verdicts(
@@ -238,6 +269,25 @@ def _from_ratings(
             prompt=record.prompt,
             source=Source.RATINGS,
             external_id=record.external_id,
+            judge=record.judge,
+        )
+
+
+def _from_rewards(
+    reader: Reader, options: ExportOptions, run: str, stats: Stats
+) -> Iterator[Candidate]:
+    """A training run's rewards: KTO desirable when the scorer passed it; SFT those only."""
+    for record in reader.reward_items(run):
+        if options.kind is Kind.SFT and not record.passed:
+            continue
+        stats.judges[record.judge] += 1
+        stats.templates[f"reward:{record.scorer}"] += 1
+        if options.kind is Kind.SFT:
+            row = sft_row(record.prompt, record.completion, options.shape)
+        else:
+            row = kto_row(record.prompt, record.completion, bool(record.passed), options.shape)
+        yield Candidate(
+            row, row_id=str(record.id), prompt=record.prompt, source=Source.REWARDS,
             judge=record.judge,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import yaml
 
@@ -98,6 +99,7 @@ def render_card(options: ExportOptions, fmt: Format, stats: Stats, files: dict[s
         f"- Verdicts read: {stats.verdicts}; position-consistency rate "
         f"{_percent(stats.consistency_rate)} (of verdicts judged in both orders); "
         f"tie rate {_percent(stats.tie_rate)}",
+        *_lineage_lines(stats.lineage),
         "",
         "## Filters",
         "",
@@ -105,6 +107,23 @@ def render_card(options: ExportOptions, fmt: Format, stats: Stats, files: dict[s
         "",
     ]
     return "\n".join(lines)
+
+
+def _lineage_lines(lineage: list[dict[str, Any]]) -> list[str]:
+    """A round export: the round, then each parent, with what made its data."""
+    if not lineage:
+        return []
+    lines = ["", "## Round lineage", ""]
+    for depth, found in enumerate(lineage):
+        role = "this export" if depth == 0 else "parent" if depth == 1 else f"ancestor {depth}"
+        checkpoint = f" at checkpoint `{found['checkpoint']}`" if found["checkpoint"] else ""
+        lines.append(
+            f"{depth + 1}. round `{found['name']}` ({role}): policy `{found['policy']}`"
+            f"{checkpoint}; strategy {found['strategy']}; judge `{found['judge']}`; "
+            f"{found['prompt_count']} prompts from `{found['prompts_source']}` "
+            f"(prompt set {found['prompt_set_key'][:12]}); stage {found['stage']}"
+        )
+    return lines
 
 
 def _counts(counter: dict[str, int]) -> str:

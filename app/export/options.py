@@ -37,6 +37,8 @@ class Source(enum.StrEnum):
     RATINGS = "ratings"
     FEEDBACK = "feedback"
     REVISIONS = "revisions"
+    REWARDS = "rewards"
+    """Rewards a training run asked for (``--run``); never a default source."""
 
 
 class SplitBy(enum.StrEnum):
@@ -131,6 +133,10 @@ class ExportOptions:
     test_size: float = 0.0
     split_by: SplitBy = SplitBy.ID
     kto_contradictions: ContradictionRule = ContradictionRule.DROP
+    run: str | None = None
+    """KTO/SFT: the rewards stored for this training run (metadata.run), instead of labels."""
+    round: str | None = None
+    """Export this round's chosen/rejected pairs (DPO) instead of the stored verdicts."""
 
     @property
     def chosen_sources(self) -> tuple[Source, ...]:
@@ -145,6 +151,14 @@ class ExportOptions:
                 "only; use --source verdicts and/or --source revisions",
                 field="sources",
             )
+        if self.round is not None:
+            self._check_round()
+        if self.run is not None:
+            self._check_run()
+        elif Source.REWARDS in self.sources:
+            raise InvalidInputError(
+                "rewards are exported per training run: use --run RUN", field="sources"
+            )
         if not 0 <= self.test_size < 1:
             raise InvalidInputError(
                 f"test_size is a fraction in [0, 1), got {self.test_size}", field="test_size"
@@ -153,6 +167,32 @@ class ExportOptions:
             raise InvalidInputError(
                 f"loser_min_confidence must be between 0 and 1, got {self.loser_min_confidence}",
                 field="loser_min_confidence",
+            )
+
+    def _check_round(self) -> None:
+        if self.kind is not Kind.DPO:
+            raise InvalidInputError(
+                "a round exports DPO pairs (its chosen and rejected): use export dpo --round",
+                field="round",
+            )
+        if self.sources or self.filters != Filters():
+            raise InvalidInputError(
+                "--round exports the round's pairs as its strategy selected them; "
+                "--source and the verdict filters do not apply to it",
+                field="round",
+            )
+
+    def _check_run(self) -> None:
+        if self.kind is Kind.DPO:
+            raise InvalidInputError(
+                "a run's rewards score single completions: export kto or sft --run",
+                field="run",
+            )
+        if self.sources or self.filters != Filters():
+            raise InvalidInputError(
+                "--run exports the rewards stored for the run as they were scored; "
+                "--source and the label filters do not apply to it",
+                field="run",
             )
 
 

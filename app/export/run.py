@@ -38,6 +38,13 @@ class EmptyExportError(NotFoundError):
 
 def empty_reason(options: ExportOptions, stats: Stats) -> str:
     """Why an export has no rows, in terms of what the user did (or did not) ask for."""
+    if options.run is not None:
+        return f"run {options.run!r} has no scored rewards (metadata.run of POST /v1/rewards)"
+    if options.round is not None and stats.lineage:
+        return (
+            f"round {options.round!r} has no chosen/rejected pair "
+            f"(it is at its {stats.lineage[0]['stage']} stage)"
+        )
     if options.kind is Kind.DPO and stats.verdicts and stats.ties == stats.verdicts:
         return (
             f"all {stats.verdicts} labeled comparisons are ties; ties are not exported as "

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
+from app.store import rounds
+from app.store import rewards
 from app.store.comparisons import is_current_verdict
 from app.store.db import configure_sqlite, sync_url
 from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verdict
@@ -310,6 +312,18 @@ class Reader:
         names |= set(self._lookups.execute(select(Rating.judge).distinct()).scalars())
         names |= set(self._lookups.execute(select(Revision.judge).distinct()).scalars())
         return sorted(names)
+
+    def round_lineage(self, name: str) -> list[dict[str, Any]]:
+        """A round and its parent chain (app.store.rounds.lineage_rows); empty when unknown."""
+        return rounds.lineage_rows(self._lookups, name)
+
+    def round_pairs(self, selection_run_id: uuid.UUID) -> Iterator[Row[Any]]:
+        """A round's chosen/rejected pairs (app.store.rounds.selected_pairs), streamed."""
+        return rounds.selected_pairs(self._main, selection_run_id, self.chunk_rows)
+
+    def reward_items(self, run: str) -> Iterator[Row[Any]]:
+        """A training run's scored rewards (app.store.rewards.run_items), streamed."""
+        return rewards.run_items(self._main, run, self.chunk_rows)
 
     def batch_ids(self, references: Sequence[str]) -> dict[str, uuid.UUID]:
         """Batch ids for references that are a batch's id or name; unknown ones are absent."""
