@@ -62,6 +62,8 @@ def v1_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 def expected_scope(method: str, path: str) -> str:
     """The rule from the issue, written independently of app.api.deps.ROUTE_ACCESS."""
+    if path.startswith("/v1/review-queues"):  # issue 18: making a queue is admin's
+        return "admin" if (method, path) == ("POST", "/v1/review-queues") else "review"
     if method == "GET":
         return "read"
     if path.endswith("/reviews"):
@@ -104,7 +106,7 @@ class TestRouteTable:
         """A route missing from ROUTE_ACCESS would need admin; every route must say its scope."""
         routes = v1_routes(api.app)  # type: ignore[arg-type]
         assert routes, "no /v1 route found: the route walk is broken"
-        assert set(routes) == set(ROUTE_ACCESS)
+        assert set(routes) == {line for line in ROUTE_ACCESS if line[1].startswith("/v1/")}
         spec_paths = api.get("/openapi.json").json()["paths"]
         assert {
             (m.upper(), p) for p, ops in spec_paths.items() for m in ops if p.startswith("/v1/")
@@ -178,6 +180,41 @@ class TestRouteTable:
     def test_loopback_addresses(self, host: str | None, loopback: bool) -> None:
         """Only addresses that cannot be reached from another machine count as loopback."""
         assert is_loopback(host) is loopback
+
+    def test_every_review_page_route_has_a_review_line(self, api: TestClient) -> None:
+        """/review signs people in with a key: each of its routes needs ``review``, and is
+        left out of OpenAPI (HTML forms, not the JSON API)."""
+        found = {
+            (method, context.path_format)
+            for context in routing.iter_route_contexts(api.app.routes)  # type: ignore[attr-defined]
+            if (context.path_format or "").startswith("/review")
+            and not (context.path_format or "").startswith("/review/static")
+            for method in context.methods or ()
+        }
+        lines = {line for line in ROUTE_ACCESS if line[1].startswith("/review")}
+        assert found
+        assert found == lines
+        assert all(ROUTE_ACCESS[line].scope == "review" for line in lines)
+        assert not [p for p in api.get("/openapi.json").json()["paths"] if p.startswith("/review")]
+
+    def test_review_page_without_a_session_shows_the_sign_in_form_only(
+        self, api: TestClient, settings: Settings
+    ) -> None:
+        """A bearer key does not sign the page in; without a session GET /review is the form,
+        and every other page route sends the browser there or refuses, showing no data."""
+        key = new_key(settings, "review")[1]
+        for headers in ({}, bearer(key)):
+            with without_key(api):
+                home = api.get("/review", headers=headers)
+                assert home.status_code == 200
+                assert 'action="/review/sign-in"' in home.text
+                assert "Sign out" not in home.text
+                for method, path in ROUTE_ACCESS:
+                    if path.startswith("/review/queues"):
+                        url = concrete(path)
+                        response = api.request(method, url, headers=headers, follow_redirects=False)
+                        assert response.status_code == 303, (method, path)
+                        assert response.headers["location"] == "/review"
 
     def test_health_and_openapi_stay_open(self, api: TestClient) -> None:
         """/healthz and /openapi.json need no key."""

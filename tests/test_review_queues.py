@@ -317,8 +317,10 @@ def test_progress_per_reviewer(env: Env) -> None:
 def test_bad_specs_name_the_field(env: Env) -> None:
     """An audit without a batch, a taken name: clear errors, nothing stored."""
     env.seed([PairSpec("p", disagreement=0.5)])
-    with pytest.raises(ValueError, match="batch_id"):
-        QueueSpec(name="a", kind="audit")
+    with pytest.raises(InvalidInputError, match="batch"):
+        env.queue(name="a", kind="audit")
+    with pytest.raises(ValueError, match="threshold"):
+        QueueSpec(name="a", kind="audit", threshold=0.2)
     env.queue(kind="disagreement")
     with pytest.raises(InvalidInputError, match="exists"):
         env.queue(kind="disagreement")

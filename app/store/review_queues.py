@@ -402,3 +402,25 @@ async def current_verdicts(
         .order_by(Comparison.judge)
     )
     return [(judge, verdict) for verdict, judge in result.all()]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    done: int
+    answers: int
+    reviewers: int
+
+
+async def counts(session: AsyncSession, queue_id: uuid.UUID) -> QueueCounts:
+    """Items done, answers given (skips not counted) and distinct reviewers who answered."""
+    done = await session.scalar(
+        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done.is_(True))
+    )
+    answered = select(ReviewAssignment.reviewer).where(
+        ReviewAssignment.queue_id == queue_id, ReviewAssignment.state == "answered"
+    )
+    answers = await session.scalar(select(func.count()).select_from(answered.subquery()))
+    reviewers = await session.scalar(
+        select(func.count()).select_from(answered.distinct().subquery())
+    )
+    return QueueCounts(int(done or 0), int(answers or 0), int(reviewers or 0))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidInputError, NotFoundError
+from app.labeling.text_rules import CleanStr
 from app.store import batches
 from app.store import review_queues as store
 from app.store.models_review import ReviewQueue
@@ -45,7 +46,7 @@ class QueueSpec(BaseModel):
     kind: QueueKind
     batch_id: uuid.UUID | None = Field(None, description="Only this batch (required for audit).")
     overlap: int = Field(1, ge=1, le=MAX_OVERLAP, description="k: reviewers per item.")
-    guidelines: str = Field("", max_length=MAX_GUIDELINES_CHARS, description="Markdown.")
+    guidelines: CleanStr = Field("", max_length=MAX_GUIDELINES_CHARS, description="Markdown.")
     show_machine: bool = Field(False, description="Show machine verdicts (blind by default).")
     threshold: float | None = Field(
         None,
@@ -53,15 +54,11 @@ class QueueSpec(BaseModel):
         le=1,
         description="disagreement: at least this; low-confidence: below this (0.6).",
     )
-    size: int | None = Field(None, ge=1, description="audit: sample size (200).")
+    size: int | None = Field(None, ge=1, le=10_000_000, description="audit: sample size (200).")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="audit: the sample's seed.")
 
     @model_validator(mode="after")
     def _fits_kind(self) -> QueueSpec:
-        if "\x00" in self.guidelines:
-            raise ValueError("guidelines may not contain NUL characters")
-        if self.kind == "audit" and self.batch_id is None:
-            raise ValueError("an audit queue samples one batch: give batch_id")
         if self.size is not None and self.kind != "audit":
             raise ValueError("size is for audit queues only")
         if self.threshold is not None and self.kind not in ("disagreement", "low-confidence"):
@@ -75,6 +72,8 @@ async def create_queue(
     """Store the queue and its items; 409-free: a taken name is a 422 naming ``name``."""
     if await store.queue_by_name(session, spec.name) is not None:
         raise InvalidInputError(f"a review queue named {spec.name!r} exists", field="name")
+    if spec.kind == "audit" and spec.batch_id is None:
+        raise InvalidInputError("an audit queue samples one batch: give the batch", field="batch")
     if spec.batch_id is not None and await batches.get(session, spec.batch_id) is None:
         raise NotFoundError(f"no batch {spec.batch_id}", field="batch_id")
     size = spec.size if spec.size is not None else DEFAULT_AUDIT_SIZE

@@ -264,15 +264,20 @@ async def answer(
     reviewer: str,
     choice: Choice,
     note: str | None = None,
+    *,
+    queue_id: uuid.UUID | None = None,
 ) -> Answered:
-    """Record the reviewer's answer on their assignment; complete the item at k answers."""
+    """Record the reviewer's answer on their assignment; complete the item at k answers.
+
+    ``queue_id``, when given, must be the assignment's queue (else 404).
+    """
     check_reviewer(reviewer)
     if choice not in CHOICES:
         raise InvalidInputError(f"choice must be one of {', '.join(CHOICES)}", field="choice")
     if note is not None and (len(note) > MAX_NOTE_CHARS or "\x00" in note):
         raise InvalidInputError("note must be at most 20000 characters, no NUL", field="note")
     mine = await store.assignment(session, assignment_id, reviewer)
-    if mine is None:
+    if mine is None or (queue_id is not None and mine.queue_id != queue_id):
         raise NotFoundError(f"no assignment {assignment_id} of {reviewer!r}", field="assignment_id")
     item = await store.lock_item(session, mine.item_id)
     await session.refresh(mine)
