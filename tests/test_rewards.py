@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from judges.rubrics import get_rubric
 from judges.testing import Script, rate_by_length
 from tests.conftest import serve_app
 from tests.fake_provider import FakeProvider
+from tests.test_cli import referee
 
 JUDGE = "anthropic:claude-sonnet-4-6"
 SCRIPTED = "scripted:rater"
@@ -311,3 +315,33 @@ class TestOpenRLHF:
         assert api.post(url, json=body, headers={"Authorization": basic}).status_code == 200
         wrong = "Basic " + base64.b64encode(b"referee:nope").decode()
         assert api.post(url, json=body, headers={"Authorization": wrong}).status_code == 401
+
+
+class TestExportByRun:
+    def test_export_kto_and_sft_of_a_run(
+        self, api: TestClient, database_url: str, tmp_path: Path
+    ) -> None:
+        """A run's rewards become KTO rows (passed = desirable) and SFT rows (passed only)."""
+        scorer = {"judge": SCRIPTED, "threshold": 5}
+        good, bad = "g" * 60, "b" * 10  # rated 7 and 2 on 1-10
+        api.post("/v1/rewards", json={"scorer": scorer, "items": items(good, bad, run="grpo-1")})
+        api.post("/v1/rewards", json={"scorer": scorer, "items": items("x" * 80, run="other")})
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        kto, sft = tmp_path / "kto.jsonl", tmp_path / "sft.jsonl"
+        for kind, out in (("kto", kto), ("sft", sft)):
+            done = referee(
+                "export", kind, "--run", "grpo-1", "--shape", "text", "--out", str(out), env=env
+            )
+            assert done.returncode == 0, done.stderr
+        kto_rows = [json.loads(line) for line in kto.read_text().splitlines()]
+        assert sorted((r["completion"], r["label"]) for r in kto_rows) == [
+            (bad, False),
+            (good, True),
+        ]
+        sft_rows = [json.loads(line) for line in sft.read_text().splitlines()]
+        assert [r["text"] for r in sft_rows] == [f"user: Say something.\n\nassistant: {good}"]
+        missing = referee(
+            "export", "kto", "--run", "nope", "--out", str(tmp_path / "n.jsonl"), env=env
+        )
+        assert missing.returncode != 0
+        assert "run 'nope' has no scored rewards" in missing.stderr

@@ -287,7 +287,10 @@ def _from_rewards(
         else:
             row = kto_row(record.prompt, record.completion, bool(record.passed), options.shape)
         yield Candidate(
-            row, row_id=str(record.id), prompt=record.prompt, source=Source.REWARDS,
+            row,
+            row_id=str(record.id),
+            prompt=record.prompt,
+            source=Source.REWARDS,
             judge=record.judge,
         )
 

@@ -29,8 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from app.store import rounds
-from app.store import rewards
+from app.store import rewards, rounds
 from app.store.comparisons import is_current_verdict
 from app.store.db import configure_sqlite, sync_url
 from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verdict

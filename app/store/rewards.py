@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -83,11 +84,19 @@ async def _by_keys(session: AsyncSession, keys: list[str]) -> dict[str, RewardIt
     return {row.item_key: row for row in (await session.execute(statement)).scalars()}
 
 
-async def for_run(session: AsyncSession, run: str) -> list[RewardItem]:
-    """A run's scored items, by step then time."""
+def run_items(connection: Connection, run: str, chunk_rows: int) -> Iterator[Row[Any]]:
+    """A run's scored reward items for an export, by step then time, streamed."""
     statement = (
-        select(RewardItem)
+        select(
+            RewardItem.id,
+            RewardItem.prompt,
+            RewardItem.completion,
+            RewardItem.passed,
+            RewardItem.judge,
+            RewardItem.scorer,
+            RewardItem.step,
+        )
         .where(RewardItem.run == run, RewardItem.status == "scored")
         .order_by(RewardItem.step, RewardItem.created_at, RewardItem.id)
     )
-    return list((await session.execute(statement)).scalars())
+    yield from connection.execute(statement.execution_options(yield_per=chunk_rows))
