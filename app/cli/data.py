@@ -58,7 +58,11 @@ def export(
     since: Annotated[str | None, typer.Option(help="Labels made at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Labels made before (ISO 8601).")] = None,
     source: Annotated[
-        list[str] | None, typer.Option(help="verdicts, ratings, feedback; repeatable.")
+        list[str] | None,
+        typer.Option(
+            help="verdicts, ratings, feedback, revisions; repeatable. DPO: human (reviews and "
+            "imported gold labels; with --provenance, a reviewers column)."
+        ),
     ] = None,
     loser_min_confidence: Annotated[
         float, typer.Option(help="KTO: a pairwise loser is undesirable from this confidence.")
@@ -110,6 +114,8 @@ def export(
       referee export kto --run grpo-7 --out grpo-7-kto.jsonl
 
       referee export dpo --round r2 --out r2/
+
+      referee export dpo --source human --provenance --out human-prefs.jsonl
     """
     from app.export.options import (
         ContradictionRule,

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from app.errors import InvalidInputError
+from app.export.human import human_rows
 from app.export.options import ExportOptions, Kind, Shape, Source, SplitBy
 from app.export.rows import Row, dpo_row, kto_row, sft_row, spliced_dpo_line
 from app.keys import content_key
@@ -106,6 +107,8 @@ class Candidate(NamedTuple):
     """The row as JSON, when it was built as bytes directly."""
     disagreement: float | None = None
     """A jury verdict's disagreement among its members."""
+    reviewers: int | None = None
+    """Human preferences: how many people decided the pair."""
 
 
 def candidates(
@@ -125,6 +128,8 @@ def candidates(
             yield from _from_ratings(reader, options, query, stats)
         elif source is Source.REVISIONS:
             yield from _from_revisions(reader, options, query, stats)
+        elif source is Source.HUMAN:
+            yield from _from_humans(reader, options, stats)
         else:
             yield from _from_feedback(reader, options, query)
 
@@ -148,6 +153,25 @@ def _from_round(
             Source.VERDICTS,
             pair.external_id,
             found["judge"],
+        )
+
+
+def _from_humans(reader: Reader, options: ExportOptions, stats: Stats) -> Iterator[Candidate]:
+    """Human preferences (app.export.human): one DPO row per pair a person decided."""
+    for found in human_rows(reader.human_preferences(), options.shape):
+        stats.verdicts += 1
+        if found is None:
+            stats.ties += 1
+            continue
+        yield Candidate(
+            found.row,
+            found.row_id,
+            found.prompt,
+            Source.HUMAN,
+            found.external_id,
+            found.reviewer,
+            found.agreement,
+            reviewers=found.reviewers,
         )
 
 

@@ -102,6 +102,7 @@ def _finish(candidate: Candidate, content: bytes, options: ExportOptions) -> Kep
         "judge": candidate.judge,
         "confidence": candidate.confidence,
         "disagreement": candidate.disagreement,
+        **({"reviewers": candidate.reviewers} if Source.HUMAN in options.sources else {}),
     }
     return Kept(split, row, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 

@@ -39,6 +39,8 @@ class Source(enum.StrEnum):
     REVISIONS = "revisions"
     REWARDS = "rewards"
     """Rewards a training run asked for (``--run``); never a default source."""
+    HUMAN = "human"
+    """Human preferences (reviews and imported gold labels) as DPO pairs; never a default."""
 
 
 class SplitBy(enum.StrEnum):
@@ -144,13 +146,15 @@ class ExportOptions:
 
     def check(self) -> None:
         self.filters.check()
-        pairwise = {Source.VERDICTS, Source.REVISIONS}
+        pairwise = {Source.VERDICTS, Source.REVISIONS, Source.HUMAN}
         if self.kind is Kind.DPO and not set(self.sources) <= pairwise:
             raise InvalidInputError(
                 "DPO rows come from pairwise verdicts and revisions (revision over original) "
                 "only; use --source verdicts and/or --source revisions",
                 field="sources",
             )
+        if Source.HUMAN in self.sources:
+            self._check_human()
         if self.round is not None:
             self._check_round()
         if self.run is not None:
@@ -167,6 +171,20 @@ class ExportOptions:
             raise InvalidInputError(
                 f"loser_min_confidence must be between 0 and 1, got {self.loser_min_confidence}",
                 field="loser_min_confidence",
+            )
+
+    def _check_human(self) -> None:
+        if self.kind is not Kind.DPO or self.sources != (Source.HUMAN,):
+            raise InvalidInputError(
+                "--source human exports human preferences alone, as DPO pairs: "
+                "use export dpo --source human",
+                field="sources",
+            )
+        if self.filters != Filters():
+            raise InvalidInputError(
+                "--source human exports every pair a person decided; "
+                "the verdict filters do not apply to it",
+                field="sources",
             )
 
     def _check_round(self) -> None:

@@ -16,7 +16,7 @@ import orjson
 
 from app.errors import BadRequestError
 from app.export.finish import Kept
-from app.export.options import ExportOptions, Format, Kind, Shape
+from app.export.options import ExportOptions, Format, Kind, Shape, Source
 
 PARQUET_ROW_GROUP = 5000
 WRITE_BUFFER = 1 << 20
@@ -88,6 +88,8 @@ def arrow_schema(options: ExportOptions) -> Any:
             ("confidence", pa.float64()),
             ("disagreement", pa.float64()),
         ]
+        if Source.HUMAN in options.sources:
+            columns.append(("reviewers", pa.int64()))
     return pa.schema(columns)
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from app.store import rewards, rounds
+from app.store import human_preferences, rewards, rounds
 from app.store.comparisons import is_current_verdict
 from app.store.db import configure_sqlite, sync_url
 from app.store.models import Batch, Comparison, Feedback, Rating, Revision, Verdict
@@ -315,6 +315,10 @@ class Reader:
     def round_lineage(self, name: str) -> list[dict[str, Any]]:
         """A round and its parent chain (app.store.rounds.lineage_rows); empty when unknown."""
         return rounds.lineage_rows(self._lookups, name)
+
+    def human_preferences(self) -> Iterator[Row[Any]]:
+        """Gold labels with their pairs (app.store.human_preferences), streamed."""
+        return human_preferences.human_preferences(self._main, self.chunk_rows)
 
     def round_pairs(self, selection_run_id: uuid.UUID) -> Iterator[Row[Any]]:
         """A round's chosen/rejected pairs (app.store.rounds.selected_pairs), streamed."""
