@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.store import db
-from app.store.models import Comparison, Rating, utcnow
+from app.store.models import Comparison, JudgeCall, Rating, utcnow
 from app.store.models_rewards import RewardItem
 
 # Reward rows are new each request: the outcome columns a retry may fill in.
@@ -100,3 +103,63 @@ def run_items(connection: Connection, run: str, chunk_rows: int) -> Iterator[Row
         .order_by(RewardItem.step, RewardItem.created_at, RewardItem.id)
     )
     yield from connection.execute(statement.execution_options(yield_per=chunk_rows))
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRun:
+    """A rating to store: its row values (attribute names), the outcome's, and its calls."""
+
+    values: dict[str, Any]
+    outcome: dict[str, Any]
+    calls: list[dict[str, Any]]
+
+
+async def store_ratings(
+    session: AsyncSession, runs: list[RatingRun]
+) -> list[tuple[uuid.UUID, bool]]:
+    """Store many judged ratings in a few statements: each one's id, and whether it was taken.
+
+    A new label key is inserted with its outcome. A stored one that has no
+    score takes this outcome; one already rated keeps its score (the first
+    score stands, as in the rating use case) and is reported as taken.
+    Every run's calls are stored either way: they were paid for.
+    """
+    now = utcnow()
+    rows = [_rating_row(run, now) for run in runs]
+    await db.insert_many_ignoring(session, Rating.__table__, rows, unique="label_key")  # type: ignore[arg-type]
+    keys = {row["label_key"] for row in rows}
+    statement = select(Rating.label_key, Rating.id).where(Rating.label_key.in_(keys))
+    found = {key: row_id for key, row_id in await session.execute(statement)}
+    results: list[tuple[uuid.UUID, bool]] = []
+    calls: list[dict[str, Any]] = []
+    for row, run in zip(rows, runs, strict=True):
+        rating_id = found[row["label_key"]]
+        taken = False
+        if rating_id != row["id"]:  # stored before this run
+            updated = await session.execute(
+                update(Rating)
+                .where(Rating.id == rating_id, Rating.status != "rated")
+                .values(**run.outcome, updated_at=now)
+                .returning(Rating.id)
+            )
+            taken = updated.first() is None
+        calls += [{**call, "rating_id": rating_id, "created_at": now} for call in run.calls]
+        results.append((rating_id, taken))
+    if calls:
+        await session.execute(insert(JudgeCall), calls)
+    return results
+
+
+def _rating_row(run: RatingRun, now: datetime) -> dict[str, Any]:
+    values = dict(run.values)
+    values["metadata"] = values.pop("meta", None)
+    empty = {"error_class": None, "score": None, "passed": None, "rationale": None}
+    return {
+        "id": uuid.uuid4(),
+        **values,
+        **empty,
+        **run.outcome,
+        "source_line": None,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -38,11 +38,12 @@ from app.labeling.rewards.writer import GroupWriter
 from app.labeling.screening import rule_key, screen_pair
 from app.store import ratings, rewards
 from app.store.models import Comparison, Rating
-from judges import Order, Position, RatingOutcome, Rubric, rate_response, winner_from_position
+from judges import Order, Position, Rubric, rate_response, winner_from_position
 from judges.base import Judge
 from judges.jury import PairJudgeConfig
 
 Status = Literal["scored", "failed", "deadline", "invalid"]
+RatingWriter = GroupWriter[rewards.RatingRun, tuple[uuid.UUID, bool]]
 
 
 def sigmoid(x: float) -> float:
@@ -80,7 +81,7 @@ class Scorer(ABC):
 
     kind: ScorerKind
 
-    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: GroupWriter) -> None:
+    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: RatingWriter) -> None:
         self.labeler = labeler
         self.spec = spec
         self.writer = writer
@@ -115,7 +116,7 @@ class Scorer(ABC):
 class RatingScorer(Scorer):
     """rubric and reward_model: a rating of the completion, mapped onto a reward."""
 
-    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: GroupWriter) -> None:
+    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: RatingWriter) -> None:
         super().__init__(labeler, spec, writer)
         self.kind = spec.kind
         try:
@@ -167,56 +168,62 @@ class RatingScorer(Scorer):
                 self.judge, to_text(item.prompt), to_text(item.completion), self.rubric
             )
         values = rating_values(self._rated(item), self.config, self.rubric, key)
-        row = await self.writer.run(lambda session: self._store(session, values, outcome))
-        if row.status != "rated":
-            return Scored(
-                "failed", reason=row.error_class, message=outcome.error_message, rating_id=row.id
-            )
-        return self.from_rating(row)
-
-    async def _store(
-        self, session: AsyncSession, values: dict[str, Any], outcome: RatingOutcome
-    ) -> Rating:
-        """As the rating use case stores: the first score stands, every call is kept."""
-        rating_id = await ratings.insert_if_absent(session, values)
-        taken = await ratings.lock_status(session, rating_id) == "rated"
         calls = [call_row(self.config, call) for call in outcome.calls]
-        await ratings.write_result(
-            session, rating_id, calls, {} if taken else outcome_values(outcome)
-        )
-        stored = await ratings.get(session, rating_id)
-        assert stored is not None
-        return stored
+        run = rewards.RatingRun(values, outcome_values(outcome), calls)
+        rating_id, taken = await self.writer.run(run)
+        if taken:  # another run scored it meanwhile: its score stands
+            async with self.labeler.db.transaction() as session:
+                stored = await ratings.get(session, rating_id)
+            assert stored is not None
+            return self.from_rating(stored)
+        if outcome.rating is None:
+            return Scored(
+                "failed",
+                reason=outcome.error_class,
+                message=outcome.error_message,
+                rating_id=rating_id,
+            )
+        raw = _reward_in(outcome.calls[-1].raw_output) if self.kind == "reward_model" else None
+        return self._mapped(outcome.rating.score, outcome.rating.passed, raw, rating_id)
 
     def from_rating(self, rating: Rating) -> Scored:
         assert rating.score is not None
+        assert rating.passed is not None
+        raw = _reward_of(rating) if self.kind == "reward_model" else None
+        return self._mapped(rating.score, rating.passed, raw, rating.id)
+
+    def _mapped(self, score: int, passed: bool, raw: float | None, rating_id: uuid.UUID) -> Scored:
+        """The reward of a rating: on [0, 1] by the rubric's scale, or the reward model's."""
         if self.kind == "reward_model":
-            raw = _reward_of(rating)
             if raw is None:
                 return Scored(
                     "failed",
                     reason="no_reward",
-                    rating_id=rating.id,
-                    message="the stored rating has no reward model output",
+                    message="the rating has no reward model output",
+                    rating_id=rating_id,
                 )
             squashed = sigmoid(raw)
-            score = squashed if self.spec.output == "sigmoid" else raw
-            return Scored("scored", score, raw, squashed >= 0.5, rating_id=rating.id)
-        span = rating.scale_max - rating.scale_min
-        score = (rating.score - rating.scale_min) / span if span else 1.0
-        return Scored("scored", score, float(rating.score), rating.passed, rating_id=rating.id)
+            value = squashed if self.spec.output == "sigmoid" else raw
+            return Scored("scored", value, raw, squashed >= 0.5, rating_id=rating_id)
+        low, high = self.rubric.scale_min, self.rubric.scale_max
+        value = (score - low) / (high - low) if high != low else 1.0
+        return Scored("scored", value, float(score), passed, rating_id=rating_id)
 
 
 def _reward_of(rating: Rating) -> float | None:
     """The raw reward a local reward model wrote in its last successful call's output."""
     for call in reversed(rating.calls):
         if call.error_class is None and call.raw_output:
-            try:
-                value = json.loads(call.raw_output).get("reward")
-            except (ValueError, AttributeError):
-                return None
-            return float(value) if isinstance(value, int | float) else None
+            return _reward_in(call.raw_output)
     return None
+
+
+def _reward_in(raw_output: str | None) -> float | None:
+    try:
+        value = json.loads(raw_output or "").get("reward")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 class PairwiseScorer(Scorer):
@@ -224,7 +231,7 @@ class PairwiseScorer(Scorer):
 
     kind: ScorerKind = "pairwise"
 
-    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: GroupWriter) -> None:
+    def __init__(self, labeler: Labeler, spec: ScorerIn, writer: RatingWriter) -> None:
         super().__init__(labeler, spec, writer)
         self.config: PairJudgeConfig = labeler.resolve_pairwise(spec.judge)
         self.judge = labeler.pairwise_judge_for(self.config)
@@ -285,7 +292,7 @@ def _from_comparison(comparison: Comparison) -> Scored:
     return Scored("scored", p, p, p > 0.5, comparison_id=comparison.id)
 
 
-def build_scorer(labeler: Labeler, spec: ScorerIn, writer: GroupWriter) -> Scorer:
+def build_scorer(labeler: Labeler, spec: ScorerIn, writer: RatingWriter) -> Scorer:
     """The scorer a request names; 400/422/503 for a judge that is unknown or refused."""
     if spec.kind == "pairwise":
         return PairwiseScorer(labeler, spec, writer)

@@ -28,7 +28,7 @@ from app.labeling.access import acting_key
 from app.labeling.compare import Labeler
 from app.labeling.rewards.capacity import Capacity, DeadlinePassed
 from app.labeling.rewards.inputs import RewardItemIn, RewardRequest, check_request, item_problem
-from app.labeling.rewards.scorers import DEADLINE, Scored, Scorer, build_scorer
+from app.labeling.rewards.scorers import DEADLINE, RatingWriter, Scored, Scorer, build_scorer
 from app.labeling.rewards.writer import GroupWriter
 from app.store import rewards
 from app.store.models_rewards import RewardItem
@@ -74,7 +74,7 @@ class RewardService:
         self.capacity = Capacity(
             self.settings.reward_max_in_flight, self.settings.reward_max_queued
         )
-        self.writer = GroupWriter(labeler.db)
+        self.writer: RatingWriter = GroupWriter(labeler.db, rewards.store_ratings)
         self._background: set[asyncio.Task[Scored]] = set()
 
     def deadline_s(self, timeout_s: float | None) -> float:
@@ -192,7 +192,6 @@ class RewardService:
         """Let background scoring (items past their request's deadline) finish and store."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.writer.wait_idle()
 
 
 def _outcome_columns(scored: Scored) -> dict[str, Any]:

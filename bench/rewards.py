@@ -1,0 +1,147 @@
+"""Reward service throughput and overhead: POST /v1/rewards against a judge of fixed latency.
+
+Two figures, with separate processes on loopback (the fake provider,
+`referee serve` on a fresh SQLite or the database in REFEREE_DATABASE_URL,
+and this client):
+
+1. Training steps: each step scores ``--completions`` new completions (sent as
+   ``--requests-per-step`` concurrent requests, as data-parallel ranks would),
+   the judge takes ``--latency-ms`` per call, and the server keeps
+   ``--in-flight`` calls going (REFEREE_REWARD_MAX_IN_FLIGHT). The ideal is
+   in-flight ÷ latency completions per second; steps/s is reported against it.
+2. Overhead: sequential requests of ``--batch`` new completions (all in flight
+   at once), each one's time minus the judge's latency, p50 and p99.
+
+    python -m bench.rewards --steps 5 --completions 256 --latency-ms 1000 --in-flight 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.store import migrate
+from bench.api_latency import free_port, wait_healthy
+from tests.fake_provider import FakeProvider
+
+JUDGE = "anthropic:claude-sonnet-4-6"
+
+
+def batch(size: int, run: str, step: int) -> dict[str, Any]:
+    """``size`` completions never seen before (no cache hit), tagged with the run and step."""
+    salt = uuid.uuid4().hex
+    return {
+        "scorer": {"judge": JUDGE},
+        "items": [
+            {
+                "prompt": f"Question {step}-{i}: how do tides work?",
+                "completion": f"The moon's gravity pulls the oceans ({salt} {i}).",
+                "metadata": {"run": run, "step": step},
+            }
+            for i in range(size)
+        ],
+        "timeout_s": 120,
+    }
+
+
+def post(client: httpx.Client, body: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    response = client.post("/v1/rewards", json=body)
+    elapsed = time.perf_counter() - started
+    scores = response.json().get("scores") if response.status_code == 200 else None
+    if scores is None or None in scores:
+        raise RuntimeError(f"unexpected {response.status_code}: {response.text[:500]}")
+    return elapsed
+
+
+def steps(client: httpx.Client, args: argparse.Namespace) -> None:
+    per_request = args.completions // args.requests_per_step
+    with ThreadPoolExecutor(args.requests_per_step) as pool:
+        post(client, batch(8, "warm-up", 0))  # the judge's SDK client is built on first use
+        started = time.perf_counter()
+        for step in range(args.steps):
+            bodies = [batch(per_request, "bench", step) for _ in range(args.requests_per_step)]
+            list(pool.map(lambda body: post(client, body), bodies))
+        elapsed = time.perf_counter() - started
+    ideal = args.in_flight / (args.latency_ms / 1000) / args.completions
+    measured = args.steps / elapsed
+    print(
+        f"steps: {args.steps} x {args.completions} completions in {args.requests_per_step}"
+        f" concurrent requests, judge {args.latency_ms:.0f} ms, {args.in_flight} in flight:"
+        f" {measured:.3f} steps/s, ideal {ideal:.3f}, ratio {measured / ideal:.3f}"
+    )
+
+
+def overhead(client: httpx.Client, args: argparse.Namespace) -> None:
+    latency = args.overhead_latency_ms / 1000
+    extra = sorted(
+        (post(client, batch(args.batch, "overhead", n)) - latency) * 1000
+        for n in range(args.overhead_requests)
+    )
+    p99 = extra[min(len(extra) - 1, int(len(extra) * 0.99))]
+    print(
+        f"overhead: {args.overhead_requests} sequential requests of {args.batch} completions,"
+        f" judge {args.overhead_latency_ms:.0f} ms: p50 {statistics.median(extra):.1f} ms,"
+        f" p99 {p99:.1f} ms over the judge's latency"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--completions", type=int, default=256)
+    parser.add_argument("--requests-per-step", type=int, default=4)
+    parser.add_argument("--latency-ms", type=float, default=1000.0)
+    parser.add_argument("--in-flight", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--overhead-requests", type=int, default=100)
+    parser.add_argument("--overhead-latency-ms", type=float, default=250.0)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="referee-bench-"))
+    database_url = os.environ.get("REFEREE_DATABASE_URL", f"sqlite:///{workdir / 'bench.db'}")
+    migrate.upgrade(database_url)
+    provider = FakeProvider.spawn(latency_ms=args.latency_ms, record=False)
+    port = free_port()
+    env = {
+        **os.environ,
+        "REFEREE_DATABASE_URL": database_url,
+        "REFEREE_AUTH": "off",
+        "REFEREE_REWARD_MAX_IN_FLIGHT": str(args.in_flight),
+        "ANTHROPIC_BASE_URL": provider.anthropic_base_url,
+        "ANTHROPIC_API_KEY": "bench",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    print(f"database: {database_url.split(':')[0]}")
+    try:
+        wait_healthy(url, timeout=120.0)
+        with httpx.Client(base_url=url, timeout=300.0) as client:
+            if args.steps:
+                steps(client, args)
+            if args.overhead_requests:
+                provider.configure(latency_ms=args.overhead_latency_ms)
+                overhead(client, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        provider.close()
+
+
+if __name__ == "__main__":
+    main()
