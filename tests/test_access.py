@@ -46,6 +46,7 @@ PAID_ROUTES = {
     ("POST", "/v1/ratings"),
     ("POST", "/v1/revisions"),
     ("POST", "/v1/batches"),
+    ("POST", "/v1/rounds"),
 }
 PATH_VALUES = {"constitution_id": "hhh", "kind": "dpo"}
 

@@ -133,6 +133,34 @@ VALID: dict[tuple[str, str], list[Call]] = {
             ok=(404,),
         )
     ],
+    # A parent that does not exist: every check passes, then 404 before anything is stored.
+    ("POST", "/v1/rounds"): [
+        Call(
+            "POST",
+            "/v1/rounds",
+            body={
+                "name": "round-2",
+                "policy": "openai:gpt-4o-mini",
+                "prompts": [{"id": "r-1", "prompt": "Name a prime.", "metadata": METADATA}],
+                "judge": JUDGE,
+                "n": 3,
+                "strategy": "tournament",
+                "checkpoint": "step-200",
+                "parent": "round-1",
+                "temperature": 0.7,
+                "top_p": 0.9,
+                "max_tokens": 64,
+                "seed": 1,
+                "margin": 0.5,
+                "budget": 2,
+            },
+            ok=(404,),
+        )
+    ],
+    ("GET", "/v1/rounds"): [Call("GET", "/v1/rounds", params={"limit": 5})],
+    ("GET", "/v1/rounds/{name}"): [
+        Call("GET", "/v1/rounds/{name}", {"name": "round-1"}, ok=(404,))
+    ],
     ("GET", "/healthz"): [Call("GET", "/healthz")],
     ("GET", "/v1/judges"): [Call("GET", "/v1/judges")],
     ("POST", "/v1/comparisons"): [

@@ -24,6 +24,7 @@ from app.api.routes import (
     review_queues,
     revisions,
     rewards,
+    rounds,
     templates,
 )
 from app.api.schemas import ErrorOut
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         reports.reviews_router,
         rewards.router,
         generations.router,
+        rounds.router,
     ):
         app.include_router(router, dependencies=protected, responses=_UNAUTHORIZED)
     # /review signs people in itself (a session cookie); its scopes are in ROUTE_ACCESS too.

@@ -84,6 +84,9 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/generations"): PAID,
     ("GET", "/v1/generations"): READ,
     ("GET", "/v1/generations/{generation_id}"): READ,
+    ("POST", "/v1/rounds"): PAID,
+    ("GET", "/v1/rounds"): READ,
+    ("GET", "/v1/rounds/{name}"): READ,
     ("POST", "/get_reward"): PAID,
 }
 

@@ -1,11 +1,26 @@
-"""What a round is and how far it got: for ``referee round list|show`` and ``GET /v1/rounds``."""
+"""Rounds over HTTP and on show: what a round is, how far it got, and a run in the background."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from app.errors import NotFoundError
+from app.errors import InvalidInputError, NotFoundError
+from app.labeling.access import acting_key
+from app.labeling.batch import Progress
 from app.labeling.compare import Labeler
+from app.labeling.jsonl import Parsed
+from app.labeling.rounds.generation_jobs import GenerationPromptIn, build_policy
+from app.labeling.rounds.generation_requests import HTTP_CONCURRENCY, check_request
+from app.labeling.rounds.round_run import (
+    RoundPlan,
+    RoundSpec,
+    RoundTransport,
+    open_round,
+    plan_round,
+    run_round,
+)
+from app.labeling.worker import BackgroundWorkers
 from app.store import batches, rounds, selection
 from app.store import generation as generations
 from app.store.models_rounds import Round
@@ -66,3 +81,66 @@ async def describe_round(labeler: Labeler, name: str) -> dict[str, Any]:
             await batches.status_counts(session, found.batch_id) if found.batch_id else {}
         )
     return record
+
+
+class RoundRunner:
+    """A round run as a background job of the API (see app.labeling.worker.BackgroundWorkers).
+
+    Stopping cancels it outright: every stage resumes from what is stored,
+    so a cancelled run loses only the calls in flight, and the same request
+    again continues it.
+    """
+
+    def __init__(self, labeler: Labeler, plan: RoundPlan, transport: RoundTransport) -> None:
+        self.labeler, self.plan, self.transport = labeler, plan, transport
+        self._task: asyncio.Task[Any] | None = None
+
+    async def run(self) -> Progress:
+        self._task = asyncio.current_task()
+        summary = await run_round(
+            self.labeler, self.plan, self.transport, api_key_id=acting_key.get()
+        )
+        return summary.compare.progress if summary.compare else Progress()
+
+    def stop(self, reason: str) -> None:
+        if self._task is not None:
+            self._task.cancel(reason)
+
+
+async def start_round(
+    labeler: Labeler,
+    workers: BackgroundWorkers | None,
+    spec: RoundSpec,
+    prompts: list[GenerationPromptIn],
+) -> dict[str, Any]:
+    """``POST /v1/rounds``: check every bound, store the round, run it in the background.
+
+    Everything a request could make the server pay for is bounded before the
+    round is stored: n, the prompts and max_tokens as ``POST /v1/generations``
+    bounds them (REFEREE_MAX_GENERATION_*), a tournament's pairs per prompt
+    (at most every pair of n), the policy and judge named (the parent must
+    exist, and the name be free or made with the same parameters).
+    """
+    records = [Parsed(index + 1, prompt) for index, prompt in enumerate(prompts)]
+    plan = plan_round(labeler, spec, records, "http")
+    check_request(labeler, plan.generation, prompts)
+    if spec.budget is not None and spec.budget > spec.n * (spec.n - 1) // 2:
+        raise InvalidInputError(
+            f"budget is {spec.budget} pairs per prompt; {spec.n} candidates make at most "
+            f"{spec.n * (spec.n - 1) // 2}",
+            field="budget",
+        )
+    # A policy that cannot be built (no provider key) is a 503 now, not a failed job later.
+    await build_policy(plan.policy_config).aclose()
+    found, _ = await open_round(
+        labeler,
+        spec,
+        plan.params,
+        plan.judge.label,
+        plan.source,
+        len(plan.rows),
+        acting_key.get(),
+    )
+    if workers is not None and found.stage != "done":
+        workers.start(found.id, RoundRunner(labeler, plan, RoundTransport(HTTP_CONCURRENCY)))
+    return await describe_round(labeler, spec.name)

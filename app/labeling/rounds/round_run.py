@@ -248,6 +248,9 @@ def plan_round(
     key, an unknown provider or strategy, or a file without one good prompt
     is an error here, before any model is called.
     """
+    check_name(spec.name, "name")
+    if spec.parent is not None:
+        check_name(spec.parent, "parent")
     select_options(spec).check(spec.strategy)
     generation = GenerationSpec(
         policy=spec.policy,
@@ -280,6 +283,17 @@ def plan_round(
 
 
 DEFAULT_MAX_TOKENS = 1024
+MAX_ROUND_NAME = 200
+"""Room for the generation (``round:NAME``) and head-to-head batch names within their columns."""
+
+
+def check_name(name: str, field_name: str) -> None:
+    """A round name: 1 to MAX_ROUND_NAME printable characters."""
+    if not 0 < len(name) <= MAX_ROUND_NAME or not name.isprintable():
+        raise InvalidInputError(
+            f"a round {field_name} is 1 to {MAX_ROUND_NAME} printable characters, got {name!r}",
+            field=field_name,
+        )
 
 
 def select_options(spec: RoundSpec, concurrency: int = 16) -> SelectOptions:
