@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import insert_for
@@ -54,6 +54,7 @@ __all__ = [
     "add_counts",
     "add_prompts",
     "candidate_count",
+    "candidate_id",
     "candidates_by_prompt",
     "claim",
     "drawn_by_prompt_key",
@@ -381,10 +382,22 @@ async def take_ownership(session: AsyncSession, owner: str, ids: Sequence[int]) 
     return set(result.scalars())
 
 
+_CANDIDATE_IDS = uuid.UUID("6f1c3d55-8d0e-4b8e-9a38-3b1f0e2c7a10")
+
+
+def candidate_id(prompt_id: uuid.UUID, key: str) -> uuid.UUID:
+    """A candidate's id, from its prompt and text key: equal texts meet on one row."""
+    return uuid.uuid5(_CANDIDATE_IDS, f"{prompt_id}:{key}")
+
+
 async def write_samples(
     session: AsyncSession, generation_id: uuid.UUID, results: Sequence[SampleResult]
 ) -> None:
-    """Store sampled results: a text joins (or starts) its prompt's candidate; a failure is kept."""
+    """Store sampled results: a text joins (or starts) its prompt's candidate; a failure is kept.
+
+    Two statements for any number of results: one upsert of the candidates
+    (counts added), one update of the samples by primary key.
+    """
     if not results:
         return
     prompt_of = dict(
@@ -396,45 +409,59 @@ async def write_samples(
             )
         ).all()
     )
-    insert = insert_for(session)
     now = utcnow()
+    candidates: dict[uuid.UUID, dict[str, Any]] = {}
+    chosen: dict[int, uuid.UUID] = {}
     for r in results:
-        candidate_id = None
-        if r.text is not None:
-            statement = insert(GenerationCandidate).values(
-                id=uuid.uuid4(),
-                generation_id=generation_id,
-                prompt_id=prompt_of[r.sample_id],
-                text_key=text_key(r.text),
-                text=r.text,
-                count=1,
-                created_at=now,
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=["prompt_id", "text_key"],
-                set_={"count": GenerationCandidate.count + 1},
-            ).returning(GenerationCandidate.id)
-            candidate_id = (await session.execute(statement)).scalar_one()
-        await session.execute(
-            update(GenerationSample)
-            .where(GenerationSample.id == r.sample_id)
-            .values(
-                status="done" if r.text is not None else "failed",
-                candidate_id=candidate_id,
-                request_id=r.request_id,
-                seed=r.seed,
-                model=r.model,
-                finish_reason=r.finish_reason,
-                input_tokens=r.input_tokens,
-                output_tokens=r.output_tokens,
-                cost_usd=r.cost_usd,
-                latency_ms=r.latency_ms,
-                attempts=r.attempts,
-                error_class=r.error_class,
-                error_message=r.error_message,
-                updated_at=now,
-            )
+        if r.text is None:
+            continue
+        key = text_key(r.text)
+        cid = candidate_id(prompt_of[r.sample_id], key)
+        chosen[r.sample_id] = cid
+        if cid in candidates:
+            candidates[cid]["count"] += 1
+            continue
+        candidates[cid] = {
+            "id": cid,
+            "generation_id": generation_id,
+            "prompt_id": prompt_of[r.sample_id],
+            "text_key": key,
+            "text": r.text,
+            "count": 1,
+            "created_at": now,
+        }
+    if candidates:
+        insert = insert_for(session)(GenerationCandidate)
+        statement = insert.on_conflict_do_update(
+            index_elements=["prompt_id", "text_key"],
+            set_={"count": GenerationCandidate.count + insert.excluded.count},
         )
+        await session.execute(statement, list(candidates.values()))
+    table = cast(Table, GenerationSample.__table__)
+    # Core executemany by primary key: the ORM's bulk path costs more per row.
+    await session.execute(
+        update(table).where(table.c.id == bindparam("sample_id")),
+        [
+            {
+                "sample_id": r.sample_id,
+                "status": "done" if r.text is not None else "failed",
+                "candidate_id": chosen.get(r.sample_id),
+                "request_id": r.request_id,
+                "seed": r.seed,
+                "model": r.model,
+                "finish_reason": r.finish_reason,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "cost_usd": r.cost_usd,
+                "latency_ms": r.latency_ms,
+                "attempts": r.attempts,
+                "error_class": r.error_class,
+                "error_message": r.error_message,
+                "updated_at": now,
+            }
+            for r in results
+        ],
+    )
 
 
 async def reset_failed(session: AsyncSession, generation_id: uuid.UUID) -> int:

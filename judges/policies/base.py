@@ -235,12 +235,15 @@ async def draw_with_retries(
     *,
     slots: asyncio.Semaphore | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> RequestOutcome:
+    proceed: Callable[[], bool] = lambda: True,
+) -> RequestOutcome | None:
     """Make one request, retrying transient failures (judges.retry), under the rate limits.
 
     ``slots`` bounds the requests in flight; an attempt holds a slot only
     while its request is out. A final failure is returned, never raised,
-    and no text is made up for it.
+    and no text is made up for it. ``proceed`` is asked right before each
+    attempt is sent: when it says no (the run is stopping), nothing is sent
+    and None is returned.
     """
     spent = [Usage()]
     attempts = 0
@@ -251,6 +254,8 @@ async def draw_with_retries(
                 attempts = attempt.retry_state.attempt_number
                 await policy.limits.acquire(estimate_tokens(prompt, plan.n, params))
                 async with slots or contextlib.nullcontext():
+                    if not proceed():
+                        return None
                     started = time.perf_counter()
                     try:
                         draw = await policy.draw(prompt, plan.n, params, seed)

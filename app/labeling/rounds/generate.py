@@ -42,6 +42,11 @@ from judges.types import Message, Text, Usage
 
 WRITE_BATCH = 64
 WRITE_WAIT_S = 0.05
+COST_QUANTUM = Decimal("1e-8")
+"""Costs are stored to the cent's millionth (Numeric(14, 8))."""
+PRICED_PROVIDERS = frozenset({"openai", "anthropic"})
+BUFFERED = 2
+"""Requests claimed per request slot: one in flight, one waiting for the slot."""
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Generator:
         # Claim about one request's samples per free slot, so what is claimed can be sent
         # at once and a stop (--max-cost) overshoots by the requests in flight at most.
         self._claim_size = min(n, policy.max_n) if policy.native_n else 1
+        self._prices: tuple[Decimal, Decimal] | None = None
 
     def stop(self, reason: str) -> None:
         """Claim nothing more; requests in flight finish and are stored."""
@@ -145,7 +151,9 @@ class Generator:
     async def _claim_loop(self) -> None:
         concurrency = self.options.concurrency
         while not self._stopping:
-            room = concurrency - len(self._in_flight)
+            # Up to twice as many requests as slots: the next ones wait, claimed, for a
+            # slot to free up, so a finished request is replaced without a database turn.
+            room = BUFFERED * concurrency - len(self._in_flight)
             claimed: list[store.ClaimedSample] = []
             # Refill in small chunks: waiting for many slots to free up would
             # leave them idle for most of a model call.
@@ -197,9 +205,16 @@ class Generator:
         prompt = stored_prompt(samples[0].prompt)
         seed = request_seed(self.seed, plan, self.policy)
         outcome = await draw_with_retries(
-            self.policy, prompt, plan, self.params, seed, slots=self._slots
+            self.policy,
+            prompt,
+            plan,
+            self.params,
+            seed,
+            slots=self._slots,
+            proceed=lambda: not self._stopping,
         )
-        await self._results.put(_Drawn(samples, outcome))
+        if outcome is not None:  # None: stopped before it was sent; the samples stay pending
+            await self._results.put(_Drawn(samples, outcome))
 
     async def _write_loop(self) -> None:
         done = False
@@ -237,12 +252,14 @@ class Generator:
         draw = outcome.draw
         if draw is None:
             shares = usage_shares(outcome.usage, [None] * len(item.samples))
+            costs = self._costs(outcome.usage, shares)
             return [
-                _failed(c.sample_id, request_id, outcome, share, self._cost(share))
-                for c, share in zip(item.samples, shares, strict=True)
+                _failed(c.sample_id, request_id, outcome, share, cost)
+                for c, share, cost in zip(item.samples, shares, costs, strict=True)
             ]
         seed = draw.seed if draw.seed is not None else outcome.seed
         shares = usage_shares(outcome.usage, [c.text for c in draw.choices])
+        costs = self._costs(outcome.usage, shares)
         return [
             store.SampleResult(
                 sample_id=sample.sample_id,
@@ -253,20 +270,53 @@ class Generator:
                 finish_reason=choice.finish_reason,
                 input_tokens=share.input_tokens,
                 output_tokens=share.output_tokens,
-                cost_usd=self._cost(share),
+                cost_usd=cost,
                 latency_ms=outcome.latency_ms,
                 attempts=outcome.attempts,
                 error_class=choice.error_class,
                 error_message=choice.error_message,
             )
-            for sample, choice, share in zip(item.samples, draw.choices, shares, strict=True)
+            for sample, choice, share, cost in zip(
+                item.samples, draw.choices, shares, costs, strict=True
+            )
         ]
+
+    def _costs(self, usage: Usage, shares: list[Usage]) -> list[Decimal | None]:
+        """The request's exact cost, shared over its samples by their tokens at unit prices.
+
+        One price lookup a request (the table's lookup is the costly part);
+        the shares add up to the request's cost exactly.
+        """
+        cost = self._cost(usage)
+        if cost is None:
+            return [None] * len(shares)
+        cost = cost.quantize(COST_QUANTUM)
+        rate_in, rate_out = self._unit_prices()
+        weights = [
+            (s.input_tokens + s.cache_read_tokens + s.cache_write_tokens) * rate_in
+            + s.output_tokens * rate_out
+            for s in shares
+        ]
+        total = sum(weights, Decimal(0))
+        if not total:
+            return [cost, *(Decimal(0) for _ in shares[1:])]
+        parts = [(cost * w / total).quantize(COST_QUANTUM) for w in weights]
+        parts[0] += cost - sum(parts, Decimal(0))
+        return list(parts)
 
     def _cost(self, usage: Usage) -> Decimal | None:
         config = self.policy.config
-        if config.provider not in ("openai", "anthropic"):
+        if config.provider not in PRICED_PROVIDERS:
             return None  # in process: no price
         return call_cost(config.provider, config.model, usage)
+
+    def _unit_prices(self) -> tuple[Decimal, Decimal]:
+        """USD per input and per output token (at a million tokens each), looked up once."""
+        if self._prices is None:
+            per_input = self._cost(Usage(input_tokens=1_000_000)) or Decimal(0)
+            per_output = self._cost(Usage(output_tokens=1_000_000)) or Decimal(0)
+            self._prices = (per_input / 1_000_000, per_output / 1_000_000)
+        return self._prices
 
     def _count(self, items: list[_Drawn], kept: list[store.SampleResult]) -> None:
         p = self.progress

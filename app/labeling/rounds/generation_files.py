@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import signal
 from collections.abc import Callable
@@ -26,7 +27,6 @@ from app.labeling.rounds.generation_jobs import (
     policy_settings,
     sample,
 )
-from app.labeling.run import RejectsFile
 from app.labeling.runtime import ensure_schema
 from app.settings import Settings
 from app.store import generation as store
@@ -158,7 +158,7 @@ async def generate_stream(
     try:
         generation = await open_generation(db, spec, config, options.origin or source)
         summary.generation_id, summary.name = str(generation.id), generation.name
-        rejects = RejectsFile(options.rejects_path)
+        rejects = _RejectsFile(options.rejects_path)
 
         def reject(error: LineError) -> None:
             on_reject(error)
@@ -203,3 +203,27 @@ async def _in_foreground(
             return await generator.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+
+
+class _RejectsFile:
+    """Rejected lines as JSONL (``line``, ``reason``, ``text``), as ``referee label`` writes them.
+
+    Kept here rather than imported from app.labeling.run, whose imports (both
+    provider SDKs) would cost every generation's start-up seconds.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._out: IO[str] | None = None
+
+    def write(self, error: LineError) -> None:
+        if self.path is None:
+            return
+        if self._out is None:
+            self._out = self.path.open("w", encoding="utf-8")
+        record = {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
+        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
