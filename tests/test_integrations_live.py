@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -167,6 +168,38 @@ class TestVerl:
             ("first", None, "failed"),
             ("second", None, "failed"),
         ]
+
+    async def test_a_conversation_prompt_under_a_named_key(
+        self, live: tuple[str, str, str], provider: FakeProvider
+    ) -> None:
+        """prompt_key names the column; numpy values as verl's batches hold them are read."""
+        base_url, key, database_url = live
+        rate(provider, 4)
+        chat = np.array([{"role": "user", "content": "Hi?", "name": "u1"}], dtype=object)
+        result = await verl.compute_score(
+            data_source="chat",
+            solution_str="Hello!",
+            ground_truth=None,
+            extra_info={"chat": chat, "index": np.int64(5), "split": np.str_("test")},
+            base_url=base_url,
+            api_key=key,
+            judge=JUDGE,
+            run="verl-3",
+            prompt_key="chat",
+        )
+        assert result == {"score": pytest.approx(3 / 9), "referee_null": 0.0}
+        [row] = stored(database_url, "verl-3")
+        assert row.prompt == [{"role": "user", "content": "Hi?"}]
+        assert row.meta == {"data_source": "chat", "index": 5, "split": "test", "run": "verl-3"}
+
+    async def test_no_prompt_is_a_clear_error(self) -> None:
+        """Without the question in extra_info the call raises naming the keys it has."""
+        with pytest.raises(
+            ValueError, match=r"no prompt under 'prompt' or 'question'.*\['index'\]"
+        ):
+            await verl.compute_score(
+                "d", "answer", "gt", {"index": 1}, base_url="http://127.0.0.1:9", judge=JUDGE
+            )
 
 
 trl = pytest.importorskip("trl")

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.integrations._client import RewardItem, RewardsClient, RewardServiceError
-from app.integrations._messages import as_completion
+from app.integrations._messages import as_completion, as_prompt
 
 __all__ = ["compute_score"]
 
@@ -56,8 +56,7 @@ def _prompt(extra_info: Mapping[str, Any], prompt_key: str | None) -> Any:
     keys = (prompt_key,) if prompt_key else PROMPT_KEYS
     for key in keys:
         if extra_info.get(key) is not None:
-            value = extra_info[key]
-            return value if isinstance(value, str) else [dict(m) for m in value]
+            return as_prompt(extra_info[key])
     raise ValueError(
         f"extra_info has no prompt under {' or '.join(map(repr, keys))} "
         f"(it has {sorted(extra_info)}): add the question to extra_info in the data "
