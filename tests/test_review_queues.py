@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -324,3 +325,25 @@ def test_bad_specs_name_the_field(env: Env) -> None:
     env.queue(kind="disagreement")
     with pytest.raises(InvalidInputError, match="exists"):
         env.queue(kind="disagreement")
+
+
+def test_an_expired_lease_frees_the_item_even_behind_the_reviewer(env: Env) -> None:
+    """k = 1: an item a reviewer walked away from goes to another once the lease expires."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(2)])
+    queue_id = env.queue(kind="disagreement")
+    first = env.next(queue_id, "ann")
+    second = env.next(queue_id, "bob")
+    assert first is not None
+    assert second is not None
+    assert first.item_id != second.item_id
+    env.answer(second, "bob", "left")
+    assert env.next(queue_id, "bob") is None  # ann's lease still lives
+
+    async def expire(session: Any) -> None:
+        row = await session.get(ReviewAssignment, first.assignment_id)
+        row.lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+    env.tx(expire)
+    again = env.next(queue_id, "bob")
+    assert again is not None
+    assert again.item_id == first.item_id

@@ -122,6 +122,8 @@ class ReviewAssignment(Base):
         UniqueConstraint("item_id", "reviewer"),
         CheckConstraint("shown_order IN ('ab', 'ba')", name="shown_order"),
         CheckConstraint("state IN ('leased', 'answered', 'skipped')", name="state"),
-        Index("ix_review_assignments_reviewer", "queue_id", "reviewer", "state"),
+        # The reviewer's furthest item (where serving resumes), and their leases.
+        Index("ix_review_assignments_reviewer", "queue_id", "reviewer", "item_id"),
+        Index("ix_review_assignments_state", "queue_id", "reviewer", "state"),
         Index("ix_review_assignments_item", "item_id", "state"),
     )

@@ -22,10 +22,12 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    false,
     func,
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,7 +171,7 @@ def _mine(reviewer: str, states: tuple[str, ...] = ("answered", "skipped")) -> C
 
 async def progress(session: AsyncSession, queue_id: uuid.UUID, reviewer: str) -> Progress:
     done = await session.scalar(
-        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done.is_(True))
+        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done == true())
     )
     answered = await session.scalar(
         select(func.count()).where(
@@ -180,7 +182,7 @@ async def progress(session: AsyncSession, queue_id: uuid.UUID, reviewer: str) ->
     )
     left = await session.scalar(
         select(func.count()).where(
-            ReviewItem.queue_id == queue_id, ReviewItem.done.is_(False), ~_mine(reviewer)
+            ReviewItem.queue_id == queue_id, ReviewItem.done == false(), ~_mine(reviewer)
         )
     )
     queue = await session.get(ReviewQueue, queue_id)
@@ -200,7 +202,7 @@ async def live_lease(
             ReviewAssignment.reviewer == reviewer,
             ReviewAssignment.state == "leased",
             ReviewAssignment.lease_expires_at > now,
-            ReviewItem.done.is_(False),
+            ReviewItem.done == false(),
         )
         .order_by(ReviewAssignment.lease_expires_at.desc(), ReviewAssignment.id.desc())
         .limit(1)
@@ -225,10 +227,18 @@ def _taken(item_id: Any, reviewer: str, now: datetime) -> Any:
     )
 
 
-def _servable(reviewer: str, overlap: int, now: datetime) -> ColumnElement[bool]:
-    return and_(
-        ReviewItem.done.is_(False), ~_mine(reviewer), _taken(ReviewItem.id, reviewer, now) < overlap
-    )
+def _servable(
+    reviewer: str, overlap: int, now: datetime, *, unseen: bool = False
+) -> ColumnElement[bool]:
+    """Open, not answered or skipped by the reviewer, and a place of k free.
+
+    ``unseen``: the reviewer has no assignment on these items at all (past
+    their furthest item), so the check of their own answers is left out.
+    """
+    free = _taken(ReviewItem.id, reviewer, now) < overlap
+    if unseen:
+        return and_(ReviewItem.done == false(), free)
+    return and_(ReviewItem.done == false(), ~_mine(reviewer), free)
 
 
 async def claim_item(
@@ -240,15 +250,44 @@ async def claim_item(
     statement while its row is locked: every claimer of an item locks it
     first, so the check sees every lease committed before.
     """
+    # Past the last item the reviewer was served first: the items before it are theirs
+    # or were full when they passed, and scanning past thousands of their own answers
+    # is what would make serving slow. Those left behind are served once nothing is ahead.
+    cursor = await session.scalar(
+        select(func.max(ReviewAssignment.item_id)).where(
+            ReviewAssignment.queue_id == queue_id, ReviewAssignment.reviewer == reviewer
+        )
+    )
+    if cursor is not None:
+        ahead = await _claim(session, queue_id, reviewer, overlap, now, after=int(cursor))
+        if ahead is not None:
+            return ahead
+    return await _claim(session, queue_id, reviewer, overlap, now, after=None)
+
+
+async def _claim(
+    session: AsyncSession,
+    queue_id: uuid.UUID,
+    reviewer: str,
+    overlap: int,
+    now: datetime,
+    *,
+    after: int | None,
+) -> int | None:
     passed: list[int] = []
     for _ in range(CLAIM_TRIES):
         statement = (
             select(ReviewItem.id)
-            .where(ReviewItem.queue_id == queue_id, _servable(reviewer, overlap, now))
+            .where(
+                ReviewItem.queue_id == queue_id,
+                _servable(reviewer, overlap, now, unseen=after is not None),
+            )
             .order_by(ReviewItem.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=ReviewItem)
         )
+        if after is not None:
+            statement = statement.where(ReviewItem.id > after)
         if passed:
             statement = statement.where(ReviewItem.id.not_in(passed))
         item_id = await session.scalar(statement)
@@ -414,7 +453,7 @@ class QueueCounts:
 async def counts(session: AsyncSession, queue_id: uuid.UUID) -> QueueCounts:
     """Items done, answers given (skips not counted) and distinct reviewers who answered."""
     done = await session.scalar(
-        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done.is_(True))
+        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done == true())
     )
     answered = select(ReviewAssignment.reviewer).where(
         ReviewAssignment.queue_id == queue_id, ReviewAssignment.state == "answered"

@@ -125,7 +125,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("review_assignments", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_review_assignments_reviewer", ["queue_id", "reviewer", "state"], unique=False
+            "ix_review_assignments_reviewer", ["queue_id", "reviewer", "item_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_review_assignments_state", ["queue_id", "reviewer", "state"], unique=False
         )
         batch_op.create_index("ix_review_assignments_item", ["item_id", "state"], unique=False)
 
