@@ -6,9 +6,11 @@ COPY app ./app
 COPY judges ./judges
 COPY migrations ./migrations
 COPY constitutions ./constitutions
+COPY templates ./templates
 RUN pip install --no-cache-dir .
 # A non-editable install has no repository beside it: point at the copied folder.
 ENV REFEREE_CONSTITUTIONS_DIR=/srv/referee/constitutions
+ENV REFEREE_TEMPLATES_DIR=/srv/referee/templates
 
 RUN useradd --create-home referee
 USER referee

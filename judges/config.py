@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from judges.errors import JudgeConfigError
-from judges.prompts import DEFAULT_TEMPLATE, get_template
+from judges.templates import DEFAULT_TEMPLATE, get_template, template_ref
 
 OrderPolicy = Literal["both", "single"]
 OutputMode = Literal["structured", "text"]
@@ -50,6 +50,17 @@ class JudgeConfig:
     """Sequences per forward pass; concurrent calls are gathered up to this many."""
     max_length: int | None = None
     """Tokens a model reads at most (``None``: its context); longer prompts are cut on the left."""
+    routes: dict[str, str] = field(default_factory=dict)
+    """``metadata.category`` -> template (id or ref): a pair of that category is judged under it.
+
+    Not in the fingerprint: a routed pair's key holds the template it is judged under.
+    """
+
+    def __post_init__(self) -> None:
+        # The ref, not the name: the fingerprint (so the label key) names the words sent.
+        object.__setattr__(self, "template", template_ref(self.template))
+        routes = {str(k): template_ref(str(v)) for k, v in self.routes.items()}
+        object.__setattr__(self, "routes", routes)
 
     @property
     def spec(self) -> str:
@@ -91,8 +102,15 @@ class JudgeConfig:
     def with_options(self, **options: Any) -> JudgeConfig:
         return replace(self, **validate_options(options))
 
+    def routed(self, metadata: dict[str, Any] | None) -> JudgeConfig:
+        """This judge for a pair with this metadata: its category's template, if routed."""
+        category = (metadata or {}).get("category")
+        template = self.routes.get(category) if isinstance(category, str) else None
+        return replace(self, template=template) if template else self
+
 
 _OPTION_NAMES = {f.name for f in fields(JudgeConfig)} - {"provider", "model", "name"}
+MAX_ROUTES = 64
 
 
 def validate_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +123,15 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         )
     if "template" in options:
         get_template(str(options["template"]))
+    routes = options.get("routes", {})
+    if not isinstance(routes, dict) or len(routes) > MAX_ROUTES:
+        raise JudgeConfigError(
+            f"judge option 'routes' maps metadata.category to a template (at most {MAX_ROUTES})"
+        )
+    for category, template in routes.items():
+        if not isinstance(category, str) or not isinstance(template, str):
+            raise JudgeConfigError("judge option 'routes': categories and templates are strings")
+        get_template(template)
     if options.get("order", "both") not in ("both", "single"):
         raise JudgeConfigError("judge option 'order' must be 'both' or 'single'")
     if options.get("output", "structured") not in ("structured", "text"):

@@ -50,9 +50,9 @@ PROMPT_OVERHEAD_TOKENS = 250
 
 def show(pair: Pair, order: Order) -> ShownPair:
     """Lay a pair out in the given order."""
-    if order is Order.AB:
-        return ShownPair(pair.prompt, first=pair.response_a, second=pair.response_b)
-    return ShownPair(pair.prompt, first=pair.response_b, second=pair.response_a)
+    a, b = pair.response_a, pair.response_b
+    first, second = (a, b) if order is Order.AB else (b, a)
+    return ShownPair(pair.prompt, first, second, pair.criteria, pair.reference, pair.examples)
 
 
 def winner_from_position(order: Order, position: Position) -> Winner:
@@ -260,7 +260,9 @@ def single_response_options(judge: Judge) -> dict[str, Any]:
 
 def estimate_tokens(shown: ShownPair, max_tokens: int) -> int:
     """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit."""
-    return estimate_text_tokens([shown.prompt, shown.first, shown.second], max_tokens)
+    parts = (shown.criteria, shown.reference)
+    texts = [shown.prompt, shown.first, shown.second, *(p for p in parts if p is not None)]
+    return estimate_text_tokens(texts, max_tokens)
 
 
 def estimate_rating_tokens(prompt: Text, response: Text, rubric: Rubric, max_tokens: int) -> int:

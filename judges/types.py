@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
 
@@ -51,6 +51,21 @@ class Winner(enum.StrEnum):
     TIE = "tie"
 
 
+class WorkedExample(Protocol):
+    """A worked choice between two responses (``judges.cai.constitutions.PreferenceExample``)."""
+
+    @property
+    def prompt(self) -> Text: ...
+    @property
+    def response_a(self) -> str: ...
+    @property
+    def response_b(self) -> str: ...
+    @property
+    def choice(self) -> Literal["a", "b"]: ...
+    @property
+    def explanation(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     """Two candidate responses to one prompt, in the caller's a/b terms."""
@@ -58,6 +73,14 @@ class Pair:
     prompt: Text
     response_a: Text
     response_b: Text
+    # Out of repr: single-order judges pick the order from repr(pair), as before these existed.
+    criteria: str | None = field(default=None, repr=False)
+    """What to judge by, from the request (fenced like the texts judged)."""
+    reference: Text | None = field(default=None, repr=False)
+    """A reference answer the template shows the judge (MT-Bench's math and coding mode)."""
+    examples: tuple[WorkedExample, ...] = field(default=(), repr=False)
+    """Worked examples from where the pair is judged (a constitution's), for templates that
+    show them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +90,9 @@ class ShownPair:
     prompt: Text
     first: Text
     second: Text
+    criteria: str | None = None
+    reference: Text | None = None
+    examples: tuple[WorkedExample, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

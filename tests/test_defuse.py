@@ -19,8 +19,9 @@ from judges.cai.constitutions import Principle
 from judges.cai.prompts import CAI_FENCE_TAGS, REVISION_V1
 from judges.cai.prompts import defuse as cai_defuse
 from judges.fencing import DEFUSED_OPENER, OPENERS, fold_char
-from judges.prompts import FENCE_TAGS, PAIRWISE_V1, RATING_V1, defuse
+from judges.prompts import FENCE_TAGS, RATING_V1, defuse
 from judges.rubrics import Rubric
+from judges.templates import PAIRWISE_V1
 from judges.types import ShownPair
 
 

@@ -45,7 +45,8 @@ from judges.backends import _local_models  # noqa: E402
 from judges.backends._batching import MicroBatcher  # noqa: E402
 from judges.backends._local_models import LocalModel, length_groups, shared_model  # noqa: E402
 from judges.backends.local import CHOICE_INSTRUCTIONS, LocalJudge, sigmoid  # noqa: E402
-from judges.prompts import PAIRWISE_V1, render_text  # noqa: E402
+from judges.prompts import render_text  # noqa: E402
+from judges.templates import PAIRWISE_V1  # noqa: E402
 from judges.types import ShownPair  # noqa: E402
 from tests.conftest import pair_body, serve_app  # noqa: E402
 from tests.fake_provider import FakeProvider  # noqa: E402

@@ -13,7 +13,8 @@ from judges.parsing import (
     probabilities_from_top_logprobs,
     winner_token_index,
 )
-from judges.prompts import PAIRWISE_V1, defuse
+from judges.prompts import defuse
+from judges.templates import PAIRWISE_V1
 from judges.types import ShownPair
 
 

@@ -29,7 +29,7 @@ from app.labeling.run import LabelOptions, label_stream
 from app.settings import Settings
 from app.store.db import sync_url
 from judges import JudgeRegistry, Order, Pair, config_from_spec, show
-from judges import prompts as prompt_templates
+from judges import templates as prompt_templates
 from judges.backends._caching import min_cacheable_tokens
 from judges.base import RawAnswer
 from judges.provider_batch import batch_api_for, pair_requests

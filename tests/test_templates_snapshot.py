@@ -20,8 +20,9 @@ from judges.backends.openai import OpenAIJudge
 from judges.config import config_from_spec
 from judges.formats import VERDICT_FORMAT
 from judges.jury import JuryConfig
-from judges.prompts import RATING_V1, get_template
+from judges.prompts import RATING_V1
 from judges.rubrics import BUILTIN_RUBRICS
+from judges.templates import get_template
 from judges.types import Message, ShownPair
 
 SNAPSHOT = Path(__file__).parent / "data" / "templates" / "snapshot.json"

@@ -37,7 +37,8 @@ from app.labeling.jsonl import open_input
 
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
-    from app.labeling.run import Estimate, LabelSummary
+    from app.labeling.run import Estimate, LabelOptions, LabelSummary
+    from app.settings import Settings
 
 
 def label(
@@ -90,6 +91,20 @@ def label(
         ),
     ] = None,
     empty: EmptyOption = None,
+    criteria: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge by these criteria (free text, or a named entry: referee templates "
+            "list), for lines that carry none of their own. Part of the label key."
+        ),
+    ] = None,
+    template: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Judge with this template (id or ref) instead of the judge's own; give it "
+            "twice or more to judge the file under each, one batch each, in one run."
+        ),
+    ] = None,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -113,12 +128,15 @@ def label(
       referee label big.jsonl --judge anthropic:claude-sonnet-4-5 --mode provider-batch
 
       cat pairs.jsonl | referee label - --judge fast --retry-failed
+
+      referee label gold.jsonl --judge fast --template pairwise-v1 --template pairwise-v2
     """
     from app.labeling.field_maps import load_map
     from app.labeling.provider_batch import provider_batch_options
-    from app.labeling.run import LabelOptions, estimate, label_stream
+    from app.labeling.run import LabelOptions
     from app.labeling.screening import TextPolicy
     from app.labeling.shapes import converter
+    from app.labeling.templating import with_criteria
 
     settings = load_settings()
     # Error lines name the file as given; the batch is keyed by its absolute
@@ -135,7 +153,9 @@ def label(
             batch_name=batch,
             origin="<stdin>" if file == "-" else str(Path(file).resolve()),
             rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
-            convert=converter(input_format, load_map(mapping) if mapping else None),
+            convert=with_criteria(
+                converter(input_format, load_map(mapping) if mapping else None), criteria
+            ),
             gold_conflict=gold_conflict.value,
             constitution=constitution,
             principles=principles,
@@ -149,6 +169,28 @@ def label(
                 identical or settings.identical_responses, empty or settings.empty_texts
             ),
         )
+    except RefereeError as exc:
+        fail(exc.message)
+    templates: list[str | None] = [*template] if template else [None]
+    if len(templates) > 1 and file == "-":
+        fail("several --template options read the file once each: give a file, not -")
+    failed = False
+    for each in templates:
+        options.template = each
+        if len(templates) > 1:
+            out.print(f"template {each}:")
+        failed |= _label_once(settings, file, source, options, dry_run)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _label_once(
+    settings: Settings, file: str, source: str, options: LabelOptions, dry_run: bool
+) -> bool:
+    """Judge (or estimate) the file once with ``options``; whether the run should exit 1."""
+    from app.labeling.run import estimate, label_stream
+
+    try:
         stream = open_input(file)
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
@@ -162,9 +204,7 @@ def label(
                 printer.finish()
                 print_estimate(result)
                 print_gold(result.gold)
-                if result.rejected:  # the real run's exit code for the same file
-                    raise typer.Exit(1)
-                return
+                return result.rejected > 0  # the real run's exit code for the same file
             printer = RejectPrinter(where=str(options.rejects_path))
             summary = run_fast(
                 label_stream(settings, stream, source, options, progress_view, printer)
@@ -176,8 +216,7 @@ def label(
             fail(f"cannot read {file}: {exc.strerror or exc}")
     print_summary(summary, file)
     print_gold(summary.gold)
-    if summary.rejected or summary.status_counts.get("failed"):
-        raise typer.Exit(1)
+    return bool(summary.rejected or summary.status_counts.get("failed"))
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from app.labeling.gold import GoldLedger, store_gold
 from app.labeling.inputs import LabeledPairIn, PairIn
 from app.labeling.jsonl import LineError, ParsedLine, rejected
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
+from app.labeling.templating import prepare
 from app.store import batches, comparisons
 from app.store.models import utcnow
 from judges.jury import PairJudgeConfig
@@ -159,6 +160,8 @@ class Accepted:
     decision: Literal["judge", "tie"]
     duplicate: bool
     """An earlier line of the same file has the same key: no second comparison (or call)."""
+    config: PairJudgeConfig | None = None
+    """The judge this line is keyed with (its category's template); None: the batch's."""
 
 
 class Screen:
@@ -193,19 +196,21 @@ class Screen:
         try:
             self.labeler.check_sizes(record.pair)
             decision = screen_pair(record.pair, self.policy)
+            limit = self.labeler.settings.max_criteria_chars
+            pair, config = prepare(record.pair, self.config, limit)
         except (TextTooLargeError, InvalidInputError) as exc:  # reject the line, keep going
             return rejected(self.source, record.line, exc)
         under_key = self.under.key if self.under else None
-        stored = record.pair.stored()
+        stored = pair.stored()
         if decision == "tie":
-            key = rule_key(stored, self.config, under_key)
+            key = rule_key(stored, config, under_key)
         else:
-            key = label_key(stored, self.config, under_key)
+            key = label_key(stored, config, under_key)
         short = int(key[:16], 16)
         duplicate = short in self._seen
         self._seen.add(short)
         self.merged += duplicate
-        return Accepted(record.line, record.pair, key, decision, duplicate)
+        return Accepted(record.line, pair, key, decision, duplicate, config)
 
 
 async def enqueue(
@@ -248,7 +253,8 @@ async def enqueue(
                 if item.pair.id is not None:
                     merged_ids.setdefault(item.key, []).append(item.pair.id)
                 continue
-            row = pending_row(item.pair, config, batch_id, item.line, under, item.key)
+            line_config = item.config or config
+            row = pending_row(item.pair, line_config, batch_id, item.line, under, item.key)
             if item.decision == "tie":
                 row["template_version"] = RULE_TEMPLATE
                 ties.append((row, pair_lengths(item.pair)))

@@ -33,6 +33,7 @@ from app.labeling.inputs import PairIn, check_text_sizes, text_length
 from app.labeling.jury import jury_run_rows
 from app.labeling.limits import OPERATOR, RequestLimits
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
+from app.labeling.templating import prepare
 from app.labeling.text_rules import check_judge_fits
 from app.settings import Settings
 from app.store import comparisons
@@ -203,6 +204,8 @@ class Labeler:
             "response_a": converted.response_a,
             "response_b": converted.response_b,
         }
+        if converted.reference is not None:
+            texts["reference"] = converted.reference
         check_text_sizes(texts, self.settings.max_text_chars)
 
     def text_policy(self) -> TextPolicy:
@@ -239,6 +242,7 @@ class Labeler:
         self.check_sizes(pair)
         decision = screen_pair(pair, self.text_policy())
         config = self.resolve_pairwise(judge_spec)
+        pair, config = prepare(pair, config, self.settings.max_criteria_chars)
         judge = self.pairwise_judge_for(config)
         stored = pair.stored()
         if decision == "tie":

@@ -67,17 +67,35 @@ class PairIn(BaseModel):
     response_a: Response
     response_b: Response
     metadata: Metadata | None = Field(None, description="Free-form, stored as given.")
+    criteria: CleanStr | None = Field(
+        None,
+        description="What to judge by: free text, or the name of a criteria entry (GET "
+        "/v1/templates). Fenced and defused like the texts judged; part of the label key.",
+    )
+    reference: Response | None = Field(
+        None,
+        description="A reference answer the template shows the judge (a string or an "
+        "assistant message); part of the label key.",
+    )
 
     def to_pair(self) -> Pair:
         return Pair(
             prompt=to_text(self.prompt),
             response_a=to_text(self.response_a),
             response_b=to_text(self.response_b),
+            criteria=self.criteria,
+            reference=None if self.reference is None else to_text(self.reference),
         )
 
     def stored(self) -> dict[str, Any]:
-        """The prompt and responses as JSON values, in the caller's shape."""
-        return self.model_dump(include={"prompt", "response_a", "response_b"}, mode="json")
+        """The prompt and responses (and criteria, reference when given) as JSON values.
+
+        Criteria and reference are left out when absent, so the label keys of
+        pairs without them are what they always were.
+        """
+        fields = {"prompt", "response_a", "response_b"}
+        fields |= {k for k in ("criteria", "reference") if getattr(self, k) is not None}
+        return self.model_dump(include=fields, mode="json")
 
 
 GoldWinner = Literal["a", "b", "tie"]

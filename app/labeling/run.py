@@ -34,6 +34,7 @@ from app.labeling.provider_batch import (
 from app.labeling.runtime import runtime
 from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
+from app.labeling.templating import with_template
 from app.labeling.worker import Worker, WorkerOptions
 from app.settings import Settings
 from app.store import batches
@@ -67,6 +68,8 @@ class LabelOptions:
     """Identical responses and empty texts (default: the settings)."""
     gold_conflict: GoldConflict = "newest"
     """How lines of one pair whose human labels disagree make its gold label."""
+    template: str | None = None
+    """Judge with this template (id or ref) instead of the judge's own."""
 
 
 @dataclass
@@ -110,6 +113,8 @@ class Estimate:
 def judge_config(labeler: Labeler, options: LabelOptions) -> PairJudgeConfig:
     """The judge or jury to label with; rate limits apply to each jury member."""
     config = labeler.with_limits(labeler.resolve_pairwise(options.judge), options.rpm, options.tpm)
+    if options.template is not None:
+        config = with_template(config, options.template)
     labeler.pairwise_judge_for(config)  # a missing key fails before any line is read
     return config
 
@@ -226,6 +231,8 @@ async def label_stream(
         )
         under = labeler.under(options.constitution, options.principles)
         name = options.batch_name or f"{options.origin or source}|{config.label}"
+        if options.template is not None and options.batch_name is None:
+            name = f"{name}|{config.template}"
         if under is not None:
             name = f"{name}|{under.key}"
         async with labeler.db.transaction() as session:

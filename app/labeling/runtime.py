@@ -18,11 +18,13 @@ from app.store import migrate
 from app.store.db import Database
 from judges import JudgeRegistry, load_named_judges
 from judges.jury import load_juries
+from judges.templates import use_template_folders
 
 log = logging.getLogger("referee")
 
 
 def build_registry(settings: Settings) -> JudgeRegistry:
+    use_template_folders(settings.template_folders())  # named judges name templates
     path = settings.resolved_judges_file()
     named = load_named_judges(path) if path is not None else {}
     registry = JudgeRegistry.from_entry_points(named, cache_size=settings.judge_cache_size)
@@ -52,6 +54,7 @@ async def runtime(
 ) -> AsyncIterator[Labeler]:
     """A labeler over a checked database and a judge registry; closed on exit."""
     await ensure_schema(settings)
+    use_template_folders(settings.template_folders())
     db = Database(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     judges = registry or build_registry(settings)
     labeler = Labeler(db, judges, settings)

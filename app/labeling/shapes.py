@@ -45,6 +45,8 @@ class DocumentMap(Protocol):
 
 
 CANONICAL = ("id", "prompt", "response_a", "response_b", "metadata", "label", "label_votes")
+JUDGING = ("criteria", "reference")
+"""Fields any shape passes through to the canonical pair: what to judge by, a reference."""
 PANDALM_VOTES = {0: "tie", 1: "a", 2: "b"}
 _TURN = re.compile(r"\n\n(Human|Assistant): ")
 
@@ -54,6 +56,10 @@ class ShapeError(ValueError):
 
 
 def _with_rest(document: Document, used: set[str], canonical: Document) -> Document:
+    for name in JUDGING:
+        if name in document and name not in canonical:
+            canonical[name] = document[name]
+    used = used | set(JUDGING)
     rest = {k: v for k, v in document.items() if k not in used}
     given = document.get("metadata")
     if given is not None and not isinstance(given, dict):

@@ -31,6 +31,7 @@ from app.labeling.compare import (
     run_rows,
 )
 from app.labeling.inputs import PairIn
+from app.labeling.templating import matching
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
@@ -62,9 +63,9 @@ class WorkItem:
 
 
 def stored_pair(row: Comparison) -> PairIn:
-    return PairIn.model_validate(
-        {"prompt": row.prompt, "response_a": row.response_a, "response_b": row.response_b}
-    )
+    pair = {"prompt": row.prompt, "response_a": row.response_a, "response_b": row.response_b}
+    judging = {"criteria": row.criteria, "reference": row.reference}
+    return PairIn.model_validate({**pair, **{k: v for k, v in judging.items() if v is not None}})
 
 
 class Worker:
@@ -191,11 +192,13 @@ class Worker:
         if config is None:
             config = self.labeler.resolve_pairwise(row.judge)
             self._configs[row.judge] = config
-        if config.fingerprint() != row.judge_config:
+        # A pair keyed under its category's template, or another --template, is judged so.
+        found = matching(config, row.judge_config, row.meta)
+        if found is None:
             raise JudgeConfigError(
                 f"judge {row.judge!r} here is configured differently from when the pair was queued"
             )
-        return config
+        return found
 
     def _under(self, row: Comparison) -> UnderConstitution | None:
         if row.constitution is None:

@@ -94,6 +94,10 @@ class Comparison(Base):
     template_version: Mapped[str] = mapped_column(String(64))
     constitution: Mapped[str | None] = mapped_column(String(256))
     """The constitution's ref (id@version:hash) when judged under its principles."""
+    criteria: Mapped[str | None] = mapped_column(Text)
+    """What the pair was judged by (a named entry's text), in its label key (migration 0018)."""
+    reference: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    """A reference answer the template showed the judge, as given (migration 0018)."""
     principle_count: Mapped[int | None] = mapped_column(Integer)
     """How many of its principles each verdict samples and averages."""
     status: Mapped[str] = mapped_column(String(16), default="pending")

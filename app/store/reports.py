@@ -51,6 +51,8 @@ class ComparisonFacts:
     length_b: int | None
     category: str | None
     """``metadata["category"]`` when it is a non-empty string (MT-Bench, LLMBar subsets)."""
+    template: str | None = None
+    """The template ref the pair was judged under (``template_version``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ async def comparison_facts(session: AsyncSession, scope: Scope) -> list[Comparis
             Verdict.length_b,
             # Only the one key, not the whole metadata document, per comparison.
             Comparison.meta["category"],
+            Comparison.template_version,
         )
         .outerjoin(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
         .where(*scope.conditions())
@@ -87,9 +90,11 @@ async def comparison_facts(session: AsyncSession, scope: Scope) -> list[Comparis
     result = await session.execute(statement)
     return [
         ComparisonFacts(
-            id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, _category(cat)
+            id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, _category(cat), tpl
         )
-        for id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, cat in result.all()
+        for id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, cat, tpl in (
+            result.all()
+        )
     ]
 
 

@@ -32,7 +32,6 @@ from judges.errors import (
     UnparseableError,
 )
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
-from judges.prompts import get_template
 from judges.provider_batch import (
     BatchRequest,
     BatchResult,
@@ -40,6 +39,7 @@ from judges.provider_batch import (
     ProviderBatchAPI,
     ResultKind,
 )
+from judges.templates import get_template, prior_turns
 from judges.types import ShownPair, Text, Usage
 
 # Error types a provider may give one request that another try could get past.
@@ -68,8 +68,10 @@ class AnthropicJudge(Judge):
         )
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
-        system, user = get_template(self.config.template).render(shown, question)
-        return RawAnswer(*await self.ask(system, user, VERDICT_FORMAT))
+        template = get_template(self.config.template)
+        system, user = template.render(shown, question)
+        params = self.message_params(system, user, VERDICT_FORMAT, template.shots(shown))
+        return RawAnswer(*self.answer_from_message(VERDICT_FORMAT, await self._send(params)))
 
     async def ask(
         self, system: str, user: str, fmt: AnswerFormat[AnswerT]
@@ -79,8 +81,16 @@ class AnthropicJudge(Judge):
             fmt, await self._send(self.message_params(system, user, fmt))
         )
 
-    def message_params(self, system: str, user: str, fmt: AnswerFormat[Any]) -> dict[str, Any]:
+    def message_params(
+        self,
+        system: str,
+        user: str,
+        fmt: AnswerFormat[Any],
+        shots: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
         """The Messages request body for one structured call, as live and batch calls send it.
+
+        ``shots`` are worked examples, (user, assistant) turns before the request.
 
         The system preamble carries ``cache_control`` when it is long enough
         for the model to cache (see :func:`cacheable`).
@@ -92,7 +102,7 @@ class AnthropicJudge(Judge):
         else:
             user = f"{user}\n\n{fmt.text_instructions}"
         request["system"] = system_blocks(self.config.model, system, request.get("tools", []))
-        request["messages"] = [{"role": "user", "content": user}]
+        request["messages"] = [*prior_turns(shots), {"role": "user", "content": user}]
         return self._params(request)
 
     def answer_from_message(
@@ -229,8 +239,10 @@ class AnthropicBatchAPI(ProviderBatchAPI):
         self._batches = judge.client.messages.batches
 
     def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
-        system, user = get_template(self.judge.config.template).render(shown)
-        return BatchRequest(custom_id, self._judge.message_params(system, user, VERDICT_FORMAT))
+        template = get_template(self.judge.config.template)
+        system, user = template.render(shown)
+        body = self._judge.message_params(system, user, VERDICT_FORMAT, template.shots(shown))
+        return BatchRequest(custom_id, body)
 
     def request_bytes(self, request: BatchRequest) -> int:
         # ASCII-escaped JSON is never shorter than the UTF-8 the SDK sends; +1 for the comma.

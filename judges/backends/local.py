@@ -28,7 +28,7 @@ import asyncio
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from judges.backends._batching import MicroBatcher
 from judges.backends._local_models import (
@@ -41,8 +41,8 @@ from judges.backends._local_models import (
 from judges.base import Judge, RawAnswer, RawRating
 from judges.config import JudgeConfig
 from judges.errors import JudgeConfigError, JudgeError, TransientJudgeError
-from judges.prompts import get_template
 from judges.rubrics import Rubric
+from judges.templates import get_template
 from judges.types import (
     PairwiseAnswer,
     Position,
@@ -199,7 +199,7 @@ class LocalJudge(Judge):
         shown, question = item.shown, item.question
 
         def render(prompt: Text) -> tuple[str, str]:
-            system, user = template.render(ShownPair(prompt, shown.first, shown.second), question)
+            system, user = template.render(replace(shown, prompt=prompt), question)
             return system, f"{user}\n\n{CHOICE_INSTRUCTIONS}"
 
         return model.encode_choice(render, shown.prompt, limit)

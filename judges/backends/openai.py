@@ -38,7 +38,6 @@ from judges.errors import (
 )
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
-from judges.prompts import get_template
 from judges.provider_batch import (
     BatchError,
     BatchRequest,
@@ -47,6 +46,7 @@ from judges.provider_batch import (
     ProviderBatchAPI,
     ResultKind,
 )
+from judges.templates import get_template, prior_turns
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
 TOP_LOGPROBS = 5
@@ -83,15 +83,22 @@ class OpenAIJudge(Judge):
         )
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:
-        system, user = get_template(self.config.template).render(shown, question)
-        completion = await self._send(self.verdict_body(system, user))
+        template = get_template(self.config.template)
+        system, user = template.render(shown, question)
+        completion = await self._send(self.verdict_body(system, user, template.shots(shown)))
         return self.verdict_from_completion(completion)
 
-    def verdict_body(self, system: str, user: str) -> dict[str, Any]:
-        """The chat completion body for one verdict call, as live and batch calls send it."""
-        return self._body(
-            self._request(system, user, VERDICT_FORMAT, logprobs=self.config.logprobs)
-        )
+    def verdict_body(
+        self, system: str, user: str, shots: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]:
+        """The chat completion body for one verdict call, as live and batch calls send it.
+
+        ``shots`` are worked examples, (user, assistant) turns before the request.
+        """
+        request = self._request(system, user, VERDICT_FORMAT, logprobs=self.config.logprobs)
+        messages = request["messages"]
+        request["messages"] = [messages[0], *prior_turns(shots), *messages[1:]]
+        return self._body(request)
 
     def verdict_from_completion(self, completion: Any) -> RawAnswer:
         """Parse one chat completion (live, or a batch's output line) into a verdict."""
@@ -251,8 +258,10 @@ class OpenAIBatchAPI(ProviderBatchAPI):
         self._client = judge.client
 
     def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
-        system, user = get_template(self.judge.config.template).render(shown)
-        return BatchRequest(custom_id, self._judge.verdict_body(system, user))
+        template = get_template(self.judge.config.template)
+        system, user = template.render(shown)
+        body = self._judge.verdict_body(system, user, template.shots(shown))
+        return BatchRequest(custom_id, body)
 
     def request_bytes(self, request: BatchRequest) -> int:
         return len(_openai_line(request))

@@ -214,6 +214,8 @@ async def judge_pair_with_principles(
     principle and the constitution.
     """
     principles = constitution.sample_principles(seed, k)
+    # Shown only by templates that ask for a constitution's examples (constitution_examples).
+    pair = dataclasses.replace(pair, examples=constitution.preference_examples)
     outcomes = await asyncio.gather(
         *(judge_pair(judge, pair, p.preference_question, slots=slots) for p in principles)
     )

@@ -125,6 +125,15 @@ class BlockOut(BaseModel):
     )
 
 
+class TemplateBlockOut(BlockOut):
+    """The metrics of one judge under one template: compare templates on one gold set."""
+
+    template: str = Field(description="The template ref the comparisons were judged under.")
+    cost: CostOut | None = Field(  # type: ignore[assignment]
+        description="Not costed per template (calls are costed per judge and batch): null."
+    )
+
+
 class PairAgreementOut(BaseModel):
     judge_a: str
     judge_b: str
@@ -161,6 +170,9 @@ class ReportOut(BaseModel):
     gold: GoldOut
     judges: list[BlockOut]
     batches: list[BlockOut]
+    templates: list[TemplateBlockOut] = Field(
+        default_factory=list, description="One block per judge and template ref."
+    )
     judge_agreement: list[PairAgreementOut]
 
 
@@ -194,9 +206,7 @@ Resamples = Annotated[int, Query(ge=1, le=20_000, description="Bootstrap resampl
 Confidence = Annotated[float, Query(ge=0.5, le=0.999, description="Interval confidence level.")]
 Seed = Annotated[
     int,
-    Query(
-        ge=0, le=INT64_MAX, description="Bootstrap seed: the same seed gives the same report."
-    ),
+    Query(ge=0, le=INT64_MAX, description="Bootstrap seed: the same seed gives the same report."),
 ]
 Bins = Annotated[int, Query(ge=2, le=100, description="Calibration bins.")]
 
