@@ -202,9 +202,6 @@ class TestVerl:
             )
 
 
-trl = pytest.importorskip("trl")
-
-
 @pytest.mark.trl
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_grpo_step_logs_the_rewards_referee_stored(
@@ -212,6 +209,7 @@ def test_grpo_step_logs_the_rewards_referee_stored(
 ) -> None:
     """One GRPO step on a tiny random model, rewarded by Referee (sync and async adapters):
     every completion's logged reward is the one stored for it, a failed judgment is NaN/null."""
+    pytest.importorskip("trl")
     import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
