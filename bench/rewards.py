@@ -65,15 +65,26 @@ def post(client: httpx.Client, body: dict[str, Any]) -> float:
     return elapsed
 
 
-def steps(client: httpx.Client, args: argparse.Namespace) -> None:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steps(client: httpx.Client, args: argparse.Namespace, server_pid: int) -> None:
     per_request = args.completions // args.requests_per_step
     with ThreadPoolExecutor(args.requests_per_step) as pool:
         post(client, batch(8, "warm-up", 0))  # the judge's SDK client is built on first use
+        cpu_before = cpu_seconds(server_pid)
         started = time.perf_counter()
         for step in range(args.steps):
             bodies = [batch(per_request, "bench", step) for _ in range(args.requests_per_step)]
             list(pool.map(lambda body: post(client, body), bodies))
         elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(server_pid)
     ideal = args.in_flight / (args.latency_ms / 1000) / args.completions
     measured = args.steps / elapsed
     print(
@@ -81,6 +92,14 @@ def steps(client: httpx.Client, args: argparse.Namespace) -> None:
         f" concurrent requests, judge {args.latency_ms:.0f} ms, {args.in_flight} in flight:"
         f" {measured:.3f} steps/s, ideal {ideal:.3f}, ratio {measured / ideal:.3f}"
     )
+    if cpu_before is not None and cpu_after is not None:
+        per_item = (cpu_after - cpu_before) / (args.steps * args.completions) * 1000
+        print(
+            f"server CPU: {per_item:.2f} ms per completion (one core keeps up with"
+            f" {1000 / per_item:.0f} completions/s; the ideal above needs"
+            f" {args.in_flight / (args.latency_ms / 1000):.0f}); load average"
+            f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
 
 
 def overhead(client: httpx.Client, args: argparse.Namespace) -> None:
@@ -133,7 +152,7 @@ def main() -> None:
         wait_healthy(url, timeout=120.0)
         with httpx.Client(base_url=url, timeout=300.0) as client:
             if args.steps:
-                steps(client, args)
+                steps(client, args, server.pid)
             if args.overhead_requests:
                 provider.configure(latency_ms=args.overhead_latency_ms)
                 overhead(client, args)

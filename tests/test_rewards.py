@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import os
 import threading
 import time
@@ -27,6 +28,8 @@ from judges.testing import Script, rate_by_length
 from tests.conftest import serve_app
 from tests.fake_provider import FakeProvider
 from tests.test_cli import referee
+from tests.test_local_judges import record_batches, reference_reward
+from tests.tiny_models import build_reward_model
 
 JUDGE = "anthropic:claude-sonnet-4-6"
 SCRIPTED = "scripted:rater"
@@ -345,3 +348,42 @@ class TestExportByRun:
         )
         assert missing.returncode != 0
         assert "run 'nope' has no scored rewards" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def reward_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_reward_model(tmp_path_factory.mktemp("rm") / "rm")
+
+
+class TestRewardModel:
+    def test_raw_score_and_its_sigmoid_micro_batched(
+        self, settings: Settings, registry: JudgeRegistry, reward_model: Path
+    ) -> None:
+        """The model's own score is raw_score, sigmoid(raw) the reward; items share passes."""
+        spec = f"local:{reward_model}"
+        judge = registry.judge(registry.resolve(spec))
+        sizes = record_batches(judge)  # type: ignore[arg-type]
+        completions = [f"answer number {i}" for i in range(6)]
+        allowed = settings.model_copy(update={"allow_adhoc_local": True})
+        with serve_app(allowed, registry) as client:
+            body = {"scorer": {"judge": spec, "kind": "reward_model"}, "items": items(*completions)}
+            result = client.post("/v1/rewards", json=body).json()
+            raw = client.post(
+                "/v1/rewards",
+                json={**body, "scorer": {**body["scorer"], "output": "raw"}},
+            ).json()
+        for completion, item in zip(completions, result["items"], strict=True):
+            expected = reference_reward(reward_model, "Say something.", completion)
+            assert item["raw_score"] == pytest.approx(expected, abs=1e-4)
+            assert item["score"] == pytest.approx(1 / (1 + math.exp(-expected)), abs=1e-6)
+        assert raw["scores"] == pytest.approx([i["raw_score"] for i in result["items"]])
+        assert sum(sizes) == 6
+        assert max(sizes) > 1
+
+    def test_an_adhoc_local_model_needs_the_operators_consent(
+        self, api: TestClient, reward_model: Path
+    ) -> None:
+        body = {"scorer": {"judge": f"local:{reward_model}", "kind": "reward_model"}}
+        response = api.post("/v1/rewards", json={**body, "items": items("a")})
+        assert response.status_code == 403
+        assert "REFEREE_ALLOW_ADHOC_LOCAL" in response.text

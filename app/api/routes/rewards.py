@@ -203,8 +203,9 @@ async def get_reward(
             f"{len(missing)} of {len(batch.items)} queries not scored; retry",
             unscored=[{"index": i, "status": s.status, "reason": s.reason} for i, s in missing],
         )
-    scores = [float(o.scored.score) for o in batch.items if o.scored.score is not None]
-    raw = [float(o.scored.raw_score or 0.0) for o in batch.items]
+    scores = [o.scored.score for o in batch.items if o.scored.score is not None]
+    # Every scorer sets raw_score with score (the rubric's scale, the model's raw reward, P).
+    raw = [o.scored.raw_score for o in batch.items if o.scored.raw_score is not None]
     return OpenRLHFOut(rewards=scores, scores=scores, extra_logs={"raw_score": raw})
 
 
