@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
@@ -103,6 +104,22 @@ def test_a_full_queue_is_waited_out(tmp_path: Path, provider: FakeProvider) -> N
     assert waits
     assert all(w >= 1 and w == int(w) for w in waits)  # the server's whole seconds, as sent
     assert [len(stored(db, run)) for run in ("first", "second")] == [2, 2]
+
+
+def test_openrlhf_recipe_of_the_docs(tmp_path: Path, provider: FakeProvider) -> None:
+    """The docs' OpenRLHF setup: REFEREE_AUTH=off on loopback, scorer in the URL's query, and
+    the request OpenRLHF 0.11's client sends (no headers; query, prompts, labels)."""
+    rate(provider, 10)
+    with serve(tmp_path, auth="off") as (base_url, _, db):
+        url = f"{base_url}/get_reward?judge={JUDGE}&rubric=helpfulness&run=ppo-1"
+        prompt = "<|user|>\nWhat is 2 + 2?</s><|assistant|>\n"
+        payload = {"query": [prompt + "4</s>"], "prompts": [prompt], "labels": ["4"]}
+        answer = httpx.post(url, json=payload, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rewards"] == [1.0]
+    assert answer.json()["scores"] == [1.0]
+    [row] = stored(db, "ppo-1")
+    assert row.completion == "4</s>"
 
 
 class TestVerl:
