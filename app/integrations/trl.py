@@ -59,7 +59,7 @@ class _RefereeRewardBase:
             rubric: The rubric the judge grades against (a built-in name).
             api_key: A key with the ``label`` scope; defaults to ``REFEREE_API_KEY``.
             scorer: More scorer fields of ``POST /v1/rewards``, sent as given.
-            run: The run id stored with every reward, as its ``metadata.run``.
+            run: Stored with every reward as ``metadata.run`` (``referee export kto --run``).
             reference_column: The dataset column holding a reference answer, if present.
             metadata_columns: Dataset columns stored as each item's metadata.
             deadline_s: The request deadline (``timeout_s``): late items score None.
