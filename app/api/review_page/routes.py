@@ -28,6 +28,7 @@ from app.api.review_page.session import (
 from app.errors import ForbiddenError, NotFoundError, RefereeError, UnauthorizedError
 from app.labeling.review import queues
 from app.reports.review_agreement import queue_agreement
+from app.store import review_queues
 
 router = APIRouter(prefix="/review", include_in_schema=False)
 
@@ -101,12 +102,17 @@ async def next_item(request: Request, queue_id: str) -> Response:
         async with get_db(request).transaction() as session:
             queue = await queues.get_queue(session, parsed)
             served = await queues.next_item(session, parsed, reviewer.name)
+            counts = await review_queues.progress(session, parsed, reviewer.name)
     except NotFoundError:
         return no_such_queue(reviewer)
+    progress = (
+        f"You answered {counts.answered_by} here; {counts.left_for} left for you;"
+        f" {counts.done} of {counts.items} items done (k = {queue.overlap})."
+    )
     if served is None:
-        return page("done.html", reviewer=reviewer, queue=queue)
+        return page("done.html", reviewer=reviewer, queue=queue, progress=progress)
     view = build(served, settings.review_max_diff_words)
-    return page("item.html", reviewer=reviewer, queue=queue, **view)
+    return page("item.html", reviewer=reviewer, queue=queue, progress=progress, **view)
 
 
 @router.post("/queues/{queue_id}/answer")
