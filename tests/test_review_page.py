@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playw
 
 from app.settings import Settings
 from app.store import migrate
+from tests.conftest import SKIP_POSTGRES
 from tests.test_review_page_helpers import Pair, live_server, new_key, seed_queue, stored_answers
 
 CHROMIUM = Path(os.environ.get("REFEREE_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -94,6 +95,28 @@ def base_url(settings: Settings) -> Iterator[str]:
         yield url
 
 
+Server = tuple[Settings, str]
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_url: str) -> Iterator[Server]:
+    """A second server on the PostgreSQL scratch database, for the tests of concurrent serving."""
+    if SKIP_POSTGRES:
+        pytest.skip("REFEREE_TEST_SKIP_POSTGRES=1")
+    on = Settings(database_url=postgres_url, judges_file=None)
+    with live_server(on) as url:
+        yield on, url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, settings: Settings, base_url: str) -> Server:
+    """The module's SQLite server, or the PostgreSQL one."""
+    if request.param == "sqlite":
+        return settings, base_url
+    found: Server = request.getfixturevalue("postgres_server")
+    return found
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
@@ -109,16 +132,17 @@ def open_reviewer(browser: Browser, base_url: str, settings: Settings) -> Iterat
     """Opens a browser context signed in (by the keyboard) as a new reviewer key."""
     opened: list[Reviewer] = []
 
-    def open_(name: str | None = None) -> Reviewer:
+    def open_(name: str | None = None, server: Server | None = None) -> Reviewer:
+        on, base = server or (settings, base_url)
         name = name or f"reviewer-{uuid.uuid4().hex[:6]}"
-        key = new_key(settings, name, "review")
+        key = new_key(on, name, "review")
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(10_000)
-        watch = Watch(base_url)
+        watch = Watch(base)
         context.route("**/*", watch.route)
         page = context.new_page()
         watch.attach(page)
-        page.goto(f"{base_url}/review")
+        page.goto(f"{base}/review")
         # The key field has focus on arrival: type the key and press Enter.
         assert page.evaluate("document.activeElement.id") == "key"
         page.keyboard.type(key)
@@ -345,37 +369,40 @@ def take_turns(pages: dict[str, Page], url: str) -> dict[str, list[int]]:
 
 
 class TestTwoReviewers:
+    """On both databases: serving under concurrent leases is where they differ."""
+
     def test_with_k_2_each_reviewer_gets_every_item_once(
-        self, open_reviewer: Any, settings: Settings, base_url: str
+        self, open_reviewer: Any, server: Server
     ) -> None:
         """k = 2: both are served all items, each once; the list then shows their agreement,
         the same figures as the report's."""
-        queue_id, _ = seed_queue(settings, numbered(4), overlap=2)
-        pages = {name: open_reviewer(name).page for name in ("ann", "bob")}
-        seen = take_turns(pages, f"{base_url}/review/queues/{queue_id}")
+        on, base = server
+        queue_id, _ = seed_queue(on, numbered(4), overlap=2)
+        pages = {name: open_reviewer(name, server).page for name in ("ann", "bob")}
+        seen = take_turns(pages, f"{base}/review/queues/{queue_id}")
         assert sorted(seen["ann"]) == list(range(4))
         assert sorted(seen["bob"]) == list(range(4))
         listing = pages["ann"]
-        listing.goto(f"{base_url}/review")
-        row = listing.locator(
-            "table.queues tbody tr", has_text=str(_queue_name(settings, queue_id))
-        )
+        listing.goto(f"{base}/review")
+        name = _queue_name(on, queue_id)
+        row = listing.locator("table.queues tbody tr", has_text=name)
         assert "4 / 4 done" in row.first.inner_text()
-        agreement = _agreement(settings, queue_id)
+        agreement = _agreement(on, queue_id)
         shown_pairwise = f"{agreement['pairwise']['value'] * 100:.1f}%"
         assert shown_pairwise in row.first.inner_text()
-        section = listing.locator(".agreement", has_text=_queue_name(settings, queue_id))
+        section = listing.locator(".agreement", has_text=name)
         assert "ann" in section.inner_text()
         assert "bob" in section.inner_text()
 
     def test_with_k_1_they_never_get_the_same_item(
-        self, open_reviewer: Any, settings: Settings, base_url: str
+        self, open_reviewer: Any, server: Server
     ) -> None:
         """k = 1: two reviewers looking at the queue at once are served different items, and
         between them every item once."""
-        queue_id, _ = seed_queue(settings, numbered(4), overlap=1)
-        pages = {name: open_reviewer(name).page for name in ("cat", "dan")}
-        seen = take_turns(pages, f"{base_url}/review/queues/{queue_id}")
+        on, base = server
+        queue_id, _ = seed_queue(on, numbered(4), overlap=1)
+        pages = {name: open_reviewer(name, server).page for name in ("cat", "dan")}
+        seen = take_turns(pages, f"{base}/review/queues/{queue_id}")
         assert not set(seen["cat"]) & set(seen["dan"])
         assert sorted(seen["cat"] + seen["dan"]) == list(range(4))
         assert seen["cat"]
