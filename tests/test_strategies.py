@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.errors import InvalidInputError, NotFoundError
 from app.labeling.rate import RubricChoice
+from app.labeling.rounds import select as select_module
 from app.labeling.rounds import strategies
 from app.labeling.rounds.bradley_terry import fit, votes
 from app.labeling.rounds.select import SelectOptions, SelectSummary, select_preferences
@@ -385,12 +386,20 @@ class TestAllPairs:
         assert (found.chosen.text, found.chosen.count) == (b, 2)
 
     async def test_a_prompt_with_one_candidate_is_too_few(
-        self, database_url: str, settings: Settings, registry: JudgeRegistry, script: Script
+        self,
+        database_url: str,
+        settings: Settings,
+        registry: JudgeRegistry,
+        script: Script,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        """Read one prompt per page here: every page is decided, in file order."""
+        monkeypatch.setattr(select_module, "PAGE_PROMPTS", 1)
         [a] = answers(1)
         generation = await store_generation(database_url, {"p": [a, a], "q": answers(1, 2)})
         summary = await run_select(settings, registry, generation, "all-pairs")
         assert summary.outcomes == {"selected": 1, strategies.TOO_FEW: 1}
+        assert summary.prompts == 2
         assert len(script.shown) == 2
 
     async def test_resume_after_a_crash_duplicates_nothing(

@@ -54,6 +54,8 @@ from judges.jury import PairJudgeConfig
 DEFAULT_MARGIN = 1.0
 """all-pairs: one win; best-vs-worst: one rating point."""
 DEFAULT_CONFIDENCE = 0.95
+PAGE_PROMPTS = 500
+"""Prompts read (with their candidates) and decided per page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,24 +192,30 @@ class _Selector:
                     "finish it (run the same `referee generate` again) before selecting",
                     field="generation",
                 )
-            prompts = await generations.candidates_by_prompt(session, found.id)
             run, _ = await store.get_or_create_run(session, self._run_values(found.id))
             decided = await store.decided(session, run.id)
-        todo = [
-            p
-            for p in prompts
-            if p.prompt_id not in decided or decided[p.prompt_id] == store.RETRIED_SKIP
-        ]
-        summary = SelectSummary(
-            run.id, found.id, self.strategy, self.config.label, len(prompts), {}
-        )
-        await _pool(
-            todo, self.options.concurrency, lambda p: self._one(run.id, p, summary, on_decided)
-        )
+        summary = SelectSummary(run.id, found.id, self.strategy, self.config.label, 0, {})
+        # A page of prompts at a time: memory stays bounded on a large generation.
+        while True:
+            async with self.labeler.db.transaction() as session:
+                page = await generations.candidates_by_prompt(
+                    session, found.id, offset=summary.prompts, limit=PAGE_PROMPTS
+                )
+            if not page:
+                break
+            summary.prompts += len(page)
+            todo = [
+                p
+                for p in page
+                if p.prompt_id not in decided or decided[p.prompt_id] == store.RETRIED_SKIP
+            ]
+            await _pool(
+                todo, self.options.concurrency, lambda p: self._one(run.id, p, summary, on_decided)
+            )
         async with self.labeler.db.transaction() as session:
             summary.outcomes = await store.counts(session, run.id)
             summary.done = (
-                sum(summary.outcomes.values()) == len(prompts)
+                sum(summary.outcomes.values()) == summary.prompts
                 and "judge_failed" not in summary.outcomes
             )
             await store.set_run_status(session, run.id, "done" if summary.done else "running")
