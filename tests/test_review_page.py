@@ -308,8 +308,9 @@ class TestHostileData:
     def test_script_and_html_in_the_data_render_inert(
         self, open_reviewer: Any, settings: Settings, base_url: str
     ) -> None:
-        """Hostile prompts (a conversation with a hostile role), responses, guidelines and a
-        hostile reviewer name show as text: nothing runs, nothing is fetched, no console error."""
+        """Hostile prompts (a conversation with a hostile role), responses, guidelines, a judge's
+        rationale and a hostile reviewer name show as text: nothing runs, nothing is fetched,
+        no console error."""
         hostile = "\n\n".join(HOSTILE)
         prompt = [
             {"role": "system", "content": hostile},
@@ -321,6 +322,7 @@ class TestHostileData:
             [Pair(prompt, hostile, "Plain answer.\n\n" + hostile[::-1])],
             guidelines=hostile,
             show_machine=True,
+            rationale=hostile,
         )
         reviewer = open_reviewer(ROLE)
         page = reviewer.page
@@ -330,7 +332,7 @@ class TestHostileData:
         assert ROLE in (page.text_content(".prompt") or "")
         assert "<script>window.__xss=2</script>" in page.inner_text(".responses")
         assert "<script>window.__xss=2</script>" in page.inner_text(".guidelines")
-        assert "Machine verdicts" in page.inner_text("main")
+        assert "<script>window.__xss=2</script>" in page.inner_text(".machine")
         page.keyboard.press("d")
         page.keyboard.press("?")
         assert_inert(page, base_url)

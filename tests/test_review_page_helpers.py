@@ -63,6 +63,7 @@ def seed_queue(
     guidelines: str = "Prefer the **correct** answer.",
     show_machine: bool = False,
     name: str | None = None,
+    rationale: str = "A is right.",
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
     """The pairs as judged comparisons of a new batch, and a no-gold queue of that batch."""
 
@@ -77,7 +78,7 @@ def seed_queue(
                     comparison = _comparison(pair, batch.id)
                     session.add(comparison)
                     await session.flush()
-                    session.add(_verdict(comparison.id))
+                    session.add(_verdict(comparison.id, rationale))
                     ids.append(comparison.id)
                 spec = QueueSpec(
                     name=name or f"q-{uuid.uuid4().hex[:10]}",
@@ -113,13 +114,13 @@ def _comparison(pair: Pair, batch_id: uuid.UUID) -> Comparison:
     )
 
 
-def _verdict(comparison_id: uuid.UUID) -> Verdict:
+def _verdict(comparison_id: uuid.UUID, rationale: str) -> Verdict:
     return Verdict(
         comparison_id=comparison_id,
         winner="a",
         confidence=0.8,
         position_consistent=True,
-        rationale="A is right.",
+        rationale=rationale,
         length_a=10,
         length_b=10,
     )

@@ -59,14 +59,22 @@ def build(served: ServedItem, max_diff_words: int) -> dict[str, Any]:
     }
 
 
-def _machine(verdict: MachineVerdict) -> str:
+@dataclass(frozen=True)
+class Machine:
+    summary: str
+    rationale: Markup | None
+    """The judge's stated reason: model output, so rendered and sanitised like a response."""
+
+
+def _machine(verdict: MachineVerdict) -> Machine:
     said = {"left": "the left response", "right": "the right response", "tie": "a tie"}
     parts = [f"{verdict.judge}: {said[verdict.winner]}"]
     if verdict.confidence is not None:
         parts.append(f"confidence {verdict.confidence:.2f}")
     if verdict.position_consistent is False:
         parts.append("changed with the order shown")
-    return ", ".join(parts)
+    rationale = markdown(verdict.rationale) if verdict.rationale.strip() else None
+    return Machine(", ".join(parts), rationale)
 
 
 def queue_row(progress: QueueProgress, agreement: dict[str, Any] | None) -> QueueRow:
