@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -500,15 +502,27 @@ TEMPLATES: dict[str, PairwiseTemplate] = {}
 
 
 class _Library:
-    """The folders' templates, re-read when a file changes (cheap: a stat per file)."""
+    """The folders' templates, re-read when a file changes.
+
+    Whether one changed is checked (a stat per file) at most once every
+    ``RECHECK_S``: every call and every screened line looks a template up,
+    and a stat of each file each time cost more than the rest of screening.
+    """
+
+    RECHECK_S = 1.0
 
     def __init__(self) -> None:
         self.folders: tuple[Path, ...] = (default_templates_dir(),)
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._scan = TemplateScan()
+        self._checked = -math.inf
 
     def scan(self) -> TemplateScan:
+        now = time.monotonic()
+        if now - self._checked < self.RECHECK_S and self._stamp is not None:
+            return self._scan
+        self._checked = now
         stamp: list[tuple[str, int, int]] = []
         for folder in self.folders:
             if folder.is_dir():
@@ -529,6 +543,7 @@ def use_template_folders(folders: Sequence[Path]) -> None:
     """Serve the templates of these folders (the service's start-up sets them from settings)."""
     _LIBRARY.folders = tuple(folders)
     _LIBRARY._stamp = None
+    _LIBRARY._checked = -math.inf
 
 
 def template_scan() -> TemplateScan:
