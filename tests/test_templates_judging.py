@@ -58,6 +58,8 @@ def test_criteria_and_reference_reach_the_judge_fenced_and_defused(
     )
     response = api.post("/v1/comparisons", json=body)
     assert response.status_code == 201, response.text
+    assert response.json()["criteria"] == body["criteria"]
+    assert response.json()["reference"] == body["reference"]
     users = user_texts(provider)
     assert len(users) == 2
     for user in users:

@@ -153,6 +153,8 @@ class ComparisonOut(BaseModel):
     response_a: Any
     response_b: Any
     metadata: dict[str, Any] | None
+    criteria: str | None = Field(None, description="What it was judged by (a named entry's text).")
+    reference: Any = Field(None, description="The reference answer shown to the judge, as given.")
     created_at: datetime
     verdict: VerdictOut | None = Field(description="The current (newest) verdict.")
     previous_verdicts: list[VerdictOut]
@@ -180,6 +182,8 @@ class ComparisonOut(BaseModel):
             response_a=comparison.response_a,
             response_b=comparison.response_b,
             metadata=comparison.meta,
+            criteria=comparison.criteria,
+            reference=comparison.reference,
             created_at=comparison.created_at,
             verdict=verdicts[-1] if verdicts else None,
             previous_verdicts=verdicts[:-1],
