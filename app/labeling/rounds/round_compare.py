@@ -101,8 +101,15 @@ async def judge_matchups(
     options: WorkerOptions,
     on_progress: Callable[[Progress], None] = lambda _p: None,
 ) -> Progress:
-    """Judge the head-to-head batch's pending pairs (leases of a killed run freed first)."""
+    """Judge the head-to-head batch's pending pairs (leases of a killed run freed first).
+
+    Pairs whose judgment failed are judged again, as a selection re-run
+    decides again a prompt skipped for a failed call: the failed calls stay
+    stored, and a failure never becomes a verdict.
+    """
     await release_dead_local_leases(labeler)
+    async with labeler.db.transaction() as session:
+        await batches.reset_failed(session, batch_id)
     worker = Worker(labeler, options, batch_id, on_progress)
     worker.use(config)
     return await worker.run()
