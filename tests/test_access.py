@@ -47,6 +47,8 @@ PAID_ROUTES = {
     ("POST", "/v1/revisions"),
     ("POST", "/v1/batches"),
     ("POST", "/v1/rounds"),
+    ("POST", "/v1/generations"),
+    ("POST", "/v1/rewards"),
 }
 PATH_VALUES = {"constitution_id": "hhh", "kind": "dpo"}
 
