@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
-from tests.conftest import serve_app
+from tests.conftest import pair_body, serve_app
 from tests.fake_provider import FakeProvider
+from tests.test_access import bearer, new_key
 
 BODY: dict[str, Any] = {
     "policy": "openai:gpt-4o-mini",
@@ -106,3 +107,31 @@ def test_a_read_key_cannot_generate(settings: Settings, provider: FakeProvider) 
         assert client.post("/v1/generations", json=BODY, headers=headers).status_code == 403
         assert client.get("/v1/generations", headers=headers).status_code == 200
     assert provider.requests() == []
+
+
+class TestBudget:
+    def test_generation_spend_counts_against_the_key_that_submitted_it(
+        self, api: TestClient, settings: Settings, provider: FakeProvider
+    ) -> None:
+        """A key whose generation spent its budget: 429 on generations, rounds and comparisons."""
+        _key_id, key = new_key(settings, "label", "read", budget="0.000001")
+        first = api.post("/v1/generations", json=BODY, headers=bearer(key))
+        assert first.status_code == 201, first.text
+        calls = len(provider.requests())
+        other = {**BODY, "prompts": [{"prompt": "Another question?"}]}
+        refused = api.post("/v1/generations", json=other, headers=bearer(key))
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["details"]["spent_usd"] > 0
+        round_body = {
+            "name": "r1",
+            "policy": "openai:gpt-4o-mini",
+            "prompts": [{"prompt": "q"}],
+            "judge": "openai:gpt-4o-mini",
+            "n": 2,
+        }
+        assert api.post("/v1/rounds", json=round_body, headers=bearer(key)).status_code == 429
+        pair = pair_body(judge="openai:gpt-4o-mini")
+        assert api.post("/v1/comparisons", json=pair, headers=bearer(key)).status_code == 429
+        assert len(provider.requests()) == calls
+        # Another key's budget is its own: the admin key still generates.
+        assert api.post("/v1/generations", json=other).status_code == 201

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import ApiKey, JudgeCall, utcnow
+from app.store.models_generation import Generation, GenerationSample
 
 KEY_PREFIX = "ref_"
 
@@ -55,13 +56,26 @@ async def get(session: AsyncSession, key_id: int) -> ApiKey | None:
 
 
 async def spent_since(session: AsyncSession, key_id: int, since: datetime) -> Decimal:
-    """USD the key's calls have cost since ``since`` (calls without a known price count 0)."""
-    total = await session.scalar(
+    """USD the key's calls have cost since ``since`` (calls without a known price count 0).
+
+    Judge calls and policy samples both count: a generation (a round's too)
+    bills the key that submitted it, from the time each sample was drawn.
+    """
+    judged = await session.scalar(
         select(func.coalesce(func.sum(JudgeCall.cost_usd), 0)).where(
             JudgeCall.api_key_id == key_id, JudgeCall.created_at >= since
         )
     )
-    return Decimal(total or 0)
+    sampled = await session.scalar(
+        select(func.coalesce(func.sum(GenerationSample.cost_usd), 0))
+        .join(Generation, Generation.id == GenerationSample.generation_id)
+        .where(
+            Generation.api_key_id == key_id,
+            GenerationSample.cost_usd.is_not(None),
+            GenerationSample.updated_at >= since,
+        )
+    )
+    return Decimal(judged or 0) + Decimal(sampled or 0)
 
 
 async def list_all(session: AsyncSession) -> list[ApiKey]:
