@@ -181,6 +181,12 @@ VALID: dict[tuple[str, str], list[Call]] = {
             "/v1/comparisons",
             body={**PAIR, "judge": JUDGE, "constitution": "harmlessness", "principles": 1},
         ),
+        # A named criteria entry and a reference answer (the default template shows both).
+        Call(
+            "POST",
+            "/v1/comparisons",
+            body={**PAIR, "judge": JUDGE, "criteria": "concise", "reference": "Paris."},
+        ),
     ],
     ("GET", "/v1/comparisons"): [
         Call(
@@ -363,6 +369,12 @@ VALID: dict[tuple[str, str], list[Call]] = {
             "POST",
             "/v1/review-queues",
             body={"name": "audit-1", "kind": "audit", "batch": "nightly", "size": 10, "seed": 3},
+            ok=(404,),
+        ),
+        Call(
+            "POST",
+            "/v1/review-queues",
+            body={"name": "audit-2", "kind": "audit", "batch_id": NIL, "size": 10},
             ok=(404,),
         ),
     ],
@@ -790,6 +802,32 @@ def _wait_for_batch(client: TestClient, batch_id: str) -> None:
     raise AssertionError(f"batch {batch_id} did not finish")
 
 
+# Routes answering item by item (a trainer needs one answer per completion): a bad value
+# inside one item is that item's `invalid` null naming its field, stored as such; nothing
+# is judged for it. The body fields whose values are items:
+PER_ITEM = {
+    ("POST", "/v1/rewards"): {"items"},
+    ("POST", "/get_reward"): {"query", "prompts", "labels"},
+}
+
+
+def _check_item_refused(target: Target, case: Case, before: dict[str, int], response: Any) -> None:
+    assert target.provider.requests() == []
+    added = {t for t, n in target.rows().items() if n != before[t]}
+    assert added <= {"reward_items"}, added
+    index = int(case.name.split(":")[1].split(".")[1])
+    if case.call.path == "/get_reward":
+        assert response.status_code == 422, response.text[:2000]
+        [unscored] = response.json()["error"]["details"]["unscored"]
+        assert (unscored["index"], unscored["status"]) == (index, "invalid")
+        assert f"{case.field}[{index}]" in unscored["message"], unscored
+        return
+    assert response.status_code == 200, response.text[:2000]
+    item = response.json()["items"][index]
+    assert (item["score"], item["status"]) == (None, "invalid"), item
+    assert f"items[{index}]" in item["message"], item
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_hostile_value_is_a_4xx_naming_the_field(target: Target, case: Case) -> None:
     """A 4xx in the error shape naming the field; no row written, no model called."""
@@ -798,6 +836,11 @@ def test_hostile_value_is_a_4xx_naming_the_field(target: Target, case: Case) -> 
     response = case.call.send(target.client)
     assert response.status_code < 500, response.text[:2000]
     if not case.strict:
+        return
+    if case.field in PER_ITEM.get((case.call.method, case.call.path), ()) and (
+        response.status_code != 422 or "unscored" in response.text
+    ):
+        _check_item_refused(target, case, before, response)
         return
     assert target.rows() == before
     assert target.provider.requests() == []
