@@ -59,6 +59,8 @@ def test_the_rows_are_the_rounds_selected_pairs_and_the_card_its_lineage(
     out = tmp_path / "conversational"
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "## Round lineage" in card
+    assert "- Rows by source: `round` (" in card, card
+    assert "- sources: round r2" in card, card
     this, parent = (line for line in card.splitlines() if line.startswith(("1. ", "2. ")))
     assert this.startswith("1. round `r2` (this export): policy `openai:policy-model`")
     assert "checkpoint `dpo-1`" in this
@@ -72,6 +74,8 @@ REFUSED = [
     (["kto", "--round", "r2"], "a round exports DPO pairs"),
     (["dpo", "--round", "r2", "--consistent-only"], "do not apply to it"),
     (["dpo", "--round", "r2", "--source", "verdicts"], "do not apply to it"),
+    (["dpo", "--source", "round"], "use --round NAME"),
+    (["sft", "--source", "round"], "use --round NAME"),
 ]
 
 

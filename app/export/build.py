@@ -150,7 +150,7 @@ def _from_round(
             dpo_row(pair.prompt, pair.chosen, pair.rejected, options.shape),
             f"{found['name']}:{pair.id}",
             pair.prompt,
-            Source.VERDICTS,
+            Source.ROUND,
             pair.external_id,
             found["judge"],
         )

@@ -167,7 +167,10 @@ def contradictions(options: ExportOptions, stats: Stats) -> str:
 def _filter_lines(options: ExportOptions) -> list[str]:
     described = options.filters.describe()
     lines = [f"- {name}: {value}" for name, value in described.items()] or ["- none"]
-    lines.append(f"- sources: {', '.join(s.value for s in options.chosen_sources)}")
+    if options.round is not None:
+        lines.append(f"- sources: round {options.round}")
+    else:
+        lines.append(f"- sources: {', '.join(s.value for s in options.chosen_sources)}")
     if options.kind is Kind.KTO:
         lines.append(f"- loser_min_confidence: {options.loser_min_confidence}")
         lines.append(f"- kto_contradictions: {options.kto_contradictions.value}")

@@ -41,6 +41,8 @@ class Source(enum.StrEnum):
     """Rewards a training run asked for (``--run``); never a default source."""
     HUMAN = "human"
     """Human preferences (reviews and imported gold labels) as DPO pairs; never a default."""
+    ROUND = "round"
+    """A round's selected pairs: exported with ``--round NAME``, never named as a source."""
 
 
 class SplitBy(enum.StrEnum):
@@ -146,6 +148,11 @@ class ExportOptions:
 
     def check(self) -> None:
         self.filters.check()
+        if Source.ROUND in self.sources:
+            raise InvalidInputError(
+                "a round's pairs are exported with export dpo --round NAME: use --round NAME",
+                field="sources",
+            )
         pairwise = {Source.VERDICTS, Source.REVISIONS, Source.HUMAN}
         if self.kind is Kind.DPO and not set(self.sources) <= pairwise:
             raise InvalidInputError(
