@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         ge=1,
         description="`max_tokens` per sample one POST /v1/generations may ask for.",
     )
+    max_running_rounds: int = Field(
+        2,
+        ge=1,
+        description="Rounds the API process runs at once (each with up to 32 calls in flight);"
+        " POST /v1/rounds for another is a 429 until one finishes.",
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

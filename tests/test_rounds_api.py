@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from app.settings import Settings
+from tests.conftest import serve_app
 from tests.fake_provider import FakeProvider
 
 PROMPTS = [{"id": f"q{i}", "prompt": f"question {i}"} for i in range(3)]
@@ -88,3 +90,28 @@ def test_the_bounds_are_checked_before_anything_is_stored(
         assert field in str(response.json()["error"])
     assert api.get("/v1/rounds").json() == []
     assert provider.requests() == []
+
+
+def test_rounds_running_at_once_are_bounded_and_a_repeat_resumes(
+    database_url: str, provider: FakeProvider
+) -> None:
+    """REFEREE_MAX_RUNNING_ROUNDS=1: a second round is a 429 while one runs; the same
+    request again joins the running round (no second run); after it, the next starts."""
+    provider.configure(policy="longer", latency_ms=300)
+    settings = Settings(database_url=database_url, judges_file=None, max_running_rounds=1)
+    with serve_app(settings) as api:
+        assert api.post("/v1/rounds", json=body("r1")).status_code == 202
+        busy = api.post("/v1/rounds", json=body("r2", seed=8))
+        assert busy.status_code == 429, busy.text
+        assert busy.json()["error"]["details"]["max_running_rounds"] == 1
+        assert int(busy.headers["retry-after"]) >= 1
+        assert api.get("/v1/rounds/r2").status_code == 404  # refused before it was stored
+        again = api.post("/v1/rounds", json=body("r1"))
+        assert again.status_code == 202, again.text
+        assert wait_done(api, "r1")["samples"] == {"done": 9}
+        provider.configure(latency_ms=0)
+        assert api.post("/v1/rounds", json=body("r2", seed=8)).status_code == 202
+        assert wait_done(api, "r2")["samples"] == {"done": 9}
+    # One generation request per prompt and round: the repeat of r1 drew nothing twice.
+    drawn = [r for r in provider.requests() if "policy-model" in str(r)]
+    assert len(drawn) == 2 * len(PROMPTS), len(drawn)

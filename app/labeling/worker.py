@@ -322,6 +322,15 @@ class BackgroundWorkers:
         task.add_done_callback(lambda _t: self._log_failure(batch_id, _t))
         self._running[batch_id] = (worker, task)
 
+    def is_running(self, job_id: uuid.UUID) -> bool:
+        return job_id in self._running and not self._running[job_id][1].done()
+
+    def running(self, kind: type[object]) -> int:
+        """How many jobs of this runner class are running now."""
+        return sum(
+            isinstance(worker, kind) and not task.done() for worker, task in self._running.values()
+        )
+
     def _log_failure(self, batch_id: uuid.UUID, task: asyncio.Task[Progress]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("worker for batch %s failed: %r", batch_id, task.exception())

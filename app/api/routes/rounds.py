@@ -99,8 +99,11 @@ class RoundDetailOut(RoundOut):
         409,
         413,
         422,
+        429,
         503,
         e404="No parent round of that name.",
+        e429="The key's daily budget is spent, or REFEREE_MAX_RUNNING_ROUNDS rounds run already"
+        " (Retry-After).",
         e409="A round of this name exists with other parameters (the message names them).",
         e422="A bound passed (n, prompts, max_tokens, budget) or a bad prompt.",
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.errors import InvalidInputError, NotFoundError
+from app.errors import InvalidInputError, NotFoundError, TooManyRequestsError
 from app.labeling.access import acting_key
 from app.labeling.batch import Progress
 from app.labeling.compare import Labeler
@@ -107,6 +107,29 @@ class RoundRunner:
             self._task.cancel(reason)
 
 
+ROUND_RETRY_AFTER_S = 30
+
+
+async def _check_room(labeler: Labeler, workers: BackgroundWorkers, name: str) -> None:
+    """429 when REFEREE_MAX_RUNNING_ROUNDS rounds run and this request is not one of them.
+
+    The same request for a running round joins it (nothing runs twice), so it
+    is always let through.
+    """
+    async with labeler.db.transaction() as session:
+        found = await rounds.get_by_name(session, name)
+    if found is not None and workers.is_running(found.id):
+        return
+    limit = labeler.settings.max_running_rounds
+    if workers.running(RoundRunner) >= limit:
+        raise TooManyRequestsError(
+            f"{limit} rounds are running on this server (REFEREE_MAX_RUNNING_ROUNDS); "
+            "send the request again once one finishes",
+            retry_after_s=ROUND_RETRY_AFTER_S,
+            max_running_rounds=limit,
+        )
+
+
 async def start_round(
     labeler: Labeler,
     workers: BackgroundWorkers | None,
@@ -132,6 +155,8 @@ async def start_round(
         )
     # A policy that cannot be built (no provider key) is a 503 now, not a failed job later.
     await build_policy(plan.policy_config).aclose()
+    if workers is not None:
+        await _check_room(labeler, workers, spec.name)
     found, _ = await open_round(
         labeler,
         spec,
