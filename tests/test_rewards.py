@@ -127,11 +127,21 @@ class TestScores:
         assert all(i["comparison_id"] for i in result["items"])
         assert len(script.shown) == 4  # both orders of each pair
 
-    def test_pairwise_needs_a_reference(self, api: TestClient) -> None:
-        body = {"scorer": {"judge": SCRIPTED, "kind": "pairwise"}, "items": items("a", "b")}
+    def test_pairwise_needs_a_reference(self, api: TestClient, script: Script) -> None:
+        """An item without one is its own null; the item beside it is judged."""
+        with_reference = {"prompt": "Say something.", "completion": "a", "reference": "b"}
+        body = {
+            "scorer": {"judge": SCRIPTED, "kind": "pairwise"},
+            "items": [with_reference, *items("b")],
+        }
         response = api.post("/v1/rewards", json=body)
-        assert response.status_code == 422
-        assert response.json()["error"]["details"]["field"] == "items[0].reference"
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["scores"][0] is not None
+        assert answer["scores"][1] is None
+        assert answer["items"][1]["status"] == "invalid"
+        assert "items[1].reference" in answer["items"][1]["message"]
+        assert len(script.shown) == 2  # both orders of the one pair
 
     def test_an_api_judge_is_not_a_reward_model(self, api: TestClient) -> None:
         body = {"scorer": {"judge": JUDGE, "kind": "reward_model"}, "items": items("a")}
@@ -139,25 +149,79 @@ class TestScores:
         assert response.status_code == 422
         assert response.json()["error"]["details"]["field"] == "scorer.judge"
 
+    def test_an_item_breaking_an_input_rule_is_its_own_null(
+        self, settings: Settings, registry: JudgeRegistry, script: Script, database_url: str
+    ) -> None:
+        """Each kind of per-item failure nulls that item only, naming its field; every item
+        is stored (its text escaped), and the good items beside it are scored."""
+        good = {"prompt": "Say something.", "completion": "a fine answer", "metadata": {"run": "r"}}
+        cases: list[tuple[Any, str]] = [
+            ({"prompt": "p", "completion": "nul \x00 here"}, "items[{i}].completion"),
+            ({"prompt": "p", "completion": "lone \ud800 surrogate"}, "items[{i}].completion"),
+            ({"prompt": [{"role": "user", "content": "x\x00"}], "completion": "c"}, ".prompt.0"),
+            (
+                {"prompt": "p", "completion": [{"role": "assistant", "content": "\x00"}]},
+                "items[{i}].completion.0.content",
+            ),
+            ({"prompt": "p", "completion": "z" * 81}, "items[{i}].completion"),
+            ({"prompt": "p" * 81, "completion": "c"}, "items[{i}].prompt"),
+            ({"prompt": "p", "completion": "c", "metadata": {"k": math.nan}}, ".metadata"),
+            ({"prompt": "p", "completion": "c", "metadata": {"k": "v" * 2000}}, ".metadata"),
+            ({"prompt": "p", "completion": "c", "metadata": {"run": 5}}, ".metadata.run"),
+            ({"prompt": "p", "completion": "c", "metadata": {"step": -1}}, ".metadata.step"),
+            ({"prompt": "p", "completion": "c", "metadata": {"step": True}}, ".metadata.step"),
+            ({"prompt": "p", "completion": "c", "metadata": {"step": "3"}}, ".metadata.step"),
+            ({"prompt": "p"}, "items[{i}].completion"),
+            ({"prompt": "p", "completion": "c", "extra": 1}, "items[{i}].extra"),
+            ("not an object", "items[{i}]"),
+        ]
+        bounded = settings.model_copy(update={"max_text_chars": 80, "max_metadata_kb": 1})
+        body_items = [good, *(case for case, _ in cases), good]
+        with serve_app(bounded, registry) as client:
+            payload = json.dumps({"scorer": {"judge": SCRIPTED}, "items": body_items})  # NaN too
+            response = client.post(
+                "/v1/rewards", content=payload, headers={"content-type": "application/json"}
+            )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["scores"][0] == body["scores"][-1] == by_length("a fine answer")
+        for i, (_, field) in enumerate(cases, start=1):
+            item = body["items"][i]
+            assert body["scores"][i] is None
+            assert item["status"] == "invalid", (i, item)
+            assert item["reason"] in {"invalid_input", "text_too_large"}
+            assert f"items[{i}]" in item["message"], (i, item["message"])
+            assert field.format(i=i) in item["message"], (i, item["message"])
+        assert body["counts"] == {"scored": 2, "invalid": len(cases), "cached": 0}
+        assert len(script.rated) == 1  # nothing invalid reached the judge
+        rows = reward_rows(database_url)
+        assert len(rows) == len(body_items)
+        nul = next(r for r in rows if "nul" in str(r.completion))
+        assert nul.status == "invalid"
+        assert "\x00" not in nul.completion
+
+    def test_run_and_step_of_an_invalid_item_are_kept_when_valid(
+        self, api: TestClient, database_url: str
+    ) -> None:
+        item = {"prompt": "p", "completion": "bad \x00", "metadata": {"run": "r9", "step": 4}}
+        response = api.post("/v1/rewards", json={"scorer": {"judge": SCRIPTED}, "items": [item]})
+        assert response.json()["items"][0]["status"] == "invalid"
+        [row] = reward_rows(database_url)
+        assert (row.run, row.step) == ("r9", 4)
+
     @pytest.mark.parametrize(
-        ("metadata", "field"),
+        "body",
         [
-            ({"run": 5}, "items[0].metadata.run"),
-            ({"step": -1}, "items[0].metadata.step"),
-            ({"step": True}, "items[0].metadata.step"),
-            ({"step": "3"}, "items[0].metadata.step"),
+            [],
+            {"scorer": {"judge": SCRIPTED}, "items": "not a list"},
+            {"scorer": {"judge": SCRIPTED}, "items": []},
+            {"scorer": {"judge": SCRIPTED, "kind": "nope"}, "items": [{"prompt": "p"}]},
+            {"items": [{"prompt": "p", "completion": "c"}]},
+            {"scorer": {"judge": SCRIPTED}, "items": [{"prompt": "p", "completion": "c"}], "x": 1},
         ],
     )
-    def test_run_and_step_are_checked(
-        self, api: TestClient, metadata: dict[str, Any], field: str
-    ) -> None:
-        body = {
-            "scorer": {"judge": SCRIPTED},
-            "items": [{"prompt": "p", "completion": "c", "metadata": metadata}],
-        }
-        response = api.post("/v1/rewards", json=body)
-        assert response.status_code == 422
-        assert response.json()["error"]["details"]["field"] == field
+    def test_a_malformed_request_is_still_refused(self, api: TestClient, body: Any) -> None:
+        assert api.post("/v1/rewards", json=body).status_code == 422
 
     def test_too_many_items_is_refused_before_any_call(
         self, settings: Settings, registry: JudgeRegistry, script: Script
@@ -301,6 +365,35 @@ class TestOpenRLHF:
             result = client.post("/get_reward", json={"query": ["p" + "a" * 20], "prompts": ["p"]})
         assert result.status_code == 200, result.text
         assert result.json()["rewards"] == [0.5]
+
+    def test_a_query_breaking_an_input_rule_leaves_the_others_scored(
+        self, api: TestClient, script: Script, database_url: str
+    ) -> None:
+        """A NUL in one completion: a 422 naming that query (no retry mends it), the other
+        query scored and stored, so OpenRLHF's retry finds it in the cache."""
+        body = {"query": ["p: fine answer", "p: bad \x00", "p: \ud800"], "prompts": ["p: "] * 3}
+        result = api.post(
+            "/get_reward",
+            params={"judge": SCRIPTED, "run": "o2"},
+            content=json.dumps(body),  # ASCII-escaped: the lone surrogate as JSON carries it
+            headers={"content-type": "application/json"},
+        )
+        assert result.status_code == 422, result.text
+        error = result.json()["error"]
+        assert error["code"] == "rewards_invalid"
+        assert [u["index"] for u in error["details"]["unscored"]] == [1, 2]
+        assert error["details"]["unscored"][0]["message"].startswith("query[1]: ")
+        assert error["details"]["unscored"][1]["message"].startswith("query[2]: ")
+        rows = reward_rows(database_url)
+        assert sorted(r.status for r in rows) == ["invalid", "invalid", "scored"]
+        assert {r.run for r in rows} == {"o2"}
+        again = api.post(
+            "/get_reward",
+            params={"judge": SCRIPTED},
+            json={**body, "query": body["query"][:1], "prompts": ["p: "]},
+        )
+        assert again.json()["rewards"] == [by_length("fine answer")]
+        assert len(script.rated) == 1
 
     def test_mismatched_lists_name_the_field(self, api: TestClient) -> None:
         result = api.post(

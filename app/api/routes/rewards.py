@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -11,11 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 from app.api.errors import error_responses
 from app.errors import InvalidInputError, RefereeError
 from app.labeling.compare import Labeler
-from app.labeling.inputs import check_text_sizes
-from app.labeling.rewards import RewardBatch, RewardItemIn, RewardRequest, RewardService, ScorerIn
-from app.labeling.rewards.inputs import ScorerKind
+from app.labeling.rewards import (
+    RewardBatch,
+    RewardItemIn,
+    RewardRequest,
+    RewardService,
+    Scored,
+    ScorerIn,
+)
+from app.labeling.rewards.inputs import ScorerKind, parse_item
 from app.labeling.text_rules import CleanStr, JudgeSpec, RubricName
-from judges.types import Text
 
 router = APIRouter(tags=["rewards"])
 
@@ -134,13 +140,15 @@ class OpenRLHFRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    query: list[CleanStr] = Field(
+    # Plain strings: each sample's own text rules are checked per sample (a NUL in one
+    # completion is that sample's failure, not the request's).
+    query: list[str] = Field(
         min_length=1, description="Each sample decoded whole: the prompt followed by the response."
     )
-    prompts: list[CleanStr] = Field(
+    prompts: list[str] = Field(
         min_length=1, description="Each sample's prompt, the start of its `query`."
     )
-    labels: list[CleanStr | None] | None = Field(
+    labels: list[str | None] | None = Field(
         None, description="Each sample's label: the reference answer of the pairwise scorer."
     )
 
@@ -162,11 +170,25 @@ class RewardsIncompleteError(RefereeError):
     code = "rewards_incomplete"
 
 
+class RewardsInvalidError(RefereeError):
+    """Every query not scored broke an input rule: a retry cannot score it."""
+
+    status_code = 422
+    code = "rewards_invalid"
+
+
 @router.post(
     "/get_reward",
     response_model=OpenRLHFOut,
     responses=error_responses(
-        400, 413, 422, 429, 503, e503="A query was not scored (failed, deadline): retry."
+        400,
+        413,
+        422,
+        429,
+        503,
+        e422="A query breaks an input rule (`details.unscored` names it; the other queries are"
+        " scored and stored), or the request is malformed.",
+        e503="A query was not scored (failed, deadline): retry.",
     ),
 )
 async def get_reward(
@@ -191,22 +213,47 @@ async def get_reward(
     the query parameters `judge`, `kind` and `rubric` over it; `run` and
     `step` are stored with each reward. All or nothing: if any query is not
     scored the answer is a 503 naming it, and OpenRLHF's client retries
-    (the queries scored meanwhile are not judged again).
+    (the queries scored meanwhile are not judged again); a 422 when every
+    unscored query broke an input rule (a NUL, a lone surrogate, a text over
+    the limit), which no retry mends. The other queries are scored and stored.
     """
     service = reward_service(request)
     scorer = _openrlhf_scorer(service, judge=judge, kind=kind, rubric=rubric)
-    items = _openrlhf_items(body, run, step, service.settings.max_text_chars)
+    items = _openrlhf_items(body, run, step)
     batch = await service.score(RewardRequest(scorer=scorer, items=items, timeout_s=timeout_s))
     missing = [(i, o.scored) for i, o in enumerate(batch.items) if o.scored.score is None]
     if missing:
+        unscored = [
+            {"index": i, "status": s.status, "reason": s.reason, "message": _openrlhf_named(s)}
+            for i, s in missing
+        ]
+        if all(s.status == "invalid" for _, s in missing):
+            raise RewardsInvalidError(
+                f"{len(missing)} of {len(batch.items)} queries break an input rule: "
+                + "; ".join(str(u["message"]) for u in unscored[:3]),
+                unscored=unscored,
+            )
         raise RewardsIncompleteError(
-            f"{len(missing)} of {len(batch.items)} queries not scored; retry",
-            unscored=[{"index": i, "status": s.status, "reason": s.reason} for i, s in missing],
+            f"{len(missing)} of {len(batch.items)} queries not scored; retry", unscored=unscored
         )
     scores = [o.scored.score for o in batch.items if o.scored.score is not None]
     # Every scorer sets raw_score with score (the rubric's scale, the model's raw reward, P).
     raw = [o.scored.raw_score for o in batch.items if o.scored.raw_score is not None]
     return OpenRLHFOut(rewards=scores, scores=scores, extra_logs={"raw_score": raw})
+
+
+_OPENRLHF_FIELDS = {"prompt": "prompts", "completion": "query", "reference": "labels"}
+
+
+def _openrlhf_named(scored: Scored) -> str | None:
+    """The message with OpenRLHF's field names: ``query[3]``, not ``items[3].completion``."""
+    if scored.message is None:
+        return None
+    return re.sub(
+        r"items\[(\d+)\]\.(prompt|completion|reference)",
+        lambda m: f"{_OPENRLHF_FIELDS[m[2]]}[{m[1]}]",
+        scored.message,
+    )
 
 
 def _openrlhf_scorer(service: RewardService, **overrides: str | None) -> ScorerIn:
@@ -224,9 +271,7 @@ def _openrlhf_scorer(service: RewardService, **overrides: str | None) -> ScorerI
         ) from None
 
 
-def _openrlhf_items(
-    body: OpenRLHFRequest, run: str | None, step: int | None, max_chars: int
-) -> list[RewardItemIn]:
+def _openrlhf_items(body: OpenRLHFRequest, run: str | None, step: int | None) -> list[RewardItemIn]:
     if len(body.prompts) != len(body.query):
         raise InvalidInputError(
             f"prompts has {len(body.prompts)} entries and query {len(body.query)}: one each",
@@ -238,20 +283,16 @@ def _openrlhf_items(
             f"labels has {len(labels)} entries and query {len(body.query)}: one each",
             field="labels",
         )
-    for i, (query, prompt, label) in enumerate(zip(body.query, body.prompts, labels, strict=True)):
-        texts: dict[str, Text] = {
-            f"query[{i}]": query,
-            f"prompts[{i}]": prompt,
-            f"labels[{i}]": label or "",
-        }
-        check_text_sizes(texts, max_chars)
     meta = {k: v for k, v in (("run", run), ("step", step)) if v is not None} or None
+    # Each sample checked on its own (text rules; sizes later, with the other items' rules).
     return [
-        RewardItemIn(
-            prompt=prompt,
-            completion=query[len(prompt) :] if query.startswith(prompt) else query,
-            reference=label or None,
-            metadata=meta,
+        parse_item(
+            {
+                "prompt": prompt,
+                "completion": query[len(prompt) :] if query.startswith(prompt) else query,
+                "reference": label or None,
+                "metadata": meta,
+            }
         )
         for query, prompt, label in zip(body.query, body.prompts, labels, strict=True)
     ]

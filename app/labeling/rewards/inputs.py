@@ -1,17 +1,31 @@
 """What a reward request carries: the items, the scorer, the deadline; checked before any call.
 
-Shape errors (a missing completion, a wrong type) refuse the request with a
-422 naming the field. An item that parses but cannot be judged (a text over
-the size limit, an empty completion) is not scored and gets ``null`` with
-its reason, and the items beside it are scored: a trainer needs one answer
-per completion, in order.
+Only the request's own structure refuses it (422): a body that is not an
+object, ``items`` not a list or over REFEREE_MAX_REWARD_ITEMS, a bad scorer
+or deadline. An item that breaks a rule of its own (a NUL character or a
+lone surrogate in a text, a text over the size limit, bad metadata, a
+missing field, an empty completion) is not scored and gets ``null`` with
+status ``invalid`` and a message naming its field, and the items beside it
+are scored: a trainer needs one answer per completion, in order, and one
+bad completion must not cost the whole step.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from app.errors import InvalidInputError, RefereeError, TextTooLargeError
 from app.labeling.inputs import Prompt, Response, check_text_sizes, to_text
@@ -25,6 +39,11 @@ from judges.types import Text
 ScorerKind = Literal["rubric", "reward_model", "pairwise"]
 RUN_MAX_CHARS = 256
 STEP_MAX = 2**31 - 1
+# What is kept of an invalid item's text (escaped so that any database stores it).
+INVALID_KEPT_CHARS = 2000
+# Errors of the union branches a value did not take (a string is not a message list).
+_BRANCH_ERRORS = {"string_type", "model_type", "model_attributes_type", "list_type", "dict_type"}
+_METADATA = TypeAdapter(Metadata)
 
 
 class RewardItemIn(BaseModel):
@@ -42,6 +61,27 @@ class RewardItemIn(BaseModel):
         description="Stored with the reward. `run` (string) and `step` (integer ≥ 0) name the"
         " training run and step: `referee export kto|sft --run RUN` reads them.",
     )
+    # (field, message) when the item failed its own input rules; see `invalid`.
+    _invalid: tuple[str, str] | None = PrivateAttr(None)
+
+    @classmethod
+    def invalid(cls, value: Any, error: ValidationError) -> RewardItemIn:
+        """A stand-in for an item that failed validation: its texts escaped, its run and step
+        kept when they are valid, and the first real error (not a union branch's) kept."""
+        errors = error.errors(include_url=False)
+        # The error of the branch the value took: not a type mismatch, and the deepest.
+        real = [e for e in errors if e["type"] not in _BRANCH_ERRORS] or errors
+        first = max(real, key=lambda e: len(e["loc"]))
+        field = ".".join(str(part) for part in first["loc"] if not _is_branch_tag(part))
+        raw = value if isinstance(value, dict) else {"item": value}
+        item = cls.model_construct(
+            prompt=_escaped(raw.get("prompt")),
+            completion=_escaped(raw.get("completion", raw.get("item"))),
+            reference=None,
+            metadata=_run_and_step_only(raw.get("metadata")),
+        )
+        item._invalid = (field, str(first["msg"]))
+        return item
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(include={"prompt", "completion", "reference"}, mode="json")
@@ -112,7 +152,7 @@ class RewardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scorer: ScorerIn
-    items: list[RewardItemIn] = Field(
+    items: list[LenientItem] = Field(
         description="The completions, at most REFEREE_MAX_REWARD_ITEMS.", min_length=1
     )
     timeout_s: FiniteFloat | None = Field(
@@ -129,8 +169,55 @@ class RewardRequest(BaseModel):
     )
 
 
+def _is_branch_tag(part: str | int) -> bool:
+    """pydantic's name of a union branch in an error location (``list[MessageIn]``)."""
+    return isinstance(part, str) and ("[" in part or part == "MessageIn")
+
+
+def _escaped(value: Any) -> str:
+    """Any JSON value as text any database stores: NUL and lone surrogates escaped, cut short."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=repr)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text if len(text) <= INVALID_KEPT_CHARS else text[:INVALID_KEPT_CHARS] + "…"
+
+
+def _run_and_step_only(metadata: Any) -> dict[str, Any] | None:
+    """``run`` and ``step`` of an invalid item's metadata, if they are valid themselves."""
+    if not isinstance(metadata, dict):
+        return None
+    kept = {k: metadata[k] for k in ("run", "step") if k in metadata}
+    try:
+        checked = RewardItemIn(prompt="-", completion="-", metadata=_METADATA.validate_python(kept))
+        checked.run_and_step(0)
+    except (ValidationError, RefereeError):
+        return None
+    return kept or None
+
+
+def _item_or_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> RewardItemIn:
+    try:
+        item: RewardItemIn = handler(value)
+    except ValidationError as error:
+        return RewardItemIn.invalid(value, error)
+    return item
+
+
+# An item that fails validation does not refuse the request: it becomes that item's null.
+LenientItem = Annotated[RewardItemIn, WrapValidator(_item_or_invalid)]
+
+
+def parse_item(value: Any) -> RewardItemIn:
+    """One item, valid or a stand-in carrying why not (see `RewardItemIn.invalid`)."""
+    try:
+        return RewardItemIn.model_validate(value)
+    except ValidationError as error:
+        return RewardItemIn.invalid(value, error)
+
+
 def check_request(request: RewardRequest, settings: Settings) -> None:
-    """Bounds on the whole request (422/413), before anything is looked up or called."""
+    """Bounds on the whole request (422/413), before anything is looked up or called.
+
+    Each item's own rules are `item_problem`'s: a broken item is that item's null."""
     if len(request.items) > settings.max_reward_items:
         raise InvalidInputError(
             f"{len(request.items)} items; at most {settings.max_reward_items} per request"
@@ -144,20 +231,6 @@ def check_request(request: RewardRequest, settings: Settings) -> None:
             f"{settings.max_rubric_chars} (REFEREE_MAX_RUBRIC_CHARS)",
             field="scorer.rubric_text",
         )
-    for index, item in enumerate(request.items):
-        if request.scorer.kind == "pairwise" and item.reference is None:
-            raise InvalidInputError(
-                f"items[{index}].reference is required by the pairwise scorer",
-                field=f"items[{index}].reference",
-            )
-        item.run_and_step(index)
-        check_text_sizes(_texts(item, index), settings.max_text_chars)
-        try:
-            check_metadata(item.metadata, settings.max_metadata_kb)
-        except TextTooLargeError as exc:
-            raise TextTooLargeError(
-                f"items[{index}].metadata: {exc.message}", field=f"items[{index}].metadata"
-            ) from None
 
 
 def _texts(item: RewardItemIn, index: int) -> dict[str, Text]:
@@ -170,14 +243,35 @@ def _texts(item: RewardItemIn, index: int) -> dict[str, Text]:
     return texts
 
 
-def item_problem(item: RewardItemIn, index: int, settings: Settings) -> RefereeError | None:
-    """Why this item cannot be judged (an empty text, by REFEREE_EMPTY_TEXTS), or None.
+def item_problem(
+    item: RewardItemIn, index: int, settings: Settings, kind: ScorerKind
+) -> RefereeError | None:
+    """Why this item cannot be judged, naming ``items[index].FIELD``, or None.
 
-    A policy emits empty completions now and then; the trainer gets ``null``
-    for that one, not a refused batch.
+    Its validation (text rules, types, fields), the pairwise scorer's
+    reference, run and step, sizes, metadata, and an empty text (by
+    REFEREE_EMPTY_TEXTS). A policy emits a NUL or an empty completion now and
+    then; the trainer gets ``null`` for that one, not a refused batch.
     """
+    if item._invalid is not None:
+        field, message = item._invalid
+        where = f"items[{index}]" + (f".{field}" if field else "")
+        return InvalidInputError(f"{where}: {message}", field=where)
     try:
+        if kind == "pairwise" and item.reference is None:
+            raise InvalidInputError(
+                f"items[{index}].reference is required by the pairwise scorer",
+                field=f"items[{index}].reference",
+            )
+        item.run_and_step(index)
+        check_text_sizes(_texts(item, index), settings.max_text_chars)
+        try:
+            check_metadata(item.metadata, settings.max_metadata_kb)
+        except TextTooLargeError as exc:
+            raise TextTooLargeError(
+                f"items[{index}].metadata: {exc.message}", field=f"items[{index}].metadata"
+            ) from None
         screen_empty(_texts(item, index), settings.empty_texts)
-    except InvalidInputError as exc:
+    except RefereeError as exc:
         return exc
     return None

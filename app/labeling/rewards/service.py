@@ -105,8 +105,11 @@ class RewardService:
         return RewardBatch(scorer, items, loop.time() - started)
 
     def _plan(self, scorer: Scorer, item: RewardItemIn, index: int) -> _Planned:
-        run, step = item.run_and_step(index)
-        problem = item_problem(item, index, self.settings)
+        problem = item_problem(item, index, self.settings, scorer.kind)
+        try:
+            run, step = item.run_and_step(index)
+        except RefereeError:  # the item's problem already; its row has no run
+            run, step = None, None
         key = ""
         if problem is None:
             try:
