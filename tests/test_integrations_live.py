@@ -122,6 +122,32 @@ def test_openrlhf_recipe_of_the_docs(tmp_path: Path, provider: FakeProvider) -> 
     assert row.completion == "4</s>"
 
 
+def test_openrlhf_client_with_the_key_in_its_url(tmp_path: Path, provider: FakeProvider) -> None:
+    """OpenRLHF 0.11's own client code (aiohttp, `session.post(url, json=data)`, no headers):
+    the key in the URL's credentials reaches /get_reward as HTTP Basic; a wrong key is a 401."""
+    aiohttp = pytest.importorskip("aiohttp")
+    rate(provider, 10)
+
+    async def post(url: str, data: dict[str, Any]) -> tuple[int, Any]:
+        timeout = aiohttp.ClientTimeout(total=180)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, json=data) as response,
+        ):
+            return response.status, await response.json()
+
+    with serve(tmp_path) as (base_url, key, db):
+        host = base_url.removeprefix("http://")
+        payload = {"query": ["Q: 2+2? 4"], "prompts": ["Q: 2+2? "], "labels": [None]}
+        good = asyncio.run(
+            post(f"http://referee:{key}@{host}/get_reward?judge={JUDGE}&run=k", payload)
+        )
+        wrong = asyncio.run(post(f"http://referee:nope@{host}/get_reward?judge={JUDGE}", payload))
+    assert good == (200, {"rewards": [1.0], "scores": [1.0], "extra_logs": {"raw_score": [10.0]}})
+    assert wrong[0] == 401
+    assert [row.completion for row in stored(db, "k")] == ["4"]
+
+
 class TestVerl:
     async def test_called_as_the_reward_loop_calls_it(
         self, live: tuple[str, str, str], provider: FakeProvider
