@@ -26,6 +26,7 @@ from judges.errors import JudgeError
 from judges.prompts import RATING_V1, render_text
 from judges.retry import transient_retrying
 from judges.rubrics import Rubric
+from judges.templates import PairwiseTemplate, get_template
 from judges.types import (
     CallRecord,
     Order,
@@ -200,7 +201,7 @@ async def call_with_retries(
         judge,
         lambda: judge.answer(shown, question),
         CallSite(order, config.template, config.parameters()),
-        estimate_tokens(shown, config.max_tokens),
+        estimate_tokens(shown, config.max_tokens, _template_of(judge)),
         slots=slots,
         sleep=sleep,
     )
@@ -258,11 +259,25 @@ def single_response_options(judge: Judge) -> dict[str, Any]:
     return options
 
 
-def estimate_tokens(shown: ShownPair, max_tokens: int) -> int:
-    """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit."""
+def estimate_tokens(
+    shown: ShownPair, max_tokens: int, template: PairwiseTemplate | None = None
+) -> int:
+    """A cheap upper-ish estimate of one call's tokens for the tokens-per-minute limit.
+
+    With ``template``, the worked examples it sends as earlier turns count too.
+    """
     parts = (shown.criteria, shown.reference)
     texts = [shown.prompt, shown.first, shown.second, *(p for p in parts if p is not None)]
-    return estimate_text_tokens(texts, max_tokens)
+    shots = template.shot_tokens(shown) if template is not None else 0
+    return estimate_text_tokens(texts, max_tokens) + shots
+
+
+def _template_of(judge: Judge) -> PairwiseTemplate | None:
+    """The judge's template, for an estimate; None when unknown (the call itself then fails)."""
+    try:
+        return get_template(judge.config.template)
+    except JudgeError:
+        return None
 
 
 def estimate_rating_tokens(prompt: Text, response: Text, rubric: Rubric, max_tokens: int) -> int:

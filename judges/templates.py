@@ -198,6 +198,12 @@ class PairwiseTemplate:
             turns.append(turn)
         return turns
 
+    def shot_tokens(self, shown: ShownPair) -> int:
+        """The estimated tokens of the worked examples a call about ``shown`` sends."""
+        return sum(
+            estimate_tokens(user) + estimate_tokens(answer) for user, answer in self.shots(shown)
+        )
+
     def _shot(self, example: WorkedExample, *, preferred_first: bool) -> tuple[str, str]:
         """One example laid out like a request, the preferred answer first or second.
 

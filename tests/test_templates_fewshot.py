@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.settings import Settings
 from judges import JudgeRegistry
 from judges.cai.constitutions import PreferenceExample
 from judges.config import config_from_spec
@@ -103,3 +107,42 @@ def test_a_conversation_is_judged_on_its_final_turn_where_the_template_says_so()
     assert v2.conversation not in single
     _, legacy = get_template("pairwise-v1").render(ShownPair(conversation, "Bye!", "Ciao"))
     assert "final user turn" not in legacy
+
+
+def shot_tokens(template: PairwiseTemplate, shown: ShownPair) -> int:
+    return sum(
+        estimate_tokens(user) + estimate_tokens(answer) for user, answer in template.shots(shown)
+    )
+
+
+def test_the_rate_limit_estimate_counts_the_worked_examples() -> None:
+    """A call's tokens-per-minute estimate holds the examples it sends as earlier turns."""
+    from judges.protocol import estimate_tokens as call_tokens
+
+    shown = ShownPair("What is the capital of France?", "Paris.", "Lyon.")
+    plain = call_tokens(shown, 0)
+    assert shot_tokens(SHOTS, shown) > 0
+    assert call_tokens(shown, 0, SHOTS) == plain + shot_tokens(SHOTS, shown)
+    assert call_tokens(shown, 0, replace(SHOTS, few_shot_tokens=0)) == plain
+
+
+def test_the_dry_run_counts_the_worked_examples(
+    tmp_path: Path, settings: Settings, provider: FakeProvider, shots_template: PairwiseTemplate
+) -> None:
+    """--dry-run's input tokens grow by the examples every call sends, for each call."""
+    from app.labeling.run import LabelOptions, estimate
+
+    source = tmp_path / "pairs.jsonl"
+    lines = [pair_body(id=f"p{i}", prompt=f"Question {i}?") for i in range(3)]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    def tokens(template: str | None) -> Any:
+        options = LabelOptions(judge=JUDGE, template=template)
+        with source.open("rb") as stream:
+            return asyncio.run(estimate(settings, stream, source.name, options))
+
+    plain, shots = tokens(None), tokens(SHOTS.version)
+    assert (plain.pairs, plain.calls) == (shots.pairs, shots.calls) == (3, 6)
+    examples = sum(shot_tokens(SHOTS, ShownPair(f"Question {i}?", "x", "y")) for i in range(3))
+    assert shots.input_tokens - plain.input_tokens == 2 * examples
+    assert provider.requests() == []

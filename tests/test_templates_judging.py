@@ -6,10 +6,13 @@ must sit inside its own fence, with look-alike tags inside it defused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +21,26 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
 from app.errors import InvalidInputError
+from app.labeling.batch import Progress
 from app.labeling.inputs import PairIn
+from app.labeling.provider_batch import ProviderBatchOptions
+from app.labeling.run import LabelOptions, label_stream
 from app.labeling.templating import check_fits, resolve_criteria
+from app.settings import Settings
 from app.store.db import sync_url
 from app.store.models import Comparison
 from judges.config import config_from_spec
 from judges.templates import TEMPLATES, PairwiseTemplate, template_scan
+from judges.types import ShownPair
 from tests.conftest import pair_body
 from tests.fake_provider import FakeProvider
 
 JUDGE = "anthropic:claude-sonnet-4-6"
+
+
+@contextmanager
+def _no_progress(_total: int) -> Iterator[Callable[[Progress], None]]:
+    yield lambda _p: None
 
 
 def user_texts(provider: FakeProvider) -> list[str]:
@@ -211,3 +224,43 @@ def test_two_templates_judge_one_file_in_one_run(
     again = _referee(*args, "--template", "pairwise-v1", "--template", "pairwise-v2", env=env)
     assert again.returncode == 0, again.stderr
     assert len(provider.requests()) == 8  # resumed: nothing judged twice
+
+
+def test_a_template_goes_through_provider_batch_mode(
+    tmp_path: Path, settings: Settings, provider: FakeProvider
+) -> None:
+    """--template with --mode provider-batch: each batched request is the template's, shots too."""
+    template = template_scan().templates["pairwise-v2"]
+    pairs = tmp_path / "pairs.jsonl"
+    line = {"prompt": "What is 17 * 3?", "response_a": "51", "response_b": "41"}
+    line |= {"reference": "51", "criteria": "Exact arithmetic."}
+    pairs.write_text(json.dumps(line) + "\n")
+    options = LabelOptions(
+        judge=JUDGE,
+        origin=str(pairs),
+        template="pairwise-v2",
+        provider_batch=ProviderBatchOptions(poll_seconds=0.05),
+    )
+    with pairs.open("rb") as stream:
+        summary = asyncio.run(
+            label_stream(settings, stream, str(pairs), options, _no_progress, lambda _e: None)
+        )
+    assert summary.progress.labeled == 1
+    batched = [r for r in provider.requests() if r["path"] == "/v1/messages/batches"]
+    assert len(batched) == 1
+    requests = batched[0]["body"]["requests"]
+    assert len(requests) == 2  # both orders
+    shots = len(template.shots(ShownPair("q", "x", "y")))
+    assert shots > 0
+    for request in requests:
+        params = request["params"]
+        system = params["system"]
+        system = system if isinstance(system, str) else system[0]["text"]
+        assert system == template.system
+        messages = params["messages"]
+        assert len(messages) == 2 * shots + 1  # the worked examples, then the request
+        user = messages[-1]["content"]
+        user = user if isinstance(user, str) else user[-1]["text"]
+        assert "<criteria>\nExact arithmetic.\n</criteria>" in user
+        assert "<reference>\n51\n</reference>" in user
+    assert [row.template_version for row in _rows(settings.database_url)] == [template.ref]

@@ -6,7 +6,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -41,6 +41,7 @@ from app.store import batches
 from judges import JudgeConfig, JudgeError, Order, show
 from judges.jury import JuryConfig, PairJudgeConfig
 from judges.protocol import estimate_tokens
+from judges.templates import get_template
 from judges.types import Usage
 
 ESTIMATED_OUTPUT_TOKENS = 150
@@ -133,13 +134,16 @@ async def estimate(
     are left out as the real run would reuse them.
     """
     result = Estimate(gold=GoldLedger(options.gold_conflict))
-    per_call = 0  # input tokens of one call per pair; both orders show the same texts
+    # Input tokens of one call per pair, per member: both orders show the same texts, and
+    # each member's template (routed by the pair's category) its own worked examples.
+    per_call: list[int] = []
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
         under = labeler.under(options.constitution, options.principles)
         # A jury's members each judge every pair, at their own prices.
         members = config.members if isinstance(config, JuryConfig) else (config,)
         calls_per_pair = [_calls_per_pair(labeler, member) for member in members]
+        per_call = [0] * len(members)
         screen = Screen(labeler, config, source, under, options.policy)
         for chunk in chunks(screen(read_pairs(stream, source, options.convert)), 500):
             accepted = [item for item in chunk if isinstance(item, Accepted)]
@@ -160,13 +164,21 @@ async def estimate(
                     result.ruled += 1
                 else:
                     result.pairs += 1
-                    per_call += estimate_tokens(show(item.pair.to_pair(), Order.AB), 0)
+                    shown = show(item.pair.to_pair(), Order.AB)
+                    if under is not None:  # the constitution's examples, for templates showing them
+                        shown = replace(shown, examples=under.constitution.preference_examples)
+                    judged_by = item.config or config
+                    judged = (
+                        judged_by.members if isinstance(judged_by, JuryConfig) else (judged_by,)
+                    )
+                    for index, member in enumerate(judged):
+                        per_call[index] += estimate_tokens(shown, 0, get_template(member.template))
         result.merged = screen.merged
         result.gold.settle()
     costs: list[Decimal | None] = []
     batch_costs: list[Decimal | None] = []
-    for member, calls in zip(members, calls_per_pair, strict=True):
-        usage = Usage(per_call * calls, result.pairs * calls * ESTIMATED_OUTPUT_TOKENS)
+    for member, calls, tokens in zip(members, calls_per_pair, per_call, strict=True):
+        usage = Usage(tokens * calls, result.pairs * calls * ESTIMATED_OUTPUT_TOKENS)
         usage = with_prompt_cache(member, usage, result.pairs * calls)
         result.cache_read_tokens += usage.cache_read_tokens
         result.cache_write_tokens += usage.cache_write_tokens
