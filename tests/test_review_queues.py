@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app.errors import InvalidInputError, NotFoundError
-from app.labeling.review import queues
+from app.labeling.review import create, queues
 from app.labeling.review.create import QueueSpec
 from app.store.models_review import ReviewAssignment
 from tests.review_seed import Env, PairSpec, force_order
@@ -107,6 +108,42 @@ def test_an_audit_sample_is_seeded_and_uniform(env: Env) -> None:
     assert ids(first) == ids(again)
     assert len(ids(first)) == 10
     assert ids(first) != ids(other)
+
+
+def test_an_audit_streams_its_batch_instead_of_loading_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit sample reads the batch as a stream: the batch's id list is never built."""
+    twin = PairSpec("twin", judge="judge-2", same_pair_as="p3", batch="big")
+    env.seed([*(PairSpec(f"p{i}", batch="big") for i in range(30)), twin])
+
+    def whole_batch(*_: object) -> None:
+        raise AssertionError("the audit loaded every candidate of the batch")
+
+    monkeypatch.setattr(create.store, "candidates", whole_batch)
+    queue_id = env.queue(name="a", kind="audit", batch_id=_batch_id(env, "big"), size=40)
+    items = env.items(queue_id)
+    assert len(items) == 30  # one per pair: the twin of p3 is the same pair
+    assert len({i.pair_key for i in items}) == 30
+
+
+def test_the_reservoir_sample_is_uniform_and_seeded() -> None:
+    """Every row is drawn about size/n of the time; a seed gives one sample; small batches whole."""
+
+    async def rows(n: int) -> AsyncIterator[tuple[uuid.UUID, str | None]]:
+        for i in range(n):
+            yield uuid.UUID(int=i), f"k{i}"
+
+    def draw(n: int, size: int, seed: int) -> list[int]:
+        found = asyncio.run(create.sample(rows(n), size, seed))
+        return [row[0].int for row in found]
+
+    counts = Counter(i for seed in range(2400) for i in draw(12, 3, seed))
+    assert sorted(counts) == list(range(12))  # every row can be drawn
+    assert all(480 <= c <= 720 for c in counts.values()), counts  # expected 600 each
+    assert draw(50, 5, 7) == draw(50, 5, 7)
+    assert draw(50, 5, 7) != draw(50, 5, 8)
+    assert sorted(draw(4, 10, 1)) == [0, 1, 2, 3]
 
 
 def _batch_id(env: Env, name: str) -> uuid.UUID:

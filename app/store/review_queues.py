@@ -11,7 +11,7 @@ expires when a reviewer walks away.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,6 +110,33 @@ async def candidates(
     statement = statement.order_by(Comparison.created_at, Comparison.id).limit(selection.limit)
     result = await session.execute(statement)
     return [(row[0], row[1]) for row in result.all()]
+
+
+async def stream_judged(
+    session: AsyncSession, batch_id: uuid.UUID
+) -> AsyncIterator[tuple[uuid.UUID, str | None]]:
+    """(comparison id, pair key) of every judged comparison of a batch, one per pair, streamed.
+
+    Ordered by pair key (pairs without a key last, each its own), so the
+    first of each pair is kept without remembering the keys already seen:
+    memory stays bounded however large the batch.
+    """
+    statement = (
+        select(Comparison.id, Comparison.pair_key)
+        .join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
+        .where(Comparison.batch_id == batch_id)
+        .order_by(
+            Comparison.pair_key.is_(None), Comparison.pair_key, Comparison.created_at, Comparison.id
+        )
+        .execution_options(yield_per=2000)
+    )
+    previous: str | None = None
+    result = await session.stream(statement)
+    async for comparison_id, key in result:
+        if key is not None and key == previous:
+            continue
+        previous = key
+        yield comparison_id, key
 
 
 async def queue_by_name(session: AsyncSession, name: str) -> ReviewQueue | None:
@@ -253,15 +280,15 @@ async def claim_item(
     # Past the last item the reviewer was served first: the items before it are theirs
     # or were full when they passed, and scanning past thousands of their own answers
     # is what would make serving slow. Those left behind are served once nothing is ahead.
-    cursor = await session.scalar(
-        select(func.max(ReviewAssignment.item_id)).where(
-            ReviewAssignment.queue_id == queue_id, ReviewAssignment.reviewer == reviewer
-        )
+    # A reviewer with no assignment yet starts after 0, with nothing of theirs to skip.
+    cursor = (
+        select(func.coalesce(func.max(ReviewAssignment.item_id), 0))
+        .where(ReviewAssignment.queue_id == queue_id, ReviewAssignment.reviewer == reviewer)
+        .scalar_subquery()
     )
-    if cursor is not None:
-        ahead = await _claim(session, queue_id, reviewer, overlap, now, after=int(cursor))
-        if ahead is not None:
-            return ahead
+    ahead = await _claim(session, queue_id, reviewer, overlap, now, after=cursor)
+    if ahead is not None:
+        return ahead
     return await _claim(session, queue_id, reviewer, overlap, now, after=None)
 
 
@@ -272,7 +299,7 @@ async def _claim(
     overlap: int,
     now: datetime,
     *,
-    after: int | None,
+    after: Any,
 ) -> int | None:
     passed: list[int] = []
     for _ in range(CLAIM_TRIES):
@@ -324,15 +351,30 @@ async def lease(
         index_elements=["item_id", "reviewer"],
         set_={"lease_expires_at": expires},
         where=ReviewAssignment.state == "leased",
+    ).returning(ReviewAssignment)
+    found: ReviewAssignment | None = await session.scalar(
+        statement, execution_options={"populate_existing": True}
     )
-    await session.execute(statement)
-    found = await session.scalar(
-        select(ReviewAssignment)
-        .where(ReviewAssignment.item_id == item_id, ReviewAssignment.reviewer == reviewer)
-        .execution_options(populate_existing=True)
-    )
+    if found is None:  # the row is an answer or skip: nothing updated, nothing returned
+        found = await session.scalar(
+            select(ReviewAssignment)
+            .where(ReviewAssignment.item_id == item_id, ReviewAssignment.reviewer == reviewer)
+            .execution_options(populate_existing=True)
+        )
     assert found is not None
     return found
+
+
+async def item_and_comparison(session: AsyncSession, item_id: int) -> tuple[ReviewItem, Comparison]:
+    """An item and its pair, in one statement."""
+    row = (
+        await session.execute(
+            select(ReviewItem, Comparison)
+            .join(Comparison, Comparison.id == ReviewItem.comparison_id)
+            .where(ReviewItem.id == item_id)
+        )
+    ).one()
+    return row[0], row[1]
 
 
 async def assignment(

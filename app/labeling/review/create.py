@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import AsyncIterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -24,6 +25,9 @@ from app.labeling.text_rules import CleanStr
 from app.store import batches
 from app.store import review_queues as store
 from app.store.models_review import ReviewQueue
+
+Row = tuple[uuid.UUID, str | None]
+"""(comparison id, pair key): one pair of a queue."""
 
 QueueKind = Literal[
     "disagreement", "inconsistent", "low-confidence", "judges-disagree", "audit", "no-gold"
@@ -82,14 +86,15 @@ async def create_queue(
     threshold = spec.threshold
     if spec.kind == "low-confidence" and threshold is None:
         threshold = DEFAULT_LOW_CONFIDENCE
-    limit = max_items + 1 if spec.kind != "audit" else 10_000_000
-    found = await store.candidates(
-        session, store.Selection(spec.kind, spec.batch_id, threshold, limit)
-    )
-    rows = _one_per_pair(found)
     if spec.kind == "audit":
-        rows = _sample(rows, size, spec.seed)
-    elif len(rows) > max_items:
+        assert spec.batch_id is not None
+        rows = await sample(store.stream_judged(session, spec.batch_id), size, spec.seed)
+    else:
+        found = await store.candidates(
+            session, store.Selection(spec.kind, spec.batch_id, threshold, max_items + 1)
+        )
+        rows = _one_per_pair(found)
+    if spec.kind != "audit" and len(rows) > max_items:
         raise InvalidInputError(
             f"the {spec.kind} queue would hold over {max_items} items"
             " (REFEREE_MAX_QUEUE_ITEMS); narrow it with a batch or a threshold",
@@ -130,9 +135,25 @@ def _one_per_pair(
     return rows
 
 
-def _sample(
-    rows: list[tuple[uuid.UUID, str | None]], size: int, seed: int
-) -> list[tuple[uuid.UUID, str | None]]:
-    """A uniform sample without replacement, in a seeded random order (the serving order)."""
-    population = sorted(rows, key=lambda row: str(row[0]))
-    return random.Random(seed).sample(population, min(size, len(population)))
+async def sample(rows: AsyncIterable[Row], size: int, seed: int) -> list[Row]:
+    """A uniform sample without replacement of a stream, in a seeded random order.
+
+    Reservoir sampling (Algorithm R): after n rows, each of them is in the
+    sample with probability size / n, and every subset of that size is
+    equally likely; memory holds the sample only. The same rows in the same
+    order with the same seed give the same sample; the final shuffle is the
+    order items are served in.
+    """
+    rng = random.Random(seed)
+    kept: list[Row] = []
+    seen = 0
+    async for row in rows:
+        if seen < size:
+            kept.append(row)
+        else:
+            slot = rng.randrange(seen + 1)
+            if slot < size:
+                kept[slot] = row
+        seen += 1
+    rng.shuffle(kept)
+    return kept
