@@ -64,9 +64,9 @@ def select(
 
     Export the preferences with `referee export dpo --round NAME` (rounds).
     """
+    from app.errors import RefereeError
     from app.labeling.rate import RubricChoice
     from app.labeling.rounds.select import SelectOptions, select_preferences
-    from app.errors import RefereeError
     from app.labeling.runtime import runtime
 
     settings = load_settings()
