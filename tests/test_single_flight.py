@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -216,6 +219,34 @@ class TestSharedWork:
         assert utcnow() - started >= timedelta(seconds=0.3)
         assert len(provider.requests()) == 2
 
+    async def test_a_dead_claimer_of_this_host_blocks_nothing(
+        self, labelers: list[Labeler], provider: FakeProvider
+    ) -> None:
+        """A SIGKILLed process of this host (say `referee select`) left a 60 s lease: the next
+        caller sees its process is gone and takes the row over at once, judging it once."""
+        gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+        assert await gone.wait() == 0
+        owner = f"{socket.gethostname()}:{gone.pid}:x"
+        dead, alive = labelers
+        claimed = await _claim_and_die(dead, owner)
+        started = utcnow()
+        result = await asyncio.wait_for(alive.compare(PAIR, OPENAI), timeout=10)
+        assert result.created
+        assert result.comparison.id == claimed
+        assert utcnow() - started < timedelta(seconds=5)
+        assert len(provider.requests()) == 2
+
+    async def test_a_live_claimer_of_this_host_is_waited_for(
+        self, labelers: list[Labeler], provider: FakeProvider
+    ) -> None:
+        """This process's own pid is alive: its lease is respected until it runs out."""
+        dead, alive = labelers
+        dead.claims.lease = timedelta(seconds=0.5)
+        await _claim_and_die(dead, f"{socket.gethostname()}:{os.getpid()}:x")
+        started = utcnow()
+        assert (await alive.compare(PAIR, OPENAI)).created
+        assert utcnow() - started >= timedelta(seconds=0.3)
+
     async def test_force_judges_again_once_for_concurrent_callers(
         self, labelers: list[Labeler], provider: FakeProvider, database_url: str
     ) -> None:
@@ -265,7 +296,7 @@ class TestSharedWork:
         assert rows["revision_rounds"] == len(winner.rounds)
 
 
-async def _claim_and_die(labeler: Labeler) -> uuid.UUID:
+async def _claim_and_die(labeler: Labeler, owner: str = "gone:1:x") -> uuid.UUID:
     """Lease the pair's row as a process about to crash would, and never let go."""
     config = labeler.resolve_pairwise(OPENAI)
     stored = PAIR.stored()
@@ -273,6 +304,6 @@ async def _claim_and_die(labeler: Labeler) -> uuid.UUID:
     async with labeler.db.transaction() as session:
         comparison_id = await comparisons.insert_if_absent(session, values)
         assert await comparisons.claim_label(
-            session, comparison_id, "gone:1:x", labeler.claims.lease, labeled_too=False
+            session, comparison_id, owner, labeler.claims.lease, labeled_too=False
         )
     return comparison_id

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.errors import InvalidInputError, TextTooLargeError
 from app.keys import label_key
+from app.labeling.claims import holder_is_gone
 from app.labeling.compare import Labeler, UnderConstitution, comparison_values, pair_lengths
 from app.labeling.gold import GoldLedger, store_gold
 from app.labeling.inputs import LabeledPairIn, PairIn
@@ -299,22 +300,10 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 async def release_dead_local_leases(labeler: Labeler) -> int:
     """Free leases held by processes of this host that no longer exist (a SIGKILLed run)."""
     host = socket.gethostname()
     async with labeler.db.transaction() as session:
         owners = await batches.lease_owners_like(session, f"{host}:")
-        dead = [
-            o for o in owners if o.split(":")[1].isdigit() and not _pid_alive(int(o.split(":")[1]))
-        ]
+        dead = [o for o in owners if holder_is_gone(o)]
         return await batches.release(session, dead) if dead else 0

@@ -38,6 +38,25 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def holder_is_gone(owner: str) -> bool:
+    """The lease owner is a process of this host that no longer exists (a SIGKILLed run).
+
+    Owners of other hosts, or not in the host:pid:nonce format, are never
+    called gone: their leases are waited out.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """The comparison is leased to this process: judge it, store the run, let go."""
@@ -87,6 +106,11 @@ class LabelClaims:
                 row = await comparisons.get(session, comparison_id)
             assert row is not None  # comparisons are never deleted
             if row.lease_owner is not None:
+                if holder_is_gone(row.lease_owner):
+                    # Its holder was killed on this host: no need to wait its lease out.
+                    async with self.db.transaction() as session:
+                        await comparisons.release_label(session, comparison_id, row.lease_owner)
+                    return None
                 expires = row.lease_expires_at
                 if expires is not None and expires >= utcnow():
                     continue  # still being judged
