@@ -336,6 +336,12 @@ VALID: dict[tuple[str, str], list[Call]] = {
             {"kind": "kto"},
             params={"source": ["verdicts", "feedback"], "allow_empty": "true"},
         ),
+        Call(
+            "GET",
+            "/v1/exports/{kind}",
+            {"kind": "kto"},
+            params={"run": "run-1", "allow_empty": "1"},
+        ),
     ],
     ("GET", "/v1/reviews/queue"): [
         Call(

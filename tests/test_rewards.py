@@ -442,6 +442,22 @@ class TestExportByRun:
         assert missing.returncode != 0
         assert "run 'nope' has no scored rewards" in missing.stderr
 
+    def test_export_of_a_run_over_http(self, api: TestClient) -> None:
+        """GET /v1/exports/kto?run=RUN streams the rows `referee export kto --run RUN` writes."""
+        scorer = {"judge": SCRIPTED, "threshold": 5}
+        good, bad = "g" * 60, "b" * 10
+        api.post("/v1/rewards", json={"scorer": scorer, "items": items(good, bad, run="grpo-2")})
+        api.post("/v1/rewards", json={"scorer": scorer, "items": items("x" * 80, run="other")})
+        response = api.get("/v1/exports/kto", params={"run": "grpo-2", "shape": "text"})
+        assert response.status_code == 200, response.text
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        assert sorted((r["completion"], r["label"]) for r in rows) == [(bad, False), (good, True)]
+        dpo = api.get("/v1/exports/dpo", params={"run": "grpo-2"})
+        assert dpo.status_code == 422
+        assert dpo.json()["error"]["details"]["field"] == "run"
+        filtered = api.get("/v1/exports/kto", params={"run": "grpo-2", "min_confidence": 0.5})
+        assert filtered.status_code == 422
+
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -24,7 +24,7 @@ from app.api.errors import error_responses
 from app.export.options import ExportOptions, Filters, Kind, Shape, Source
 from app.export.run import ExportLines
 from app.export.streams import ExportStreams
-from app.labeling.text_rules import BatchName, JudgeSpec, UtcDatetime
+from app.labeling.text_rules import BatchName, CleanStr, JudgeSpec, UtcDatetime
 
 log = logging.getLogger("referee")
 
@@ -133,6 +133,14 @@ async def export_rows(
     since: Annotated[UtcDatetime | None, Query()] = None,
     until: Annotated[UtcDatetime | None, Query()] = None,
     source: Annotated[list[Source] | None, Query(description="KTO/SFT sources.")] = None,
+    run: Annotated[
+        CleanStr | None,
+        Query(
+            max_length=256,
+            description="KTO/SFT: the rewards stored for this training run (metadata.run of"
+            " POST /v1/rewards) instead of labels; no source or label filter with it.",
+        ),
+    ] = None,
     loser_min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.75,
     provenance: Annotated[bool, Query()] = False,
     deduplicate: Annotated[bool, Query()] = True,
@@ -163,6 +171,7 @@ async def export_rows(
         loser_min_confidence=loser_min_confidence,
         provenance=provenance,
         deduplicate=deduplicate,
+        run=run,
     )
     slot = streams.claim()
     try:
