@@ -9,6 +9,8 @@ and this client):
    the judge takes ``--latency-ms`` per call, and the server keeps
    ``--in-flight`` calls going (REFEREE_REWARD_MAX_IN_FLIGHT). The ideal is
    in-flight ÷ latency completions per second; steps/s is reported against it.
+   The fake provider and this client run on the same machine as the server:
+   on a small one their CPU lowers the ratio too.
 2. Overhead: sequential requests of ``--batch`` new completions (all in flight
    at once), each one's time minus the judge's latency, p50 and p99.
 
@@ -98,7 +100,8 @@ def steps(client: httpx.Client, args: argparse.Namespace, server_pid: int) -> No
             f"server CPU: {per_item:.2f} ms per completion (one core keeps up with"
             f" {1000 / per_item:.0f} completions/s; the ideal above needs"
             f" {args.in_flight / (args.latency_ms / 1000):.0f}); load average"
-            f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, shared by the server, the"
+            " fake provider and this client (their CPU competes with the server's)"
         )
 
 
