@@ -4,9 +4,17 @@ A scratch database (or the one in --database-url) is migrated, then bulk-seeded
 in SQL: N comparisons with a verdict, one queue holding all of them, and a
 head start (the first --pre-answered items already answered by the first
 reviewer; with overlap 2 they stay open for the others, so serving that
-reviewer must look past them). Then --reviewers reviewers, concurrently, each
-ask for their next item and answer it, --requests times in all. The figure is
-the time of one next_item transaction (lease included), p50 and p95.
+reviewer must look past them). Then --reviewers reviewers, each a separate
+process with its own connection (as separate browsers hit separate server
+workers), ask for their next item and answer it, one after the other,
+--requests times in all.
+
+What is measured is the server's side of serving: the wall time of one
+``next_item`` transaction (claim, lease, the pair read; commit included) in
+the process doing it, and the same plus the progress counts the page's
+item view shows. HTTP parsing and rendering are not included. The
+statements one next_item sends are counted too, and the load average is
+printed, since the reviewers, PostgreSQL and anything else share the CPUs.
 
     python -m bench.review_queue --items 100000 --reviewers 8 --requests 2000
 """
@@ -15,15 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 import statistics
 import time
 import uuid
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from app.labeling.review import queues
-from app.store import migrate
+from app.store import migrate, review_queues
 from app.store.db import Database, sync_url
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -82,28 +92,46 @@ def seed(url: str, queue_id: uuid.UUID, items: int, overlap: int, pre: int) -> f
     return time.perf_counter() - started
 
 
-async def serve(url: str, queue_id: uuid.UUID, reviewers: int, requests: int) -> list[float]:
-    db = Database(url, pool_size=reviewers)
-    timings: list[float] = []
-    left = [requests]
+async def serve(url: str, queue_id: uuid.UUID, name: str, requests: int) -> dict[str, list[float]]:
+    """One reviewer, one connection: next item, answer, again; server-side times in seconds."""
+    db = Database(url, pool_size=1)
+    statements = [0]
 
-    async def reviewer(name: str) -> None:
-        while left[0] > 0:
-            left[0] -= 1
+    def count(*_: object) -> None:
+        statements[0] += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    found: dict[str, list[float]] = {"next": [], "page": [], "statements": []}
+    try:
+        for _ in range(requests):
+            statements[0] = 0
             started = time.perf_counter()
             async with db.transaction() as session:
                 served = await queues.next_item(session, queue_id, name)
-            timings.append(time.perf_counter() - started)
+            found["next"].append(time.perf_counter() - started)
+            found["statements"].append(statements[0])
             if served is None:
-                return
+                break
+            started = time.perf_counter()
+            async with db.transaction() as session:
+                await queues.next_item(session, queue_id, name)  # the lease held: a reload
+                await review_queues.progress(session, queue_id, name)
+            found["page"].append(time.perf_counter() - started)
             async with db.transaction() as session:
                 await queues.answer(session, served.assignment_id, name, "left")
-
-    try:
-        await asyncio.gather(*(reviewer(f"reviewer-{i}") for i in range(reviewers)))
     finally:
         await db.dispose()
-    return timings
+    return found
+
+
+def reviewer_process(job: tuple[str, uuid.UUID, str, int]) -> dict[str, list[float]]:
+    return asyncio.run(serve(*job))
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = sorted(t * 1000 for t in seconds)
+    p95 = ms[int(0.95 * (len(ms) - 1))]
+    return f"p50 {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
 
 
 def main() -> None:
@@ -125,15 +153,25 @@ def main() -> None:
             f"seeded {args.items} items (k={args.overlap}, {args.pre_answered} pre-answered)"
             f" in {seconds:.1f} s"
         )
-        timings = asyncio.run(serve(url, queue_id, args.reviewers, args.requests))
+        share = args.requests // args.reviewers
+        jobs = [(url, queue_id, f"reviewer-{i}", share) for i in range(args.reviewers)]
+        with multiprocessing.get_context("spawn").Pool(args.reviewers) as pool:
+            results = pool.map(reviewer_process, jobs)
+        load = os.getloadavg()
     finally:
         if name is not None:
             drop_database(name)
-    ms = sorted(t * 1000 for t in timings)
-    p95 = ms[int(0.95 * (len(ms) - 1))]
+    merged = {key: [t for found in results for t in found[key]] for key in results[0]}
     print(
-        f"next item: {len(ms)} requests by {args.reviewers} concurrent reviewers; "
-        f"p50 {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
+        f"next item: {len(merged['next'])} requests by {args.reviewers} reviewer processes,"
+        f" one after the other in each; {percentiles(merged['next'])};"
+        f" {statistics.median(merged['statements']):.0f} statements a call"
+    )
+    print(
+        f"next item (a reload) + progress counts, as the page's item view: {percentiles(merged['page'])}"
+    )
+    print(
+        f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)"
     )
 
 

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.errors import InvalidInputError, NotFoundError
 from app.labeling.review import create, queues
 from app.labeling.review.create import QueueSpec
+from app.store import review_queues as review_store
 from app.store.models_review import ReviewAssignment
 from tests.review_seed import Env, PairSpec, force_order
 
@@ -350,6 +351,32 @@ def test_progress_per_reviewer(env: Env) -> None:
     [theirs] = env.tx(lambda s: queues.list_queues(s, "bob"))
     assert (mine.items, mine.done, mine.answered_by_you, mine.left_for_you) == (3, 0, 1, 2)
     assert (theirs.answered_by_you, theirs.left_for_you) == (0, 3)
+
+
+def test_progress_is_one_statement_and_counts_done_skipped_and_open(env: Env) -> None:
+    """The item view's progress: one statement, right after answers, skips and completions."""
+    env.seed([PairSpec(f"p{i}", disagreement=0.5) for i in range(4)])
+    queue_id = env.queue(kind="disagreement", overlap=2)
+    for reviewer, press in [("ann", "left"), ("ann", "skip"), ("bob", "left"), ("bob", "left")]:
+        served = env.next(queue_id, reviewer)
+        assert served is not None
+        env.answer(served, reviewer, press)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(env.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        ann = env.tx(lambda s: review_store.progress(s, queue_id, "ann"))
+        bob = env.tx(lambda s: review_store.progress(s, queue_id, "bob"))
+    finally:
+        event.remove(env.db.engine.sync_engine, "before_cursor_execute", count)
+    # ann: p0 answered (done with bob's), p1 skipped; bob: p0 and p1 answered (p1 open, k = 2).
+    assert (ann.items, ann.done, ann.answered_by, ann.left_for) == (4, 1, 2, 2)
+    assert (bob.items, bob.done, bob.answered_by, bob.left_for) == (4, 1, 2, 2)
+    counts = [s for s in statements if "count" in s.lower()]
+    assert len(counts) == 2, statements  # one statement per call
 
 
 def test_bad_specs_name_the_field(env: Env) -> None:

@@ -197,24 +197,42 @@ def _mine(reviewer: str, states: tuple[str, ...] = ("answered", "skipped")) -> C
 
 
 async def progress(session: AsyncSession, queue_id: uuid.UUID, reviewer: str) -> Progress:
-    done = await session.scalar(
-        select(func.count()).where(ReviewItem.queue_id == queue_id, ReviewItem.done == true())
+    """One statement; no count over the queue's open items (at 100,000 that took ~40 ms).
+
+    Left for the reviewer = open items - those open ones they answered or
+    skipped; each count walks an index over done items or the reviewer's
+    own assignments only.
+    """
+    done = (
+        select(func.count())
+        .where(ReviewItem.queue_id == queue_id, ReviewItem.done == true())
+        .scalar_subquery()
     )
-    answered = await session.scalar(
-        select(func.count()).where(
+    mine = ReviewAssignment.state.in_(("answered", "skipped"))
+    answered = (
+        select(func.count())
+        .where(ReviewAssignment.queue_id == queue_id, ReviewAssignment.reviewer == reviewer, mine)
+        .scalar_subquery()
+    )
+    mine_open = (
+        select(func.count())
+        .select_from(ReviewAssignment)
+        .join(ReviewItem, ReviewItem.id == ReviewAssignment.item_id)
+        .where(
             ReviewAssignment.queue_id == queue_id,
             ReviewAssignment.reviewer == reviewer,
-            ReviewAssignment.state.in_(("answered", "skipped")),
+            mine,
+            ReviewItem.done == false(),
         )
+        .scalar_subquery()
     )
-    left = await session.scalar(
-        select(func.count()).where(
-            ReviewItem.queue_id == queue_id, ReviewItem.done == false(), ~_mine(reviewer)
+    row = (
+        await session.execute(
+            select(ReviewQueue.items, done, answered, mine_open).where(ReviewQueue.id == queue_id)
         )
-    )
-    queue = await session.get(ReviewQueue, queue_id)
-    assert queue is not None
-    return Progress(queue.items, int(done or 0), int(answered or 0), int(left or 0))
+    ).one()
+    items, done_n, answered_n, mine_open_n = (int(v or 0) for v in row)
+    return Progress(items, done_n, answered_n, items - done_n - mine_open_n)
 
 
 async def live_lease(
@@ -440,10 +458,16 @@ async def delete_gold(session: AsyncSession, gold_label_id: int) -> None:
 
 
 async def queue_answers(
-    session: AsyncSession, queue_id: uuid.UUID
+    session: AsyncSession,
+    queue_id: uuid.UUID,
+    conditions: Sequence[ColumnElement[bool]] = (),
 ) -> list[tuple[int, str | None, str, str | None]]:
-    """(item id, pair key, reviewer, winner) of every answer in a queue."""
-    result = await session.execute(
+    """(item id, pair key, reviewer, winner) of every answer in a queue.
+
+    ``conditions`` on :class:`Comparison` (a report's judge and batch) keep
+    the answers on items whose comparison meets them.
+    """
+    statement = (
         select(
             ReviewItem.id, ReviewItem.pair_key, ReviewAssignment.reviewer, ReviewAssignment.winner
         )
@@ -451,21 +475,32 @@ async def queue_answers(
         .where(ReviewAssignment.queue_id == queue_id, ReviewAssignment.state == "answered")
         .order_by(ReviewItem.id, ReviewAssignment.id)
     )
+    if conditions:
+        statement = statement.join(Comparison, Comparison.id == ReviewItem.comparison_id).where(
+            *conditions
+        )
+    result = await session.execute(statement)
     return [(row[0], row[1], row[2], row[3]) for row in result.all()]
 
 
 async def judge_winners(
-    session: AsyncSession, pair_keys: Sequence[str]
+    session: AsyncSession, pair_keys: Sequence[str], judge: str | None = None
 ) -> list[tuple[str | None, str, str]]:
-    """(pair key, judge, winner) of the current verdict of every comparison of these pairs."""
+    """(pair key, judge, winner) of the current verdict of every comparison of these pairs.
+
+    ``judge``: that judge's verdicts only.
+    """
     found: list[tuple[str | None, str, str]] = []
     keys = list(dict.fromkeys(pair_keys))
     for start in range(0, len(keys), 500):
-        result = await session.execute(
+        statement = (
             select(Comparison.pair_key, Comparison.judge, Verdict.winner)
             .join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
             .where(Comparison.pair_key.in_(keys[start : start + 500]))
         )
+        if judge is not None:
+            statement = statement.where(Comparison.judge == judge)
+        result = await session.execute(statement)
         found.extend((row[0], row[1], row[2]) for row in result.all())
     return found
 

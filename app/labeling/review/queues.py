@@ -44,7 +44,7 @@ from app.keys import pair_key
 from app.labeling.gold import resolve
 from app.store import comparisons, gold
 from app.store import review_queues as store
-from app.store.models import Comparison, utcnow
+from app.store.models import utcnow
 from app.store.models_review import ReviewAssignment, ReviewItem, ReviewQueue
 from judges.protocol import winner_from_position
 from judges.types import Order, Position
@@ -198,10 +198,8 @@ async def next_item(
 async def _served(
     session: AsyncSession, queue: ReviewQueue, assignment: ReviewAssignment
 ) -> ServedItem:
-    item = await session.get(ReviewItem, assignment.item_id)
-    assert item is not None
-    comparison = await session.get(Comparison, item.comparison_id)
-    assert comparison is not None  # items cascade with their comparison
+    # Items cascade with their comparison, so the pair is there.
+    item, comparison = await store.item_and_comparison(session, assignment.item_id)
     order = Order(assignment.shown_order)
     first, second = (
         (comparison.response_a, comparison.response_b)
