@@ -120,3 +120,35 @@ def test_the_report_shows_review_agreement(env: Env) -> None:
     assert "hard-ones" in console.export_text()
     page = render_report(report)
     assert 'data-metric="/review_agreement/queues/0/pairwise/value"' in page
+
+
+@pytest.mark.parametrize(
+    ("options", "answers", "judges"),
+    [
+        ({}, 6, {"judge-1", "judge-2"}),
+        ({"judge": "judge-1"}, 4, {"judge-1"}),
+        ({"batch": "b2"}, 4, {"judge-1", "judge-2"}),
+        ({"judge": "judge-2", "batch": "b2"}, 2, {"judge-2"}),
+    ],
+)
+def test_review_agreement_honours_the_reports_judge_and_batch(
+    env: Env, options: dict[str, str], answers: int, judges: set[str]
+) -> None:
+    """--judge/--batch narrow the review agreement to answers on those comparisons, and say so."""
+    env.seed(
+        [
+            PairSpec("p0", judge="judge-1", winner="a", disagreement=0.5, batch="b1"),
+            PairSpec("p1", judge="judge-1", winner="a", disagreement=0.5, batch="b2"),
+            PairSpec("q0", judge="judge-2", winner="b", disagreement=0.5, batch="b2"),
+        ]
+    )
+    one = env.queue(name="one", kind="disagreement", overlap=2)
+    _answer_all(env, one, {"ann": ["a", "a", "b"], "bob": ["a", "b", "b"]})
+    report = env.run(
+        build_report(env.db, ReportOptions(bootstrap=Bootstrap(resamples=20), **options))
+    )
+    review = report["review_agreement"]
+    assert sum(block["answers"] for block in review["queues"]) == answers
+    assert {row["judge"] for row in review["reviewer_judge"]} == judges
+    assert review["scope"]["judge"] == options.get("judge")
+    assert (review["scope"]["batch_id"] is None) == ("batch" not in options)

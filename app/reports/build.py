@@ -54,7 +54,7 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
         positions = await reports.inconsistent_positions(session, scope)
         batch_ids = {f.batch_id for f in facts if f.batch_id is not None}
         names = await reports.batch_names(session, batch_ids | ({batch_id} if batch_id else set()))
-        reviewed = await review_agreement(session, options.bootstrap)
+        reviewed = await review_agreement(session, options.bootstrap, scope)
     evidence = Evidence(gold, positions, options.bootstrap, options.calibration_bins)
     # The statistics are CPU work (bootstrap draws): off the event loop, so the
     # service keeps answering while a large report is computed.

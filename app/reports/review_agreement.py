@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.reports.metrics import Bootstrap, proportion
 from app.store import review_queues
 from app.store.models_review import ReviewQueue
+from app.store.reports import Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +145,11 @@ def reviewer_judge(
     ]
 
 
-async def _answers(session: AsyncSession, queue_id: uuid.UUID) -> list[Answer]:
-    rows = await review_queues.queue_answers(session, queue_id)
+async def _answers(
+    session: AsyncSession, queue_id: uuid.UUID, scope: Scope | None = None
+) -> list[Answer]:
+    conditions = scope.conditions() if scope is not None else []
+    rows = await review_queues.queue_answers(session, queue_id, conditions)
     return [Answer(item, key, reviewer, winner) for item, key, reviewer, winner in rows if winner]
 
 
@@ -166,13 +170,32 @@ async def queue_agreement(
     }
 
 
-async def review_agreement(session: AsyncSession, boot: Bootstrap) -> dict[str, Any]:
-    """The report's ``review_agreement``: every queue, and reviewers against judges overall."""
+async def review_agreement(
+    session: AsyncSession, boot: Bootstrap, scope: Scope | None = None
+) -> dict[str, Any]:
+    """The report's ``review_agreement``: every queue, and reviewers against judges overall.
+
+    A report's ``--judge``/``--batch`` (``scope``) narrows it to answers on
+    items whose comparison is that judge's and in that batch, and reviewers
+    are compared with that judge only; queues with no such answer are left
+    out. ``scope`` in the result says which: ``null`` fields cover all.
+    """
+    scope = scope or Scope()
+    scoped = scope.judge is not None or scope.batch_id is not None
     blocks, everything = [], []
     for queue in await review_queues.all_queues(session):
-        answers = await _answers(session, queue.id)
+        answers = await _answers(session, queue.id, scope)
+        if scoped and not answers:
+            continue
         everything.extend(answers)
         blocks.append(queue_block(queue, answers, boot))
     keys = [a.pair_key for a in everything if a.pair_key is not None]
-    verdicts = await review_queues.judge_winners(session, keys)
-    return {"queues": blocks, "reviewer_judge": reviewer_judge(everything, verdicts, boot)}
+    verdicts = await review_queues.judge_winners(session, keys, scope.judge)
+    return {
+        "scope": {
+            "judge": scope.judge,
+            "batch_id": None if scope.batch_id is None else str(scope.batch_id),
+        },
+        "queues": blocks,
+        "reviewer_judge": reviewer_judge(everything, verdicts, boot),
+    }

@@ -104,6 +104,10 @@ def text_tables(
     if not review.get("queues"):
         return []
     queues = RichTable(title="Reviewers: agreement per queue", title_justify="left")
+    scope = review.get("scope") or {}
+    if scope.get("judge") or scope.get("batch_id"):
+        named = [f"{k} {scope[k]}" for k in ("judge", "batch_id") if scope.get(k)]
+        queues.caption = f"Answers on this report's comparisons only: {', '.join(named)}."
     for column in ("queue", "kind", "k", "items", "answers", "reviewers", "alpha", "pairwise"):
         queues.add_column(column)
     people = RichTable(title="Each reviewer", title_justify="left")
