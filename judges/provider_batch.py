@@ -97,20 +97,33 @@ class BatchState:
     errors: tuple[BatchError, ...] = ()
 
 
-class ProviderBatchAPI(ABC):
-    """One provider's batch API, bound to a configured judge (and its SDK client)."""
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One request's result as the provider gave it, before any caller parses it.
+
+    ``payload`` is the succeeded request's answer in the provider's own shape
+    (an Anthropic ``Message``, an OpenAI chat completion); ``error`` is an
+    errored request's error in our classes.
+    """
+
+    custom_id: str
+    kind: ResultKind
+    payload: Any = None
+    error: JudgeError | None = None
+
+
+class BatchTransport(ABC):
+    """One provider's batch endpoints over an SDK client, whatever the requests ask.
+
+    Judges (:class:`ProviderBatchAPI`) and policies
+    (:mod:`judges.policies.batch`) build the request bodies and parse the
+    answers; submitting, polling, reading results and cancelling are this.
+    """
 
     max_requests: ClassVar[int]
     """The most requests one submission may hold."""
     max_bytes: ClassVar[int]
     """The largest submission, in bytes, the provider takes (a margin under its limit)."""
-
-    def __init__(self, judge: Judge) -> None:
-        self.judge = judge
-
-    @abstractmethod
-    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
-        """The request for one order of one pair, byte for byte what the live call sends."""
 
     @abstractmethod
     def request_bytes(self, request: BatchRequest) -> int:
@@ -125,12 +138,62 @@ class ProviderBatchAPI(ABC):
         """Whether the batch has ended, and the provider's counts."""
 
     @abstractmethod
-    def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
-        """Every result of an ended batch, in the provider's order (not the requests')."""
+    def outcomes(self, batch_id: str) -> AsyncIterator[BatchOutcome]:
+        """Every result of an ended batch, unparsed, in the provider's order."""
 
     @abstractmethod
     async def cancel(self, batch_id: str) -> None:
         """Ask the provider to stop the batch; finished requests keep their results."""
+
+
+class ProviderBatchAPI(ABC):
+    """One provider's batch API, bound to a configured judge (and its SDK client)."""
+
+    max_requests: ClassVar[int]
+    """The most requests one submission may hold."""
+    max_bytes: ClassVar[int]
+    """The largest submission, in bytes, the provider takes (a margin under its limit)."""
+
+    def __init__(self, judge: Judge, transport: BatchTransport) -> None:
+        self.judge = judge
+        self.transport = transport
+
+    @abstractmethod
+    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
+        """The request for one order of one pair, byte for byte what the live call sends."""
+
+    @abstractmethod
+    def parse(self, payload: Any) -> RawAnswer:
+        """A succeeded request's answer, parsed as the live call parses it (or raises)."""
+
+    def request_bytes(self, request: BatchRequest) -> int:
+        """What ``request`` adds to the size of a submission (at most, never less)."""
+        return self.transport.request_bytes(request)
+
+    async def submit(self, requests: Sequence[BatchRequest]) -> str:
+        """Create a batch of ``requests``; returns the provider's batch id."""
+        return await self.transport.submit(requests)
+
+    async def state(self, batch_id: str) -> BatchState:
+        """Whether the batch has ended, and the provider's counts."""
+        return await self.transport.state(batch_id)
+
+    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        """Every result of an ended batch, in the provider's order (not the requests')."""
+        async for outcome in self.transport.outcomes(batch_id):
+            if outcome.kind is not ResultKind.SUCCEEDED or outcome.error is not None:
+                yield BatchResult(outcome.custom_id, outcome.kind, error=outcome.error)
+                continue
+            try:
+                raw = self.parse(outcome.payload)
+            except JudgeError as exc:
+                yield BatchResult(outcome.custom_id, outcome.kind, error=exc)
+                continue
+            yield BatchResult(outcome.custom_id, outcome.kind, raw=raw)
+
+    async def cancel(self, batch_id: str) -> None:
+        """Ask the provider to stop the batch; finished requests keep their results."""
+        await self.transport.cancel(batch_id)
 
 
 @runtime_checkable

@@ -33,9 +33,10 @@ from judges.errors import (
 )
 from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.provider_batch import (
+    BatchOutcome,
     BatchRequest,
-    BatchResult,
     BatchState,
+    BatchTransport,
     ProviderBatchAPI,
     ResultKind,
 )
@@ -227,22 +228,14 @@ def _usage(usage: Any) -> Usage:
     )
 
 
-class AnthropicBatchAPI(ProviderBatchAPI):
+class AnthropicBatchTransport(BatchTransport):
     """Message Batches: up to 100,000 requests a batch; results stream as JSONL."""
 
     max_requests = 100_000
     max_bytes = 250_000_000  # the documented limit is 256 MB
 
-    def __init__(self, judge: AnthropicJudge) -> None:
-        super().__init__(judge)
-        self._judge = judge
-        self._batches = judge.client.messages.batches
-
-    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
-        template = get_template(self.judge.config.template)
-        system, user = template.render(shown)
-        body = self._judge.message_params(system, user, VERDICT_FORMAT, template.shots(shown))
-        return BatchRequest(custom_id, body)
+    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
+        self._batches = client.messages.batches
 
     def request_bytes(self, request: BatchRequest) -> int:
         # ASCII-escaped JSON is never shorter than the UTF-8 the SDK sends; +1 for the comma.
@@ -266,31 +259,48 @@ class AnthropicBatchAPI(ProviderBatchAPI):
         # own result (a cancelled or expired batch's unfinished ones are judged live).
         return BatchState(batch.processing_status == "ended", batch.processing_status, counts)
 
-    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+    async def outcomes(self, batch_id: str) -> AsyncIterator[BatchOutcome]:
         try:
             stream = await self._batches.results(batch_id)
             async for line in stream:
-                yield self._result(line.custom_id, line.result)
+                yield _outcome(line.custom_id, line.result)
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, "anthropic") from exc
-
-    def _result(self, custom_id: str, result: Any) -> BatchResult:
-        kind = ResultKind(result.type)
-        if kind is ResultKind.SUCCEEDED:
-            try:
-                answer = self._judge.answer_from_message(VERDICT_FORMAT, result.message)
-            except JudgeError as exc:
-                return BatchResult(custom_id, kind, error=exc)
-            return BatchResult(custom_id, kind, raw=RawAnswer(*answer))
-        if kind is ResultKind.ERRORED:
-            return BatchResult(custom_id, kind, error=_anthropic_error(result.error))
-        return BatchResult(custom_id, kind)
 
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._batches.cancel(batch_id)
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, "anthropic") from exc
+
+
+def _outcome(custom_id: str, result: Any) -> BatchOutcome:
+    kind = ResultKind(result.type)
+    if kind is ResultKind.SUCCEEDED:
+        return BatchOutcome(custom_id, kind, payload=result.message)
+    if kind is ResultKind.ERRORED:
+        return BatchOutcome(custom_id, kind, error=_anthropic_error(result.error))
+    return BatchOutcome(custom_id, kind)
+
+
+class AnthropicBatchAPI(ProviderBatchAPI):
+    """A judge's verdict requests through :class:`AnthropicBatchTransport`."""
+
+    max_requests = AnthropicBatchTransport.max_requests
+    max_bytes = AnthropicBatchTransport.max_bytes
+
+    def __init__(self, judge: AnthropicJudge) -> None:
+        super().__init__(judge, AnthropicBatchTransport(judge.client))
+        self._judge = judge
+
+    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
+        template = get_template(self.judge.config.template)
+        system, user = template.render(shown)
+        body = self._judge.message_params(system, user, VERDICT_FORMAT, template.shots(shown))
+        return BatchRequest(custom_id, body)
+
+    def parse(self, payload: Any) -> RawAnswer:
+        return RawAnswer(*self._judge.answer_from_message(VERDICT_FORMAT, payload))
 
 
 def _anthropic_error(error: Any) -> JudgeError:

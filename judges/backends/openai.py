@@ -40,9 +40,10 @@ from judges.formats import VERDICT_FORMAT, AnswerFormat, AnswerT
 from judges.parsing import probabilities_from_top_logprobs, winner_token_index
 from judges.provider_batch import (
     BatchError,
+    BatchOutcome,
     BatchRequest,
-    BatchResult,
     BatchState,
+    BatchTransport,
     ProviderBatchAPI,
     ResultKind,
 )
@@ -246,22 +247,14 @@ def _verdict_probabilities(choice: Any, content: str) -> PositionProbabilities |
     return probabilities_from_top_logprobs(alternatives or [(entry.token, entry.logprob)])
 
 
-class OpenAIBatchAPI(ProviderBatchAPI):
+class OpenAIBatchTransport(BatchTransport):
     """The Batch API: a JSONL file of up to 50,000 requests; output and error files back."""
 
     max_requests = 50_000
     max_bytes = 190_000_000  # the documented limit is 200 MB
 
-    def __init__(self, judge: OpenAIJudge) -> None:
-        super().__init__(judge)
-        self._judge = judge
-        self._client = judge.client
-
-    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
-        template = get_template(self.judge.config.template)
-        system, user = template.render(shown)
-        body = self._judge.verdict_body(system, user, template.shots(shown))
-        return BatchRequest(custom_id, body)
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
 
     def request_bytes(self, request: BatchRequest) -> int:
         return len(_openai_line(request))
@@ -290,7 +283,7 @@ class OpenAIBatchAPI(ProviderBatchAPI):
         errors = tuple(BatchError(e.code, e.message or "no message", e.line) for e in listed)
         return BatchState(batch.status in _OPENAI_ENDED, batch.status, counts, failed, errors)
 
-    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+    async def outcomes(self, batch_id: str) -> AsyncIterator[BatchOutcome]:
         try:
             batch = await self._client.batches.retrieve(batch_id)
             for file_id in (batch.output_file_id, batch.error_file_id):
@@ -299,32 +292,50 @@ class OpenAIBatchAPI(ProviderBatchAPI):
                 content = await self._client.files.content(file_id)
                 for line in content.text.splitlines():
                     if line.strip():
-                        yield self._result(json.loads(line))
+                        yield _outcome(json.loads(line))
         except openai.OpenAIError as exc:
             raise translate(exc, openai, "openai") from exc
-
-    def _result(self, line: dict[str, Any]) -> BatchResult:
-        custom_id = str(line.get("custom_id"))
-        error = line.get("error") or {}
-        not_run = _OPENAI_NOT_RUN.get(str(error.get("code")))
-        if not_run is not None:
-            return BatchResult(custom_id, not_run)
-        response = line.get("response") or {}
-        status = int(response.get("status_code") or 0)
-        body = response.get("body")
-        if status != 200 or not isinstance(body, dict):
-            return BatchResult(custom_id, ResultKind.ERRORED, error=_openai_error(status, line))
-        try:
-            raw = self._judge.verdict_from_completion(ChatCompletion.model_validate(body))
-        except JudgeError as exc:
-            return BatchResult(custom_id, ResultKind.SUCCEEDED, error=exc)
-        return BatchResult(custom_id, ResultKind.SUCCEEDED, raw=raw)
 
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._client.batches.cancel(batch_id)
         except openai.OpenAIError as exc:
             raise translate(exc, openai, "openai") from exc
+
+
+def _outcome(line: dict[str, Any]) -> BatchOutcome:
+    """One line of an output or error file; a succeeded one carries its chat completion."""
+    custom_id = str(line.get("custom_id"))
+    error = line.get("error") or {}
+    not_run = _OPENAI_NOT_RUN.get(str(error.get("code")))
+    if not_run is not None:
+        return BatchOutcome(custom_id, not_run)
+    response = line.get("response") or {}
+    status = int(response.get("status_code") or 0)
+    body = response.get("body")
+    if status != 200 or not isinstance(body, dict):
+        return BatchOutcome(custom_id, ResultKind.ERRORED, error=_openai_error(status, line))
+    return BatchOutcome(custom_id, ResultKind.SUCCEEDED, payload=body)
+
+
+class OpenAIBatchAPI(ProviderBatchAPI):
+    """A judge's verdict requests through :class:`OpenAIBatchTransport`."""
+
+    max_requests = OpenAIBatchTransport.max_requests
+    max_bytes = OpenAIBatchTransport.max_bytes
+
+    def __init__(self, judge: OpenAIJudge) -> None:
+        super().__init__(judge, OpenAIBatchTransport(judge.client))
+        self._judge = judge
+
+    def pair_request(self, custom_id: str, shown: ShownPair) -> BatchRequest:
+        template = get_template(self.judge.config.template)
+        system, user = template.render(shown)
+        body = self._judge.verdict_body(system, user, template.shots(shown))
+        return BatchRequest(custom_id, body)
+
+    def parse(self, payload: Any) -> RawAnswer:
+        return self._judge.verdict_from_completion(ChatCompletion.model_validate(payload))
 
 
 def _openai_line(request: BatchRequest) -> bytes:
