@@ -68,6 +68,16 @@ def generate(
     name: Annotated[
         str | None, typer.Option(help="Generation name (default: file, policy, parameters).")
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="live (requests as they go) or provider-batch (the providers' batch APIs, "
+            "half price, results within 24 h)."
+        ),
+    ] = "live",
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="With provider-batch: seconds between status checks.")
+    ] = 30.0,
     rejects: Annotated[
         Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
     ] = None,
@@ -90,6 +100,8 @@ def generate(
       referee generate prompts.jsonl --policy local:./checkpoints/step-2000 --checkpoint step-2000
 
       referee generate prompts.jsonl --policy openai:gpt-4o-mini -n 4 --dry-run
+
+      referee generate prompts.jsonl --policy openai:gpt-4o-mini -n 8 --mode provider-batch
     """
     from app.labeling.rounds.generation_files import GenerateOptions, estimate, generate_stream
     from app.labeling.rounds.generation_jobs import GenerationSpec
@@ -110,12 +122,22 @@ def generate(
         policy_options={k: v for k, v in options_of_policy.items() if v is not None},
         name=name,
     )
+    budget = Decimal(str(max_cost)) if max_cost is not None else None
+    batch_mode = None
+    if mode != "live":  # imported only then: provider-batch mode loads both SDKs
+        from app.labeling.provider_batch import provider_batch_options
+
+        try:
+            batch_mode = provider_batch_options(mode, poll_interval, concurrency, budget)
+        except RefereeError as exc:
+            fail(exc.message)
     options = GenerateOptions(
         concurrency=concurrency,
-        max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
+        max_cost=budget,
         retry_failed=retry_failed,
         rejects_path=rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl"),
         origin="<stdin>" if file == "-" else str(Path(file).resolve()),
+        provider_batch=batch_mode,
     )
     try:
         stream = open_input(file)
@@ -184,7 +206,8 @@ def print_estimate(result: GenerateEstimate) -> None:
         f"requests, ~{result.input_tokens} input + at most {result.max_output_tokens} output "
         f"tokens; {result.rejected} lines would be rejected, {result.merged} repeated prompts "
         f"merged, {result.stored} samples already drawn\n"
-        f"cost at most {_usd(result.cost)} (every sample at --max-tokens)"
+        f"cost at most {_usd(result.cost)} (every sample at --max-tokens"
+        f"{', at the provider-batch rates' if result.batch else ''})"
     )
 
 

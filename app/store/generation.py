@@ -32,7 +32,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import insert_for
@@ -59,11 +59,14 @@ __all__ = [
     "claim",
     "drawn_by_prompt_key",
     "find",
+    "generation_lease_owners",
     "get",
     "get_by_name",
     "get_or_create",
     "lease_owners_like",
+    "leased_to",
     "list_generations",
+    "move_lease",
     "prompt_count",
     "release",
     "renew",
@@ -315,6 +318,11 @@ async def claim(
         .values(lease_owner=owner, lease_expires_at=now + lease)
         .execution_options(synchronize_session=False)
     )
+    return await _claimed(session, GenerationSample.id.in_(ids))
+
+
+async def _claimed(session: AsyncSession, *where: ColumnElement[bool]) -> list[ClaimedSample]:
+    """The samples ``where`` selects, with their prompts, in claim order."""
     result = await session.execute(
         select(
             GenerationSample.id,
@@ -323,7 +331,7 @@ async def claim(
             GenerationPrompt.prompt,
         )
         .join(GenerationPrompt, GenerationPrompt.id == GenerationSample.prompt_id)
-        .where(GenerationSample.id.in_(ids))
+        .where(*where)
         .order_by(GenerationSample.id)
     )
     return [ClaimedSample(*row) for row in result.all()]
@@ -358,6 +366,40 @@ async def lease_owners_like(session: AsyncSession, prefix: str) -> list[str]:
         .distinct()
     )
     return [owner for owner in result.scalars() if owner]
+
+
+async def generation_lease_owners(
+    session: AsyncSession, generation_id: uuid.UUID, prefix: str
+) -> list[str]:
+    """The owners starting with ``prefix`` that lease pending samples of one generation."""
+    result = await session.execute(
+        select(GenerationSample.lease_owner)
+        .where(
+            GenerationSample.generation_id == generation_id,
+            GenerationSample.lease_owner.like(f"{prefix}%"),
+            GenerationSample.status == "pending",
+        )
+        .distinct()
+        .order_by(GenerationSample.lease_owner)
+    )
+    return [owner for owner in result.scalars() if owner]
+
+
+async def move_lease(session: AsyncSession, owner: str, to: str, lease: timedelta) -> None:
+    """Hand the pending samples ``owner`` leases to ``to``, for ``lease`` from now."""
+    await session.execute(
+        update(GenerationSample)
+        .where(GenerationSample.lease_owner == owner, GenerationSample.status == "pending")
+        .values(lease_owner=to, lease_expires_at=utcnow() + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def leased_to(session: AsyncSession, owner: str) -> list[ClaimedSample]:
+    """The pending samples ``owner`` leases, with their prompts, in claim order."""
+    return await _claimed(
+        session, GenerationSample.lease_owner == owner, GenerationSample.status == "pending"
+    )
 
 
 async def take_ownership(session: AsyncSession, owner: str, ids: Sequence[int]) -> set[int]:

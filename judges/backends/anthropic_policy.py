@@ -13,6 +13,7 @@ from typing import Any
 import anthropic
 
 from judges.backends._sdk_errors import translate
+from judges.backends.anthropic import AnthropicBatchTransport
 from judges.errors import JudgeConfigError, MissingCredentialsError, RefusedError
 from judges.policies.base import Choice, Draw, Policy, PolicyConfig, SamplingParams
 from judges.prompts import as_messages
@@ -68,16 +69,37 @@ class AnthropicPolicy(Policy):
             message = await self._client.messages.create(**self.params(prompt, params))
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
-        usage = Usage(
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            cache_read_tokens=getattr(message.usage, "cache_read_input_tokens", None) or 0,
-            cache_write_tokens=getattr(message.usage, "cache_creation_input_tokens", None) or 0,
-        )
-        if message.stop_reason == "refusal":
-            raise RefusedError("the model refused to answer", usage=usage)
-        text = "".join(getattr(b, "text", "") for b in message.content if b.type == "text")
-        return Draw((Choice(text, message.stop_reason),), usage, str(message.model))
+        return draw_from_message(message)
+
+    def batch_transport(self) -> AnthropicBatchTransport:
+        """Message Batches over this policy's client."""
+        return AnthropicBatchTransport(self._client)
+
+    def batch_body(
+        self, prompt: Text, n: int, params: SamplingParams, seed: int | None
+    ) -> dict[str, Any]:
+        """One batch request's ``params``: the live body, the sampling options in it."""
+        if n != 1:
+            raise JudgeConfigError("anthropic policies draw one sample a request")
+        body = self.params(prompt, params)
+        return {**body.pop("extra_body", {}), **body}
+
+    def draw_from_batch(self, payload: Any, n: int) -> Draw:
+        return draw_from_message(payload)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def draw_from_message(message: Any) -> Draw:
+    """A message's one sample; a refusal raises (with the usage of the request)."""
+    usage = Usage(
+        input_tokens=message.usage.input_tokens,
+        output_tokens=message.usage.output_tokens,
+        cache_read_tokens=getattr(message.usage, "cache_read_input_tokens", None) or 0,
+        cache_write_tokens=getattr(message.usage, "cache_creation_input_tokens", None) or 0,
+    )
+    if message.stop_reason == "refusal":
+        raise RefusedError("the model refused to answer", usage=usage)
+    text = "".join(getattr(b, "text", "") for b in message.content if b.type == "text")
+    return Draw((Choice(text, message.stop_reason),), usage, str(message.model))

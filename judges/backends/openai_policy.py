@@ -12,8 +12,10 @@ import os
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from judges.backends._sdk_errors import translate
+from judges.backends.openai import OpenAIBatchTransport
 from judges.errors import MissingCredentialsError, RefusedError, UnparseableError
 from judges.policies.base import Choice, Draw, Policy, PolicyConfig, SamplingParams
 from judges.prompts import as_messages
@@ -74,6 +76,19 @@ class OpenAIPolicy(Policy):
         except openai.OpenAIError as exc:
             raise translate(exc, openai, self.provider) from exc
         return draw_from_completion(completion, n)
+
+    def batch_transport(self) -> OpenAIBatchTransport:
+        """The Batch API over this policy's client."""
+        return OpenAIBatchTransport(self._client)
+
+    def batch_body(
+        self, prompt: Text, n: int, params: SamplingParams, seed: int | None
+    ) -> dict[str, Any]:
+        """One batch line's ``body``: the live request's, ``n`` and all."""
+        return self.body(prompt, n, params, seed)
+
+    def draw_from_batch(self, payload: Any, n: int) -> Draw:
+        return draw_from_completion(ChatCompletion.model_validate(payload), n)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -75,6 +75,8 @@ class GeneratorOptions:
     lease_seconds: float = 120.0
     max_cost: Decimal | None = None
     poll_seconds: float = 1.0
+    batch_prices: bool = False
+    """Price requests at the providers' batch-API rates (provider-batch mode)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,12 +235,19 @@ class Generator:
             done = None in items
             await self._write([i for i in items if i is not None])
 
-    async def _write(self, items: list[_Drawn]) -> None:
+    async def write_outcomes(
+        self, owner: str, drawn: list[tuple[tuple[store.ClaimedSample, ...], RequestOutcome]]
+    ) -> None:
+        """Store finished requests' samples that ``owner`` still leases (provider-batch mode)."""
+        await self._write([_Drawn(samples, outcome) for samples, outcome in drawn], owner)
+
+    async def _write(self, items: list[_Drawn], owner: str | None = None) -> None:
         if not items:
             return
         rows = [row for item in items for row in self._rows(item)]
+        owner = owner or self.owner
         async with self.db.transaction() as session:
-            owned = await store.take_ownership(session, self.owner, [r.sample_id for r in rows])
+            owned = await store.take_ownership(session, owner, [r.sample_id for r in rows])
             kept = [r for r in rows if r.sample_id in owned]
             await store.write_samples(session, self.generation_id, kept)
         self.progress.discarded += len(rows) - len(kept)
@@ -308,7 +317,7 @@ class Generator:
         config = self.policy.config
         if config.provider not in PRICED_PROVIDERS:
             return None  # in process: no price
-        return call_cost(config.provider, config.model, usage)
+        return call_cost(config.provider, config.model, usage, batch=self.options.batch_prices)
 
     def _unit_prices(self) -> tuple[Decimal, Decimal]:
         """USD per input and per output token (at a million tokens each), looked up once."""

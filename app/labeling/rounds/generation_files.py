@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from app.labeling.jsonl import LineError, read_records
 from app.labeling.pricing import call_cost
@@ -36,6 +36,10 @@ from judges.policies.registry import PolicyFactory, capabilities
 from judges.prompts import render_text
 from judges.types import Usage
 
+if TYPE_CHECKING:
+    from app.labeling.provider_batch import ProviderBatchOptions
+    from app.labeling.rounds.generation_batch import GenerationBatchRun
+
 GenerationView = Callable[[int], AbstractContextManager[Callable[[GenerationProgress], None]]]
 """Draws a run's progress: given the samples pending, a context yielding the update callback."""
 
@@ -50,6 +54,8 @@ class GenerateOptions:
     """Where the prompts come from (an absolute path): part of the default generation name."""
     extra_policies: dict[str, PolicyFactory] | None = None
     """Providers besides the built-in ones (tests register in-process policies)."""
+    provider_batch: ProviderBatchOptions | None = None
+    """Sample through the providers' batch APIs (``--mode provider-batch``); None: live."""
 
 
 @dataclass
@@ -75,6 +81,8 @@ class GenerateEstimate:
     max_output_tokens: int = 0
     """Every sample at ``max_tokens``: the cost below is an upper bound."""
     cost: Decimal | None = None
+    batch: bool = False
+    """The cost is at the providers' batch-API rates (``--mode provider-batch``)."""
     rejected: int = 0
     merged: int = 0
     stored: int = 0
@@ -130,7 +138,8 @@ async def estimate(
     result.max_output_tokens = result.samples * spec.max_tokens
     if config.provider in ("openai", "anthropic"):
         usage = Usage(input_tokens=result.input_tokens, output_tokens=result.max_output_tokens)
-        result.cost = call_cost(config.provider, config.model, usage)
+        result.batch = options.provider_batch is not None
+        result.cost = call_cost(config.provider, config.model, usage, batch=result.batch)
     return result
 
 
@@ -152,6 +161,15 @@ async def generate_stream(
     """Store a stream's prompts in a generation and draw what is pending in it."""
     config = policy_settings(spec)
     policy = build_policy(config, options.extra_policies)  # a missing key fails before reading
+    if options.provider_batch is not None:
+        # Imported here: provider-batch mode's imports (both SDKs) would slow every start-up.
+        from app.labeling.rounds.generation_batch import GenerationBatchRun, check_policy
+
+        try:
+            check_policy(policy)
+        except BaseException:
+            await policy.aclose()
+            raise
     summary = GenerateSummary()
     await ensure_schema(settings)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
@@ -176,12 +194,19 @@ async def generate_stream(
             db,
             generation,
             policy,
-            GeneratorOptions(concurrency=options.concurrency, max_cost=options.max_cost),
+            GeneratorOptions(
+                concurrency=options.concurrency,
+                max_cost=options.max_cost,
+                batch_prices=options.provider_batch is not None,
+            ),
             retry_failed=options.retry_failed,
         )
+        runner: Generator | GenerationBatchRun = generator
+        if options.provider_batch is not None:
+            runner = GenerationBatchRun(generator, options.provider_batch)
         async with db.transaction() as session:
             pending = (await store.status_counts(session, generation.id)).get("pending", 0)
-        summary.progress = await _in_foreground(generator, progress_view, pending)
+        summary.progress = await _in_foreground(runner, progress_view, pending)
         summary.status_counts = await finish(db, generation)
         async with db.transaction() as session:
             summary.candidates = await store.candidate_count(session, generation.id)
@@ -192,7 +217,7 @@ async def generate_stream(
 
 
 async def _in_foreground(
-    generator: Generator, progress_view: GenerationView, pending: int
+    generator: Generator | GenerationBatchRun, progress_view: GenerationView, pending: int
 ) -> GenerationProgress:
     """Run with its progress drawn; Ctrl-C stops it cleanly (what is stored stays stored)."""
     loop = asyncio.get_running_loop()
