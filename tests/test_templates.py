@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,36 @@ def test_get_templates_lists_every_template_and_criteria(api: TestClient) -> Non
     assert refs["pairwise-v2"].startswith("pairwise-v2@1:")
     assert "concise" in body["criteria"]
     assert body["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "same_ref"),
+    [
+        (lambda b: b.replace(b"\n", b"\r\n"), True),  # a checkout with CRLF line endings
+        (lambda b: b"\xef\xbb\xbf" + b, True),  # a byte-order mark
+        (lambda b: b"# a note\n" + b.replace(b"\n", b"\n# \n", 1), True),  # comments
+        (lambda b: b.replace(b"more helpful", b"more  helpful"), False),  # one more space
+        (lambda b: b.replace(b'version: "1"', b'version: "2"'), False),
+    ],
+    ids=["crlf", "bom", "comments", "a word's spacing", "version"],
+)
+def test_the_pinned_ref_follows_the_content_not_the_bytes(
+    tmp_path: Path, change: Callable[[bytes], bytes], same_ref: bool
+) -> None:
+    """pairwise-v1 keeps its ref through what a checkout or an editor may do to the bytes,
+    and loses it on any change to what is sent."""
+    shipped = (default_templates_dir() / "pairwise-v1.yaml").read_bytes()
+    copy = tmp_path / "pairwise-v1.yaml"
+    copy.write_bytes(change(shipped))
+    assert copy.read_bytes() != shipped
+    assert (load_template(copy).ref == "pairwise-v1") is same_ref
+
+
+def test_no_folder_of_templates_names_the_setting() -> None:
+    """An install without templates/ beside the code says how to serve them."""
+    use_template_folders([])
+    try:
+        with pytest.raises(JudgeConfigError, match="REFEREE_TEMPLATES_DIR"):
+            get_template("pairwise-v1")
+    finally:
+        use_template_folders([default_templates_dir()])
