@@ -274,6 +274,35 @@ def test_undo_takes_back_the_answer_and_its_gold(env: Env) -> None:
         env.tx(lambda s: queues.undo_last(s, queue_id, "bob"))
 
 
+@pytest.mark.parametrize(("minutes_ago", "undone"), [(1, True), (9, True), (11, False)])
+def test_undo_is_refused_once_the_answer_is_older_than_the_window(
+    env: Env, minutes_ago: int, undone: bool
+) -> None:
+    """Within UNDO_WINDOW undo deletes the gold it wrote; later the answer and its gold stand."""
+    env.seed([PairSpec("p", disagreement=0.5)])
+    queue_id = env.queue(kind="disagreement")
+    served = env.next(queue_id, "ann")
+    assert served is not None
+    env.answer(served, "ann", "left")
+    when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+
+    async def age(session: Any) -> None:
+        row = await session.get(ReviewAssignment, served.assignment_id)
+        row.answered_at = when
+
+    env.tx(age)
+    if undone:
+        env.tx(lambda s: queues.undo_last(s, queue_id, "ann"))
+        assert env.golds() == []
+    else:
+        with pytest.raises(queues.ConflictError, match="stands"):
+            env.tx(lambda s: queues.undo_last(s, queue_id, "ann"))
+        assert [g.winner for g in env.golds()] == [
+            queues.winner_for(_order(env, served.assignment_id), "left")
+        ]
+        assert env.items(queue_id)[0].done
+
+
 def _order(env: Env, assignment_id: int) -> str:
     async def go(session: Any) -> str:
         row = await session.get(ReviewAssignment, assignment_id)

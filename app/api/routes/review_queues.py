@@ -238,7 +238,7 @@ async def answer(
     )
 
 
-@router.post("/{queue_id}/undo", response_model=ItemOut, responses=error_responses(404, 422))
+@router.post("/{queue_id}/undo", response_model=ItemOut, responses=error_responses(404, 409, 422))
 async def undo(queue_id: uuid.UUID, request: Request, db: DatabaseDep) -> ItemOut:
     """Take back the caller's last answer (and gold written from it); serve that item again."""
     reviewer = await reviewer_of(request, db)

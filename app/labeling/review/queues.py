@@ -22,9 +22,14 @@ Gold: once k reviewers answered an item, it is done and one review (a
 when k = 1, the majority of the k answers when k >= 2 (``votes`` holds
 them all, ``reviewer`` names the reviewers). When no answer has a strict
 majority (a 1-1 split) the item is done without gold. Undo takes back the
-reviewer's last answer or skip; when it had completed the item, the gold
-written from it is deleted and the item is open again, to be decided
-anew when k answers are in once more.
+reviewer's last answer or skip, within :data:`UNDO_WINDOW` of giving it;
+when it had completed the item, the gold written from it is deleted and
+the item is open again, to be decided anew when k answers are in once
+more. Deleting is right for that short window only: it corrects a key
+pressed a moment ago, before the gold row is likely to have been read,
+and the corrected answer writes a new row. Later, the answer stands and
+undo is refused (409): a human review is a row and past ones are not
+rewritten; a reviewer who changes their mind later gives a new review.
 
 Agreement between reviewers and with judges: :mod:`app.reports.review_agreement`.
 """
@@ -50,6 +55,8 @@ from judges.protocol import winner_from_position
 from judges.types import Order, Position
 
 LEASE = timedelta(minutes=10)
+UNDO_WINDOW = timedelta(minutes=10)
+"""How long after an answer undo may take it back (and delete the gold it wrote)."""
 Choice = Literal["left", "right", "tie", "skip"]
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie", "skip")
 _POSITIONS = {"left": Position.FIRST, "right": Position.SECOND, "tie": Position.TIE}
@@ -342,13 +349,19 @@ async def undo_last(
     """Take back the reviewer's last answer or skip in the queue, and serve that item again.
 
     If the answer had completed the item, the gold written from it is
-    deleted and the item is open again. 404 when there is nothing to undo.
+    deleted and the item is open again. 404 when there is nothing to undo;
+    409 when the answer is older than :data:`UNDO_WINDOW`.
     """
     check_reviewer(reviewer)
     queue = await get_queue(session, queue_id)
     last = await store.last_answer(session, queue.id, reviewer)
     if last is None:
         raise NotFoundError(f"{reviewer!r} has no answer to undo in {queue.name!r}")
+    if last.answered_at is not None and last.answered_at < utcnow() - UNDO_WINDOW:
+        raise ConflictError(
+            f"the last answer was given over {UNDO_WINDOW.seconds // 60} minutes ago and stands;"
+            " give a new review instead"
+        )
     item = await store.lock_item(session, last.item_id)
     if last.state == "answered":
         if item.done and item.gold_label_id is not None:
