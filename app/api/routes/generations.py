@@ -24,8 +24,11 @@ router = APIRouter(prefix="/v1/generations", tags=["generations"])
 MAX_PAGE = 1000
 
 
-class GenerationCreate(BaseModel):
-    """Prompts to sample ``n`` answers each from a policy, and how to sample them."""
+class SamplingCreate(BaseModel):
+    """Prompts to sample ``n`` answers each from a policy, and how to sample them.
+
+    The body of ``POST /v1/generations``, and the sampling half of ``POST /v1/rounds``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +55,11 @@ class GenerationCreate(BaseModel):
         le=INT32_MAX // 2,
         description="Base seed; a request's is this + its first index.",
     )
+
+
+class GenerationCreate(SamplingCreate):
+    """Prompts to sample ``n`` answers each from a policy, and how to sample them."""
+
     name: BatchName | None = Field(
         None, description="The generation's name; default: a hash of the prompts and settings."
     )

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import BaseModel, Field, FiniteFloat
 
 from app.api.deps import LabelerDep
 from app.api.errors import error_responses
+from app.api.routes.generations import SamplingCreate
 from app.labeling.rounds import round_info
-from app.labeling.rounds.generation_jobs import GenerationPromptIn
 from app.labeling.rounds.round_run import MAX_ROUND_NAME, RoundSpec
 from app.labeling.text_rules import BatchName, JudgeSpec
 from app.store.limits import INT32_MAX
@@ -19,22 +19,12 @@ from app.store.limits import INT32_MAX
 router = APIRouter(prefix="/v1/rounds", tags=["rounds"])
 
 
-class RoundCreate(BaseModel):
+class RoundCreate(SamplingCreate):
     """A round: the policy to sample, the prompts, the judge and strategy, and its parent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: BatchName = Field(
         max_length=MAX_ROUND_NAME,
         description="The round's name; the same request again resumes it.",
-    )
-    policy: JudgeSpec = Field(
-        description="provider:model: openai:<model> (the server's OPENAI_BASE_URL, e.g. vLLM), "
-        "anthropic:<model>, or local:<causal LM> where the operator allows it.",
-        examples=["openai:my-policy"],
-    )
-    prompts: list[GenerationPromptIn] = Field(
-        min_length=1, description="Up to REFEREE_MAX_GENERATION_PROMPTS prompts."
     )
     judge: JudgeSpec = Field(
         description="A rating judge (best-vs-worst) or a pairwise judge or jury; it also "
@@ -44,17 +34,12 @@ class RoundCreate(BaseModel):
     n: int = Field(
         4, ge=2, le=INT32_MAX, description="Samples per prompt (≤ REFEREE_MAX_GENERATION_N)."
     )
+    """A round needs two candidates a prompt to prefer one."""
+    temperature: FiniteFloat = Field(1.0, ge=0, le=2)
     strategy: Literal["best-vs-worst", "all-pairs", "tournament"] = "best-vs-worst"
-    checkpoint: BatchName | None = Field(None, description="Your label for the policy's weights.")
     parent: BatchName | None = Field(
         None, max_length=MAX_ROUND_NAME, description="The previous round's name."
     )
-    temperature: FiniteFloat = Field(1.0, ge=0, le=2)
-    top_p: FiniteFloat | None = Field(None, gt=0, le=1)
-    max_tokens: int = Field(
-        1024, ge=1, le=INT32_MAX, description="Per sample (≤ REFEREE_MAX_GENERATION_TOKENS)."
-    )
-    seed: int | None = Field(None, ge=0, le=INT32_MAX // 2, description="Base sampling seed.")
     margin: FiniteFloat | None = Field(
         None, gt=0, le=1_000_000, description="Skip a prompt whose best and worst are closer."
     )

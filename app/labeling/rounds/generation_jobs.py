@@ -17,7 +17,6 @@ all go through here:
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from app.errors import (
 )
 from app.keys import digest, prompt_messages
 from app.labeling.batch import chunks
+from app.labeling.claims import holder_is_gone
 from app.labeling.inputs import Prompt, check_text_sizes, to_text
 from app.labeling.jsonl import LineError, Parsed, rejected
 from app.labeling.rounds.generate import GenerationProgress, Generator, GeneratorOptions
@@ -254,20 +254,8 @@ async def release_dead_local_leases(db: Database) -> int:
     host = socket.gethostname()
     async with db.transaction() as session:
         owners = await store.lease_owners_like(session, f"{host}:")
-        dead = [o for o in owners if _dead_pid(o.split(":")[1])]
+        dead = [o for o in owners if holder_is_gone(o)]
         return await store.release(session, dead) if dead else 0
-
-
-def _dead_pid(pid: str) -> bool:
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 async def finish(db: Database, generation: Generation) -> dict[str, int]:
