@@ -14,10 +14,12 @@ marker, or a not-runnable one without a reason, fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -148,9 +150,17 @@ def page_script(page: Path) -> str:
 
 @pytest.fixture(scope="module")
 def page_runs(
-    docs_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory
+    docs_provider: FakeProvider,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict[Path, subprocess.Popen[str]]]:
-    """Every page's script, started at once, each in its own directory on a migrated database."""
+    """The script of every selected page (``-k`` picks some), started at once, each in its own
+    directory on a migrated database, in its own process group (killed whole at the end)."""
+    selected = {
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_runnable_blocks_run"
+    }
     template = tmp_path_factory.mktemp("template") / "referee.db"
     migrate = subprocess.run(
         ["referee", "db", "upgrade"],
@@ -161,7 +171,7 @@ def page_runs(
     )
     assert migrate.returncode == 0, migrate.stderr
     runs: dict[Path, subprocess.Popen[str]] = {}
-    for page in RUNNABLE_PAGES:
+    for page in (p for p in RUNNABLE_PAGES if p in selected):
         workdir = tmp_path_factory.mktemp(page.stem)
         prepare_workdir(workdir, template)
         runs[page] = subprocess.Popen(
@@ -171,12 +181,15 @@ def page_runs(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
     yield runs
     for process in runs.values():
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        # The whole group: a command still running under a killed shell would keep the pipes
+        # open, and communicate() would wait for it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
