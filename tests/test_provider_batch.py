@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.labeling.batch import Progress
 from app.labeling.pricing import call_cost
-from app.labeling.provider_batch import ProviderBatchOptions
+from app.labeling.provider_batch import ProviderBatchOptions, ProviderBatchRun
 from app.labeling.run import LabelOptions, label_stream
 from app.settings import Settings
 from app.store.db import sync_url
@@ -292,7 +292,6 @@ class TestLabel:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Stopped after submitting and back more than a day later: the stored batch is polled."""
-        from app.labeling.provider_batch import ProviderBatchRun
 
         async def stop_after_submitting(self: ProviderBatchRun) -> None:
             return None
@@ -609,6 +608,30 @@ class TestHttp:
         )
         results = api.get("/v1/comparisons", params={"batch_id": batch_id}).json()["items"]
         assert {r["verdict"]["winner"] for r in results} == {"a"}
+
+    def test_a_batch_is_done_only_once_its_submission_is_collected(
+        self, api: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Verdicts are stored before the submission is marked collected: not done in between."""
+        written = ProviderBatchRun._write
+
+        async def then_pause(self: ProviderBatchRun, *args: Any) -> None:
+            await written(self, *args)
+            await asyncio.sleep(1.0)  # outside any transaction, before the submission is marked
+
+        monkeypatch.setattr(ProviderBatchRun, "_write", then_pause)
+        items = [{"prompt": "q", "response_a": "a fuller answer", "response_b": "no"}]
+        url = f"/v1/batches?judge={OPENAI}&mode=provider-batch&poll_interval=0.05"
+        batch_id = api.post(url, json=items).json()["id"]
+        deadline = time.monotonic() + 30
+        seen_labeled_while_collecting = False
+        while (state := api.get(f"/v1/batches/{batch_id}").json())["status"] != "done":
+            assert time.monotonic() < deadline, state
+            if state["counts"]["labeled"] == 1:
+                seen_labeled_while_collecting = True
+            time.sleep(0.05)
+        assert seen_labeled_while_collecting
+        assert [s["status"] for s in state["provider_batches"]] == ["collected"]
 
     def test_cancel_reaches_the_provider(self, api: TestClient, provider: FakeProvider) -> None:
         """Cancelling a batch cancels its open submission at the provider and its pending pairs."""

@@ -147,7 +147,10 @@ async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:
         counts = await batches.status_counts(session, batch_id)
         outcomes = await batches.outcome_counts(session, batch_id)
         submissions = await provider_batches.for_batch(session, batch_id)
-    described = _describe(batch, counts, outcomes)
+    # Verdicts are stored before their submission is marked collected: until
+    # it is, the batch is still being collected, not done.
+    collecting = any(sub.status == "submitted" for sub in submissions)
+    described = _describe(batch, counts, outcomes, collecting=collecting)
     described["provider_batches"] = [
         {
             "provider": sub.provider,
@@ -164,11 +167,13 @@ async def describe(labeler: Labeler, batch_id: uuid.UUID) -> dict[str, Any]:
     return described
 
 
-def _describe(batch: Batch, counts: dict[str, int], outcomes: dict[str, int]) -> dict[str, Any]:
+def _describe(
+    batch: Batch, counts: dict[str, int], outcomes: dict[str, int], *, collecting: bool
+) -> dict[str, Any]:
     finished = counts.get("labeled", 0) + counts.get("failed", 0)
     total = sum(counts.values())
     status = batch.status
-    if status == "open" and total and not counts.get("pending"):
+    if status == "open" and total and not counts.get("pending") and not collecting:
         status = "done"
     return {
         "id": batch.id,
