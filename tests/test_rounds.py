@@ -253,3 +253,111 @@ def test_sigkill_mid_round_then_rerun_equals_a_clean_run(
     assert rows(clean_url, SELECTED.format(name="r1")) == rows(
         database_url, SELECTED.format(name="r1")
     )
+
+
+PRICED_POLICY = "openai:gpt-4o-mini"
+"""A policy with a price, so that --max-cost has spend to count."""
+
+
+def priced_args(name: str, prompts: Path, *extra: str) -> list[str]:
+    args = round_args(name, prompts, "--concurrency", "1", *extra)
+    args[args.index("--policy") + 1] = PRICED_POLICY
+    return args
+
+
+class TestRoundTransport:
+    """--max-cost, --rpm, --tpm: how far and how fast a run goes, never what the round is."""
+
+    def test_max_cost_stops_the_round_and_a_rerun_finishes_it_once(
+        self, database_url: str, fake: FakeProvider, tmp_path: Path
+    ) -> None:
+        prompts = [f"Question number {i}?" for i in range(12)]
+        source = prompts_file(tmp_path / "prompts.jsonl", prompts)
+        fake.configure(latency_ms=100)  # one request at a time: the stop comes mid-sampling
+        stopped = referee(database_url, *priced_args("r1", source, "--max-cost", "0.0000001"))
+        assert stopped.exit_code == 1, stopped.output
+        assert "budget of $1E-7 reached" in stopped.output
+        assert "round r1: generate" in stopped.output
+        drawn = "SELECT id, request_id, candidate_id FROM generation_samples WHERE status = 'done'"
+        first = rows(database_url, drawn)
+        assert 1 <= len(first) < 3 * len(prompts)
+        assert count(database_url, "judge_calls") == 0  # stopped before judging
+        fake.configure(latency_ms=0)
+        # A higher budget (and a rate limit the first run did not have) continues it.
+        again = referee(
+            database_url, *priced_args("r1", source, "--max-cost", "100", "--rpm", "60000")
+        )
+        assert again.exit_code == 0, again.output
+        assert "round r1: done" in again.output
+        samples = rows(
+            database_url,
+            "SELECT prompt_id, sample_index, count(*) FROM generation_samples"
+            " GROUP BY prompt_id, sample_index",
+        )
+        assert len(samples) == 3 * len(prompts)
+        assert {n for _, _, n in samples} == {1}
+        assert count(database_url, "generation_samples WHERE status = 'pending'") == 0
+        assert set(first) <= set(rows(database_url, drawn))  # the first run's samples kept as drawn
+        assert len(rows(database_url, SELECTED.format(name="r1"))) == len(prompts)
+        assert count(database_url, "selections") == len(prompts)
+
+    def test_changed_transport_options_are_accepted_on_a_rerun(
+        self, database_url: str, fake: FakeProvider, tmp_path: Path
+    ) -> None:
+        """A finished round run again with other limits: not refused, nothing called."""
+        source = prompts_file(tmp_path / "prompts.jsonl")
+        assert referee(database_url, *round_args("r1", source)).exit_code == 0
+        requests = len(fake.requests())
+        before = {t: count(database_url, t) for t in STORED}
+        again = referee(
+            database_url,
+            *round_args("r1", source, "--rpm", "6000", "--tpm", "900000", "--max-cost", "3"),
+        )
+        assert again.exit_code == 0, again.output
+        assert "round r1: done" in again.output
+        assert len(fake.requests()) == requests
+        assert {t: count(database_url, t) for t in STORED} == before
+
+    def test_rpm_and_tpm_reach_the_policy_and_every_judging_stage(
+        self,
+        database_url: str,
+        fake: FakeProvider,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The limiters the run builds: one for the policy, the judge's for select and compare."""
+        import judges.base
+        import judges.policies.base
+        from app.labeling.rounds import round_run
+        from judges.limits import RateLimits
+
+        built: list[tuple[str, float | None, float | None]] = []
+
+        def recording(kind: str) -> type[RateLimits]:
+            class Recording(RateLimits):
+                def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+                    built.append((kind, rpm, tpm))
+                    super().__init__(rpm, tpm)
+
+            return Recording
+
+        monkeypatch.setattr(judges.base, "RateLimits", recording("judge"))
+        monkeypatch.setattr(judges.policies.base, "RateLimits", recording("policy"))
+        compared: list[Any] = []
+        judge_matchups = round_run.judge_matchups
+
+        async def spy(labeler: Any, batch_id: Any, config: Any, *args: Any) -> Any:
+            compared.append(config)
+            return await judge_matchups(labeler, batch_id, config, *args)
+
+        monkeypatch.setattr(round_run, "judge_matchups", spy)
+        source = prompts_file(tmp_path / "prompts.jsonl")
+        assert referee(database_url, *round_args("r1", source)).exit_code == 0
+        assert ("policy", None, None) in built
+        built.clear()
+        limits = ("--rpm", "60000", "--tpm", "50000000")
+        result = referee(database_url, *round_args("r2", source, "--parent", "r1", *limits, seed=8))
+        assert result.exit_code == 0, result.output
+        assert ("policy", 60000.0, 50000000.0) in built
+        assert ("judge", 60000.0, 50000000.0) in built
+        assert [(c.rpm, c.tpm) for c in compared] == [(60000.0, 50000000.0)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -58,6 +59,18 @@ def round_run(
         int | None, typer.Option(min=1, help="tournament: pairs judged per prompt.")
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Model requests in flight.")] = 16,
+    rpm: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Client-side limit, requests/minute (policy and judge)."),
+    ] = None,
+    tpm: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Client-side limit, tokens/minute (policy and judge)."),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Stop sampling once this run has spent this many USD."),
+    ] = None,
 ) -> None:
     """Run one RLAIF round: sample, judge, select chosen/rejected, compare with the parent.
 
@@ -67,12 +80,15 @@ def round_run(
     round's answers meet the parent round's on the prompts both sampled,
     judged in both orders, for `referee report --rounds`. Killed or
     interrupted, the same command resumes and repeats nothing; the same name
-    with other parameters is refused. Then `referee export dpo --round NAME`.
+    with other parameters is refused (--concurrency, --rpm, --tpm and
+    --max-cost may change between runs). --max-cost bounds what this run
+    spends sampling: reached, the round stops before judging, and a re-run
+    continues it. Then `referee export dpo --round NAME`.
 
     Examples:
 
       referee round run r1 --prompts prompts.jsonl --policy openai:my-policy --checkpoint sft \\
-        --judge openai:gpt-4o-mini -n 4 --strategy best-vs-worst
+        --judge openai:gpt-4o-mini -n 4 --strategy best-vs-worst --rpm 500 --max-cost 5
 
       referee round run r2 --prompts prompts.jsonl --policy openai:my-policy \\
         --checkpoint dpo-r1 --judge openai:gpt-4o-mini -n 4 --parent r1
@@ -105,6 +121,12 @@ def round_run(
     )
     if not judge:
         fail("--judge is required (or set REFEREE_DEFAULT_JUDGE)")
+    transport = RoundTransport(
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
+    )
     source = "<stdin>" if prompts == "-" else str(Path(prompts).resolve())
     printer = RejectPrinter()
 
@@ -114,7 +136,7 @@ def round_run(
                 records = list(read_records(stream, prompts, GenerationPromptIn))
             plan = plan_round(labeler, spec, records, source)
             views = RoundViews(on_stage=_stage, on_reject=printer)
-            return await run_round(labeler, plan, RoundTransport(concurrency), views)
+            return await run_round(labeler, plan, transport, views)
 
     summary = run_or_fail(run(), prompts)
     printer.finish()

@@ -233,15 +233,18 @@ class Labeler:
         *,
         force: bool = False,
         under: UnderConstitution | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
     ) -> CompareResult:
         """Judge a pair, or return its stored verdict for the same judge configuration.
 
         A stored failure is judged again; ``force`` judges again even when a
         verdict exists (the old verdict stays, the new one becomes current).
+        ``rpm``/``tpm`` are client-side rate limits on the judge (not part of the label key).
         """
         self.check_sizes(pair)
         decision = screen_pair(pair, self.text_policy())
-        config = self.resolve_pairwise(judge_spec)
+        config = self.with_limits(self.resolve_pairwise(judge_spec), rpm, tpm)
         pair, config = prepare(pair, config, self.settings.max_criteria_chars)
         judge = self.pairwise_judge_for(config)
         stored = pair.stored()

@@ -17,14 +17,23 @@ what the database holds, through the same keys the stages use on their own:
 Killed at any point and run again with the same name and parameters, it
 continues where the database says it is and duplicates nothing. The same
 name with other parameters is refused, naming what differs: a round name
-means one set of labels.
+means one set of labels. How fast and how far a run goes
+(:class:`RoundTransport`: concurrency, ``rpm``/``tpm``, ``max_cost``) is not
+part of that: it may change from one run to the next.
+
+``max_cost`` bounds what this run spends *sampling* (the generation stage,
+priced per sample as ``referee generate --max-cost`` does): once reached,
+the policy is asked for nothing more, the samples in flight are stored, and
+the round stops before judging. The judging stages (select, head-to-head)
+are not bounded by it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from app.errors import InvalidInputError, NotFoundError, RefereeError
@@ -86,6 +95,20 @@ class RoundTransport:
 
     concurrency: int = 16
     """Model requests in flight, in every stage."""
+    rpm: float | None = None
+    """Client-side requests/minute, on the policy and on the judge (each its own limiter)."""
+    tpm: float | None = None
+    """Client-side tokens/minute, on the policy and on the judge."""
+    max_cost: Decimal | None = None
+    """USD this run may spend sampling (the generation stage); see run_round."""
+
+    def judge(self, config: PairJudgeConfig) -> PairJudgeConfig:
+        """The round's judge with this run's rate limits (never part of a label key)."""
+        return Labeler.with_limits(config, self.rpm, self.tpm)
+
+    def policy(self, config: PolicyConfig) -> PolicyConfig:
+        """The round's policy with this run's rate limits (not stored with the round)."""
+        return replace(config, rpm=self.rpm or config.rpm, tpm=self.tpm or config.tpm)
 
 
 @dataclass
@@ -206,7 +229,8 @@ async def compare_with_parent(
         return summary
     batch_id, summary = await queue_matchups(labeler, current, parent, config)
     options = WorkerOptions(concurrency=transport.concurrency)
-    summary.progress = await judge_matchups(labeler, batch_id, config, options, on_progress)
+    judge = transport.judge(config)
+    summary.progress = await judge_matchups(labeler, batch_id, judge, options, on_progress)
     return summary
 
 
@@ -296,8 +320,15 @@ def check_name(name: str, field_name: str) -> None:
         )
 
 
-def select_options(spec: RoundSpec, concurrency: int = 16) -> SelectOptions:
-    return SelectOptions(margin=spec.margin, budget=spec.budget, concurrency=concurrency)
+def select_options(spec: RoundSpec, transport: RoundTransport | None = None) -> SelectOptions:
+    transport = transport or RoundTransport()
+    return SelectOptions(
+        margin=spec.margin,
+        budget=spec.budget,
+        concurrency=transport.concurrency,
+        rpm=transport.rpm,
+        tpm=transport.tpm,
+    )
 
 
 def _judge_config(labeler: Labeler, spec: RoundSpec) -> PairJudgeConfig:
@@ -331,10 +362,11 @@ async def run_round(
     )
     summary = RoundSummary(name=spec.name, created=created)
     views.on_stage("generate")
-    generated = await _generate(labeler, plan, found, transport, views, api_key_id)
+    generated, stopped = await _generate(labeler, plan, found, transport, views, api_key_id)
     summary.generated = generated
-    if generated.get("pending"):
-        summary.stop_reason = summary.stop_reason or "sampling stopped with samples pending"
+    if generated.get("pending") or stopped:
+        # Stopped by --max-cost (or with samples pending): nothing is judged this run.
+        summary.stop_reason = stopped or "sampling stopped with samples pending"
         return summary
     views.on_stage("select")
     await _set_stage(labeler, found, "select")
@@ -346,7 +378,7 @@ async def run_round(
         found.generation_id,
         spec.strategy,
         spec.judge,
-        select_options(spec, transport.concurrency),
+        select_options(spec, transport),
         views.on_decided,
     )
     summary.selected = selected.outcomes
@@ -369,10 +401,13 @@ async def _generate(
     transport: RoundTransport,
     views: RoundViews,
     api_key_id: int | None,
-) -> dict[str, int]:
-    """The generation step: store the prompts with their samples, draw what is pending."""
+) -> tuple[dict[str, int], str | None]:
+    """The generation step: store the prompts with their samples, draw what is pending.
+
+    Returns the samples by status and why sampling stopped early (the budget), if it did.
+    """
     db = labeler.db
-    policy = build_policy(plan.policy_config)
+    policy = build_policy(transport.policy(plan.policy_config))
     try:
         generation = await open_generation(
             db, plan.generation, plan.policy_config, plan.source, api_key_id
@@ -385,10 +420,10 @@ async def _generate(
                 chunk = plan.rows[start : start + 500]
                 new += await generations.add_prompts(session, generation, chunk)
             await generations.add_counts(session, generation.id, new, 0)
-        options = GeneratorOptions(concurrency=transport.concurrency)
+        options = GeneratorOptions(concurrency=transport.concurrency, max_cost=transport.max_cost)
         generator = await sample(db, generation, policy, options, views.on_generated)
-        await generator.run()
-        return await finish(db, generation)
+        progress = await generator.run()
+        return await finish(db, generation), progress.stop_reason
     finally:
         await policy.aclose()
 

@@ -60,7 +60,7 @@ PAGE_PROMPTS = 500
 
 @dataclass(frozen=True, slots=True)
 class SelectOptions:
-    """How a strategy decides; everything here but ``concurrency`` is part of the run's key."""
+    """How a strategy decides; all but ``concurrency``, ``rpm``, ``tpm`` is in the run's key."""
 
     margin: float | None = None
     """all-pairs (wins) and best-vs-worst (rating points): skip below it; default 1."""
@@ -74,6 +74,10 @@ class SelectOptions:
     """best-vs-worst: the rubric the candidates are rated on."""
     concurrency: int = 16
     """Judgments (comparisons or ratings) in flight."""
+    rpm: float | None = None
+    """Client-side requests/minute on the judge (transport: no key changes)."""
+    tpm: float | None = None
+    """Client-side tokens/minute on the judge."""
 
     def check(self, strategy: str) -> None:
         if strategy not in strategies.STRATEGIES:
@@ -173,10 +177,14 @@ class _Selector:
     def _resolve(self) -> PairJudgeConfig:
         if self.strategy == "best-vs-worst":
             self.options.rubric.resolve()
-            rating = self.labeler.resolve(self.spec)
+            rating = self.labeler.with_limits(
+                self.labeler.resolve(self.spec), self.options.rpm, self.options.tpm
+            )
             self.labeler.judge_for(rating)
             return rating
-        config = self.labeler.resolve_pairwise(self.spec)
+        config = self.labeler.with_limits(
+            self.labeler.resolve_pairwise(self.spec), self.options.rpm, self.options.tpm
+        )
         self.labeler.pairwise_judge_for(config)
         return config
 
@@ -340,7 +348,9 @@ class _Selector:
         )
         async with self.slots:
             try:
-                result = await self.labeler.compare(pair, self.spec)
+                result = await self.labeler.compare(
+                    pair, self.spec, rpm=self.options.rpm, tpm=self.options.tpm
+                )
             except JudgeFailedError as exc:
                 evidence.failures.append({"pair": [i, j], "message": exc.message, **exc.details})
                 return None
@@ -361,7 +371,13 @@ class _Selector:
         )
         async with self.slots:
             try:
-                result = await self.rater.rate(item, self.spec, self.options.rubric)
+                result = await self.rater.rate(
+                    item,
+                    self.spec,
+                    self.options.rubric,
+                    rpm=self.options.rpm,
+                    tpm=self.options.tpm,
+                )
             except JudgeFailedError as exc:
                 evidence.failures.append({"candidate": i, "message": exc.message, **exc.details})
                 return None
