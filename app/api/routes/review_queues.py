@@ -153,7 +153,7 @@ async def reviewer_of(request: Request, db: Database) -> str:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=QueueOut,
-    responses=error_responses(404, 413, 422, e404="No such batch."),
+    responses=error_responses(400, 404, 413, 422, e404="No such batch."),
 )
 async def create(body: QueueCreate, request: Request, db: DatabaseDep) -> dict[str, Any]:
     """Make a queue of the pairs its kind selects (admin). The pairs are fixed when it is made."""
@@ -218,7 +218,9 @@ async def next_item(queue_id: uuid.UUID, request: Request, db: DatabaseDep) -> N
 @router.post(
     "/{queue_id}/answers",
     response_model=AnsweredOut,
-    responses=error_responses(404, 409, 413, 422, e409="Answered already, or completed by others."),
+    responses=error_responses(
+        400, 404, 409, 413, 422, e409="Answered already, or completed by others."
+    ),
 )
 async def answer(
     queue_id: uuid.UUID, body: AnswerIn, request: Request, db: DatabaseDep
