@@ -1,4 +1,4 @@
-"""The /review list reuses a queue's agreement for a minute instead of computing it each load."""
+"""The /review list reuses a queue's agreement while its progress stands still, for a minute."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from app.api.review_page import routes
+from app.labeling.review.queues import QueueProgress
 
 
 def test_the_list_computes_a_queues_agreement_at_most_once_a_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Within AGREEMENT_SECONDS the figure is reused; after it, and for another queue, computed."""
+    """Within AGREEMENT_SECONDS the figure is reused; after it, for another queue, or once the
+    queue's progress moved, it is computed again."""
     computed: list[uuid.UUID] = []
 
     async def agreement(_session: Any, queue_id: uuid.UUID) -> dict[str, Any]:
@@ -28,8 +30,9 @@ def test_the_list_computes_a_queues_agreement_at_most_once_a_minute(
     request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace()))
     one, two = uuid.uuid4(), uuid.uuid4()
 
-    def load(queue_id: uuid.UUID) -> Any:
-        return asyncio.run(routes.agreement_of(request, None, queue_id))  # type: ignore[arg-type]
+    def load(queue_id: uuid.UUID, done: int = 0) -> Any:
+        progress = QueueProgress(queue_id, "q", "audit", 2, False, 4, done, done, 4 - done)
+        return asyncio.run(routes.agreement_of(request, None, progress))  # type: ignore[arg-type]
 
     assert load(one) == {"n": 1}
     clock[0] += routes.AGREEMENT_SECONDS - 1
@@ -37,4 +40,6 @@ def test_the_list_computes_a_queues_agreement_at_most_once_a_minute(
     assert load(two) == {"n": 2}
     clock[0] += 2
     assert load(one) == {"n": 3}
-    assert computed == [one, two, one]
+    assert load(one, done=1) == {"n": 4}
+    assert load(one, done=1) == {"n": 4}
+    assert computed == [one, two, one, one]

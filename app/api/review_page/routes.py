@@ -52,33 +52,36 @@ async def home(request: Request) -> Response:
     async with get_db(request).transaction() as session:
         listed = await queues.list_queues(session, reviewer.name)
         rows = [
-            queue_row(progress, await agreement_of(request, session, progress.queue_id))
+            queue_row(progress, await agreement_of(request, session, progress))
             for progress in listed
         ]
     return page("queues.html", reviewer=reviewer, queues=rows)
 
 
 AGREEMENT_SECONDS = 60.0
-"""How long the list reuses a queue's agreement: computing it reads every answer and
-bootstraps each share (about 2 s of CPU at 100,000 answers), too much for each load."""
+"""How long the list reuses a queue's agreement while its progress stands still: computing
+it reads every answer and bootstraps each share (about 2 s of CPU at 100,000 answers), too
+much for each load."""
 
 
 async def agreement_of(
-    request: Request, session: AsyncSession, queue_id: uuid.UUID
+    request: Request, session: AsyncSession, progress: queues.QueueProgress
 ) -> dict[str, Any] | None:
-    """A queue's agreement for the list, at most :data:`AGREEMENT_SECONDS` old (per server)."""
+    """A queue's agreement for the list: computed again once its progress moved (an item
+    completed, or this reviewer answered), else at most :data:`AGREEMENT_SECONDS` old."""
     state = request.app.state
-    cache: dict[uuid.UUID, tuple[float, dict[str, Any] | None]] | None = getattr(
+    cache: dict[uuid.UUID, tuple[float, tuple[int, ...], dict[str, Any] | None]] | None = getattr(
         state, "review_agreement", None
     )
     if cache is None:
         cache = state.review_agreement = {}
     now = time.monotonic()
-    found = cache.get(queue_id)
-    if found is not None and now - found[0] < AGREEMENT_SECONDS:
-        return found[1]
-    value = await queue_agreement(session, queue_id)
-    cache[queue_id] = (now, value)
+    version = (progress.items, progress.done, progress.answered_by_you)
+    found = cache.get(progress.queue_id)
+    if found is not None and found[1] == version and now - found[0] < AGREEMENT_SECONDS:
+        return found[2]
+    value = await queue_agreement(session, progress.queue_id)
+    cache[progress.queue_id] = (now, version, value)
     return value
 
 
