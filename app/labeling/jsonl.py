@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -272,3 +273,24 @@ def _record(
 def _json_type(value: Any) -> str:
     names = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+class RejectsFile:
+    """Writes rejected lines as JSONL (``line``, ``reason``, ``text``), one per line as they
+    come; the file is made on the first."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._out: IO[str] | None = None
+
+    def write(self, error: LineError) -> None:
+        if self.path is None:
+            return
+        if self._out is None:
+            self._out = self.path.open("w", encoding="utf-8")
+        record = {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
+        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from app.labeling.batch import (
 )
 from app.labeling.compare import Labeler
 from app.labeling.gold import GoldConflict, GoldLedger
-from app.labeling.jsonl import LineError, read_pairs
+from app.labeling.jsonl import LineError, RejectsFile, read_pairs
 from app.labeling.provider_batch import (
     ProviderBatchOptions,
     check_mode,
@@ -204,26 +203,6 @@ def _calls_per_pair(labeler: Labeler, config: JudgeConfig) -> int:
 
 def _total(costs: list[Decimal | None]) -> Decimal | None:
     return None if None in costs else sum((c for c in costs if c is not None), Decimal(0))
-
-
-class RejectsFile:
-    """Writes rejected lines as JSONL, one per line as they come; the file is made on the first."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._out: IO[str] | None = None
-
-    def write(self, error: LineError) -> None:
-        if self.path is None:
-            return
-        if self._out is None:
-            self._out = self.path.open("w", encoding="utf-8")
-        record = {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
-        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
 
 
 async def label_stream(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import signal
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from app.labeling.jsonl import LineError, read_records
+from app.labeling.jsonl import LineError, RejectsFile, read_records
 from app.labeling.pricing import call_cost
 from app.labeling.rounds.generate import GenerationProgress, Generator, GeneratorOptions
 from app.labeling.rounds.generation_jobs import (
@@ -176,7 +175,7 @@ async def generate_stream(
     try:
         generation = await open_generation(db, spec, config, options.origin or source)
         summary.generation_id, summary.name = str(generation.id), generation.name
-        rejects = _RejectsFile(options.rejects_path)
+        rejects = RejectsFile(options.rejects_path)
 
         def reject(error: LineError) -> None:
             on_reject(error)
@@ -228,27 +227,3 @@ async def _in_foreground(
             return await generator.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-
-
-class _RejectsFile:
-    """Rejected lines as JSONL (``line``, ``reason``, ``text``), as ``referee label`` writes them.
-
-    Kept here rather than imported from app.labeling.run, whose imports (both
-    provider SDKs) would cost every generation's start-up seconds.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._out: IO[str] | None = None
-
-    def write(self, error: LineError) -> None:
-        if self.path is None:
-            return
-        if self._out is None:
-            self._out = self.path.open("w", encoding="utf-8")
-        record = {"line": error.line, "reason": error.reason, "text": error.text.rstrip("\n")}
-        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
