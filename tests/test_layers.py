@@ -13,6 +13,8 @@ the layers :data:`MAY_IMPORT` lists for it, and nothing else of ``app``::
         |
     app.store      the only code that builds SQL
         |
+    app.observability  metrics, traces, logs: every layer above records into it
+        |
     foundation     app (the package), app.settings, app.errors, app.keys
         |
     judges         pure: imports nothing of app (nor fastapi, nor sqlalchemy)
@@ -38,13 +40,25 @@ PACKAGES = ("app", "judges")
 
 FOUNDATION = "foundation"
 FOUNDATION_MODULES = {"app", "app.settings", "app.errors", "app.keys"}
+OBS = "app.observability"
 MAY_IMPORT: dict[str, set[str]] = {
-    "app.cli": {"app.api", "app.labeling", "app.export", "app.reports", "app.store", FOUNDATION},
-    "app.api": {"app.labeling", "app.export", "app.reports", "app.store", FOUNDATION},
-    "app.labeling": {"app.export", "app.store", FOUNDATION},
-    "app.export": {"app.store", FOUNDATION},
-    "app.reports": {"app.store", FOUNDATION},
-    "app.store": {FOUNDATION},
+    "app.cli": {
+        "app.api",
+        "app.labeling",
+        "app.export",
+        "app.reports",
+        "app.store",
+        OBS,
+        FOUNDATION,
+    },
+    "app.api": {"app.labeling", "app.export", "app.reports", "app.store", OBS, FOUNDATION},
+    "app.labeling": {"app.export", "app.store", OBS, FOUNDATION},
+    "app.export": {"app.store", OBS, FOUNDATION},
+    "app.reports": {"app.store", OBS, FOUNDATION},
+    "app.store": {OBS, FOUNDATION},
+    # Metrics, traces and logs: recorded into from every layer above, so it
+    # reaches nothing of theirs (what it reads from the database is handed in).
+    OBS: {FOUNDATION},
     # Client adapters for training loops: importable with only an HTTP client,
     # so they reach nothing of the server.
     "app.integrations": set(),
@@ -247,6 +261,8 @@ class TestLayers:
             ("app.export.rows", "app.labeling.compare", False),
             ("app.reports.build", "app.export.run", False),
             ("app.settings", "app.store.db", False),
+            ("app.labeling.calls", "app.observability.metrics", True),
+            ("app.observability.metrics", "app.store.db", False),
         ],
     )
     def test_the_rule_on_examples(self, module: str, target: str, allowed: bool) -> None:
