@@ -27,6 +27,7 @@ Needs the sqlite3 shell (Debian/Ubuntu: apt-get install -y sqlite3).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
@@ -44,11 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import make_url
 
 from app.store import exports, migrate
 from app.store.exports import VerdictQuery
 from app.store.models import Base, Verdict
+from bench.seed import seed
 
 COMPARISONS = Base.metadata.tables["comparisons"]
 VERDICTS = Base.metadata.tables["verdicts"]
@@ -58,6 +62,10 @@ JUDGES = ("anthropic:claude-sonnet-4-6", "openai:gpt-5-mini", "anthropic:claude-
 TIME = "/usr/bin/time"
 RSS_TARGET_MB = 300
 RATIO_TARGET = 0.5
+# PostgreSQL (issue 20): peak RSS at --rows within this factor of the smallest --rss-rows.
+PG_RSS_RATIO = 1.5
+# Shorter texts than the SQLite data (a 10M-row database stays near 10 GB).
+PG_TEXT_CHARS = (80, 240)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -280,6 +288,7 @@ class Run:
     rss_mb: float
     output_bytes: int
     output_lines: int
+    stdout: str = ""
 
 
 def measured(command: list[str], out: Path, env: dict[str, str], stdout_to_out: bool) -> Run:
@@ -301,7 +310,7 @@ def measured(command: list[str], out: Path, env: dict[str, str], stdout_to_out: 
             *command,
         ]
     out.unlink(missing_ok=True)
-    with open(out if stdout_to_out else os.devnull, "wb") as sink:
+    with open(out, "wb") if stdout_to_out else contextlib.nullcontext(subprocess.PIPE) as sink:
         started = time.perf_counter()
         result = subprocess.run(wrapped, env=env, stdout=sink, stderr=subprocess.PIPE, check=False)
         seconds = time.perf_counter() - started
@@ -322,12 +331,15 @@ def measured(command: list[str], out: Path, env: dict[str, str], stdout_to_out: 
             lines += block.count(b"\n")
     size = out.stat().st_size
     out.unlink()
-    return Run(seconds, cpu, rss_mb, size, lines)
+    printed = "" if stdout_to_out else result.stdout.decode(errors="replace")
+    return Run(seconds, cpu, rss_mb, size, lines, printed)
 
 
-def export_run(path: Path, workdir: Path) -> Run:
+def export_run(path: Path | str, workdir: Path) -> Run:
+    """``referee export dpo`` of a SQLite file (a path) or of a database URL."""
     out = workdir / "export-out.jsonl"
-    env = {**os.environ, "REFEREE_DATABASE_URL": f"sqlite:///{path}"}
+    url = path if isinstance(path, str) else f"sqlite:///{path}"
+    env = {**os.environ, "REFEREE_DATABASE_URL": url}
     command = [sys.executable, "-m", "app.cli", "export", "dpo", "--out", str(out), "--overwrite"]
     return measured(command, out, env, stdout_to_out=False)
 
@@ -357,7 +369,160 @@ def median_run(runs: list[Run]) -> Run:
         max(r.rss_mb for r in runs),
         middle.output_bytes,
         middle.output_lines,
+        middle.stdout,
     )
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def postgres_database(admin_url: str, rows: int) -> str:
+    """The URL of a database of ``rows`` comparisons on the server, seeded by bench.seed if new.
+
+    Seeding is one transaction, so a database with comparisons is a finished one.
+    """
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"referee_bench_export_{rows}_v{DATA_VERSION}"
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(
+            sql_text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        if exists is None:
+            connection.execute(sql_text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        seeded = connection.execute(select(func.count()).select_from(COMPARISONS)).scalar_one()
+    engine.dispose()
+    if seeded:
+        print(f"database: {name} ({seeded:,} comparisons, cached)")
+        return url
+    print(f"database: seeding {name} with {rows:,} comparisons (bench.seed) ...", flush=True)
+    stats = seed(
+        url,
+        rows,
+        calls=False,
+        gold=0.0,
+        text_chars=PG_TEXT_CHARS,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(f"  {stats.line()}")
+    return url
+
+
+def postgres_dump_sql() -> str:
+    """The export's own query for PostgreSQL, ties left out, on one line (\\copy needs one)."""
+    statement = exports._verdict_select(VerdictQuery()).where(Verdict.winner != "tie")
+    dialect = create_engine("postgresql+psycopg://").dialect
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return " ".join(str(compiled).split())
+
+
+def postgres_counts(url: str) -> tuple[int, int]:
+    """(non-tie current verdicts, all verdicts)."""
+    engine = create_engine(url)
+    statement = exports._verdict_select(VerdictQuery()).where(Verdict.winner != "tie")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        ).scalar_one()
+        verdicts = connection.execute(select(func.count()).select_from(VERDICTS)).scalar_one()
+    engine.dispose()
+    return int(rows), int(verdicts)
+
+
+def psql_run(psql: str, url: str, workdir: Path, sql: str) -> Run:
+    out = workdir / "psql-out.tsv"
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c", f"\\copy ({sql}) TO '{out}'"]
+    return measured(command, out, dict(os.environ), stdout_to_out=False)
+
+
+def export_written(run: Run) -> tuple[int, int]:
+    """(rows written, duplicates dropped) from the export's summary line."""
+    found = re.search(r"wrote (\d+) dpo rows", run.stdout)
+    dropped = re.search(r"(\d+) duplicates dropped", run.stdout)
+    if found is None:
+        raise SystemExit(f"no summary in the export's output: {run.stdout[-500:]!r}")
+    return int(found.group(1)), int(dropped.group(1)) if dropped else 0
+
+
+def postgres_main(args: argparse.Namespace) -> None:
+    """Export vs psql \\copy on PostgreSQL; peak RSS at --rows against the smallest --rss-rows."""
+    psql = shutil.which("psql")
+    if psql is None:
+        raise SystemExit("the psql client is not installed; it is this benchmark's baseline")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    sql = postgres_dump_sql()
+    if args.show_sql:
+        print(sql)
+    sizes = sorted({*args.rss_rows, args.rows})
+    urls = {rows: postgres_database(args.postgres, rows) for rows in sizes}
+    load = os.getloadavg()[0]
+    results: dict[int, tuple[int, Run, Run | None]] = {}
+    for rows in sizes:
+        expected, verdicts = postgres_counts(urls[rows])
+        export_runs, dump_runs = [], []
+        repeat = args.repeat if rows == args.rows else 1
+        for n in range(repeat):
+            export_runs.append(export_run(urls[rows], args.workdir))
+            written, dropped = export_written(export_runs[-1])
+            if export_runs[-1].output_lines != written or written + dropped != expected:
+                raise SystemExit(
+                    f"export wrote {export_runs[-1].output_lines} lines ({written} + {dropped} "
+                    f"duplicates), expected {expected} rows read"
+                )
+            line = (
+                f"  {rows:,} comparisons, run {n + 1}/{repeat}: export "
+                f"{export_runs[-1].seconds:.1f} s ({export_runs[-1].cpu_seconds:.1f} s CPU, "
+                f"{export_runs[-1].rss_mb:.0f} MB)"
+            )
+            if rows == args.rows:
+                dump_runs.append(psql_run(psql, urls[rows], args.workdir, sql))
+                if dump_runs[-1].output_lines != expected:
+                    raise SystemExit(
+                        f"psql wrote {dump_runs[-1].output_lines}, expected {expected}"
+                    )
+                line += f", psql \\copy {dump_runs[-1].seconds:.1f} s"
+            print(line, flush=True)
+        dump = median_run(dump_runs) if dump_runs else None
+        results[rows] = (expected, median_run(export_runs), dump)
+        if rows == args.rows:
+            print(f"  {rows:,} comparisons: {verdicts:,} verdicts, {expected:,} current non-tie")
+
+    expected, export, dump = results[args.rows]
+    assert dump is not None
+    export_rate, dump_rate = expected / export.seconds, expected / dump.seconds
+    print()
+    print(
+        f"PostgreSQL, {args.rows:,} comparisons -> {expected:,} current non-tie verdicts read "
+        f"({export_written(export)[0]:,} DPO rows after de-duplication); median of "
+        f"{args.repeat}, {os.cpu_count()} CPUs, load average {load:.1f} at start"
+    )
+    print(
+        f"referee export dpo : {export_rate:9,.0f} rows/s ({export.seconds:.1f} s whole process, "
+        f"{export.cpu_seconds:.1f} s CPU, {export.output_bytes / 2**20:,.0f} MB JSONL), "
+        f"peak RSS {export.rss_mb:.0f} MB"
+    )
+    print(
+        f"psql \\copy (text)  : {dump_rate:9,.0f} rows/s ({dump.seconds:.1f} s, "
+        f"{dump.cpu_seconds:.1f} s CPU in psql, {dump.output_bytes / 2**20:,.0f} MB), "
+        f"peak RSS {dump.rss_mb:.0f} MB"
+    )
+    print(f"export / psql \\copy = {export_rate / dump_rate:.2f}")
+    smallest = min(sizes)
+    if smallest != args.rows:
+        base = results[smallest][1]
+        for rows in sizes:
+            print(f"peak RSS at {rows:>10,} comparisons: {results[rows][1].rss_mb:5.0f} MB")
+        ratio = export.rss_mb / base.rss_mb
+        print(
+            f"peak RSS {args.rows:,} / {smallest:,} = {ratio:.2f} (target <= {PG_RSS_RATIO}) "
+            f"{'met' if ratio <= PG_RSS_RATIO else 'NOT MET'}"
+        )
 
 
 def main() -> None:
@@ -379,8 +544,17 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "referee-bench-export",
         help="where built databases are cached and outputs written",
     )
-    parser.add_argument("--show-sql", action="store_true", help="print the sqlite3 query")
+    parser.add_argument("--show-sql", action="store_true", help="print the baseline's query")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server (any database on it): databases of --rows and --rss-rows "
+        "comparisons are made and seeded there (bench.seed) once, and the baseline is psql \\copy",
+    )
     args = parser.parse_args()
+    if args.postgres:
+        postgres_main(args)
+        return
 
     sqlite3 = shutil.which("sqlite3")
     if sqlite3 is None:
