@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         description="Folder of more judging template YAML files (and a criteria.yaml), added"
         " to the shipped templates/; an id defined in both is an error naming both files.",
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0) through which every process shares the"
+        " judges' --rpm/--tpm budgets; unset: through PostgreSQL, or per process on SQLite.",
+    )
     max_criteria_chars: int = Field(
         4_000, ge=1, description="Longest `criteria` text a pair or a request may carry."
     )

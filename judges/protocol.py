@@ -22,7 +22,7 @@ from statistics import fmean
 from typing import Any
 
 from judges.base import Judge, RawCall
-from judges.errors import JudgeError
+from judges.errors import JudgeError, RateLimitedError
 from judges.prompts import RATING_V1, render_text
 from judges.retry import transient_retrying
 from judges.rubrics import Rubric
@@ -175,6 +175,8 @@ async def retrying_calls(
                         raw = await ask()
                 except JudgeError as exc:
                     records.append(_failed_record(judge, site, number, started, exc))
+                    if isinstance(exc, RateLimitedError):  # every task (and process) waits
+                        await judge.limits.cool_down(exc.retry_after)
                     raise
                 records.append(_record(judge, site, number, started, raw))
     except JudgeError:

@@ -32,6 +32,7 @@ from judges.jury import (
     jury_from_options,
     parse_jury_spec,
 )
+from judges.limits import RateLimits
 
 log = logging.getLogger("referee.judges")
 ENTRY_POINT_GROUP = "referee.judges"
@@ -67,6 +68,12 @@ class JudgeRegistry:
         self._closing: set[asyncio.Task[None]] = set()
         self._unclosed: list[Judge] = []
         self._juries: dict[str, JuryConfig] = {}
+        self._limits_for: Callable[[JudgeConfig], RateLimits] | None = None
+
+    def share_limits(self, limits_for: Callable[[JudgeConfig], RateLimits]) -> None:
+        """Build the rate limits of each judge with limits from now on with ``limits_for``
+        (a budget shared with other processes, which the app provides)."""
+        self._limits_for = limits_for
 
     @classmethod
     def from_entry_points(
@@ -163,6 +170,8 @@ class JudgeRegistry:
             return judge
         self._check_provider(config.spec, config.provider)
         judge = self._factories[config.provider](config)
+        if self._limits_for is not None and (config.rpm or config.tpm):
+            judge.limits = self._limits_for(config)
         self._instances[key] = judge
         while len(self._instances) > self.cache_size:
             _, evicted = self._instances.popitem(last=False)

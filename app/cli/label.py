@@ -309,6 +309,12 @@ def worker(
     lease_seconds: Annotated[
         float, typer.Option(help="Lease length; renewed while judging.")
     ] = 120.0,
+    rpm: Annotated[
+        float | None, typer.Option(help="Requests/minute per judge, shared by every worker.")
+    ] = None,
+    tpm: Annotated[
+        float | None, typer.Option(help="Tokens/minute per judge, shared by every worker.")
+    ] = None,
 ) -> None:
     """Work off pending pairs from the shared database, beside any number of other workers.
 
@@ -328,6 +334,8 @@ def worker(
                 uuid.UUID(batch) if batch else None,
                 forever,
                 lease_seconds,
+                rpm,
+                tpm,
             )
         )
     except (RefereeError, ValueError) as exc:

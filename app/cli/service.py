@@ -32,6 +32,7 @@ def serve(
     import uvicorn
 
     from app.api.deps import is_loopback
+    from app.labeling.fleet_limits import check_redis
     from app.labeling.runtime import ensure_schema
 
     settings = load_settings()
@@ -39,6 +40,7 @@ def serve(
         fail(f"REFEREE_AUTH=off is allowed only on a loopback address (127.0.0.1, ::1), not {host}")
     try:
         asyncio.run(ensure_schema(settings))
+        asyncio.run(check_redis(settings))
     except RefereeError as exc:
         fail(exc.message)
     if settings.auth == "off":

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from app.errors import SchemaOutdatedError
 from app.labeling.compare import Labeler
+from app.labeling.fleet_limits import shared_limits
 from app.settings import Settings
 from app.store import migrate
 from app.store.db import Database
@@ -59,9 +60,13 @@ async def runtime(
     judges = registry or build_registry(settings)
     labeler = Labeler(db, judges, settings)
     try:
-        yield labeler
+        # --rpm/--tpm: one budget with every other process on the judge (Redis or PostgreSQL).
+        async with shared_limits(settings, db, judges):
+            try:
+                yield labeler
+            finally:
+                # Shared judgments whose callers all left still store what they paid for.
+                await labeler.flights.wait_idle()
+                await judges.aclose()
     finally:
-        # Shared judgments whose callers all left still store what they paid for.
-        await labeler.flights.wait_idle()
-        await judges.aclose()
         await db.dispose()

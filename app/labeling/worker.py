@@ -50,6 +50,9 @@ class WorkerOptions:
     max_cost: Decimal | None = None
     poll_seconds: float = 1.0
     stop_when_empty: bool = True
+    rpm: float | None = None
+    tpm: float | None = None
+    """Rate limits on every judge worked with, shared by the fleet (app.labeling.fleet_limits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ class Worker:
         config = self._configs.get(row.judge)
         if config is None:
             config = self.labeler.resolve_pairwise(row.judge)
+            config = self.labeler.with_limits(config, self.options.rpm, self.options.tpm)
             self._configs[row.judge] = config
         # A pair keyed under its category's template, or another --template, is judged so.
         found = matching(config, row.judge_config, row.meta)
@@ -287,6 +291,8 @@ async def run_worker(
     batch_id: uuid.UUID | None,
     forever: bool,
     lease_seconds: float,
+    rpm: float | None = None,
+    tpm: float | None = None,
 ) -> Progress:
     """``referee worker``: claim and judge pending pairs until none are left (or forever)."""
     from app.labeling.runtime import runtime
@@ -295,7 +301,11 @@ async def run_worker(
         worker = Worker(
             labeler,
             WorkerOptions(
-                concurrency=concurrency, lease_seconds=lease_seconds, stop_when_empty=not forever
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+                stop_when_empty=not forever,
+                rpm=rpm,
+                tpm=tpm,
             ),
             batch_id,
         )
