@@ -3,7 +3,7 @@
 What one call writes, for ``comparisons`` rows (pairs judged by each of
 ``judges`` judges, so ``comparisons / judges`` pairs):
 
-- batches of up to ``BATCH_ROWS`` comparisons of one judge;
+- batches of one judge, each ``batch_rows`` comparisons apart in creation order;
 - comparisons, most labeled, ``pending`` of them pending (no verdict, for
   claim queries) and about 1% failed (``error_class`` set, no verdict);
 - for each labeled comparison a current verdict (a, b, or a tie when the two
@@ -23,8 +23,9 @@ dropped first and built again at the end (one sort each instead of ten
 million random inserts), still inside the transaction, so a failure leaves
 the database as it was; foreign-key triggers are skipped when the role may
 (superuser: ``session_replication_role = replica``), as every reference is
-written consistently here. Then ``ANALYZE``. SQLite: ``executemany`` in one
-transaction with journaling and syncing off.
+written consistently here. Then ``ANALYZE``, as autovacuum would. SQLite:
+``executemany`` in one transaction with syncing off, and no ``ANALYZE`` (the app
+never runs it there).
 
     python -m bench.seed --url postgresql://postgres@127.0.0.1:5432/scale --comparisons 1000000
 
@@ -192,6 +193,7 @@ class Shape:
     gold: float = 1.0
     calls: bool = True
     text_chars: tuple[int, int] = (150, 450)
+    batch_rows: int = BATCH_ROWS
 
 
 class Generator:
@@ -282,7 +284,7 @@ class Generator:
             error = None
             if status == "labeled" and rng.random() < 0.01:
                 status, error = "failed", "RateLimitError"
-            batch_id = self.batch(judge, index // BATCH_ROWS, out)
+            batch_id = self.batch(judge, index // shape.batch_rows, out)
             out["comparisons"].append(
                 (
                     comparison_id,
@@ -557,8 +559,9 @@ class _Sqlite:
         )
 
     def finish(self, progress: Callable[[str], None]) -> None:
+        # No ANALYZE: the app never runs it on SQLite (PostgreSQL's autovacuum does), so
+        # plans here are the ones a user's database gets.
         self.connection.execute("COMMIT")
-        self.connection.execute("ANALYZE")
 
     def close(self) -> None:
         self.connection.close()
@@ -588,6 +591,7 @@ def seed(
     gold: float = 1.0,
     calls: bool = True,
     text_chars: tuple[int, int] = (150, 450),
+    batch_rows: int = BATCH_ROWS,
     rebuild_indexes: bool = True,
     upgrade: bool = True,
     random_seed: int = 20261206,
@@ -602,7 +606,9 @@ def seed(
         raise ValueError("comparisons must be at least 1")
     if upgrade:
         migrate.upgrade(url)
-    shape = Shape(comparisons, judges, pending, superseded, jury, gold, calls, text_chars)
+    shape = Shape(
+        comparisons, judges, pending, superseded, jury, gold, calls, text_chars, batch_rows
+    )
     rng = random.Random(random_seed)
     tag = hashlib.sha256(uuid.uuid4().bytes).hexdigest()[:8]
     backend = make_url(url).get_backend_name()

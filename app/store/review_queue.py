@@ -29,8 +29,11 @@ class QueueFilters:
 
 
 def _reviewed() -> ColumnElement[bool]:
-    return exists().where(
-        or_(GoldLabel.comparison_id == Comparison.id, GoldLabel.pair_key == Comparison.pair_key)
+    # Two EXISTS, not one over an OR: SQLite answers an OR of two columns by
+    # reading every gold label, per candidate (tests/test_query_plans.py).
+    return or_(
+        exists().where(GoldLabel.comparison_id == Comparison.id),
+        exists().where(GoldLabel.pair_key == Comparison.pair_key),
     )
 
 
