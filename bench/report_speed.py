@@ -1,15 +1,23 @@
-"""How long the judge-quality report takes, against the number of labeled comparisons.
+"""How long the judge-quality report takes, and its peak memory, against the number of comparisons.
 
-Builds a migrated SQLite database of --rows comparisons split between two
-judges (every pair judged by both), each with a current verdict (a, b, tie
-and position-biased ties), two judge calls with a cost, and a gold label per
-pair. Then times `referee report --json` (the real CLI, a fresh process,
-start-up included) and checks the report counted every comparison.
+Seeds a migrated database with --rows comparisons by bulk loading
+(bench/seed.py: PostgreSQL COPY, SQLite executemany; pairs judged by two
+judges, some by a three-member jury, most with a gold label, every verdict
+with its two calls and a cost), then times `referee report --json` as a
+fresh process (the real CLI, start-up included), reads its peak RSS from
+the kernel (wait4's rusage of that very child), and checks the report
+counted every comparison.
 
-    python -m bench.report_speed --rows 100000
+    python -m bench.report_speed --rows 1000000                  # PostgreSQL and SQLite
+    python -m bench.report_speed --rows 1000000 --backend postgresql --reuse
 
-Target: under 30 s at 100,000 comparisons (the bootstrap costs the same at
-any size; reading the rows is what grows).
+PostgreSQL: a scratch database (--pg-database, dropped and created again
+unless --reuse finds it already holding --rows comparisons) on --pg-url.
+
+Target (issue 20): at 1,000,000 comparisons on PostgreSQL, at most 10 s and
+300 MB peak RSS; the same figures are printed for SQLite. The report is
+counted by GROUP BY queries in the database, so memory stays flat in the
+number of comparisons; time grows with the rows the database scans.
 """
 
 from __future__ import annotations
@@ -17,146 +25,131 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert
+import psycopg
+from sqlalchemy.engine import make_url
 
-from app.keys import digest, pair_key
 from app.store import migrate
-from app.store.models import Base
+from bench.seed import seed
 
-JUDGES = ("anthropic:claude-sonnet-4-6", "openai:gpt-4o-mini")
-CHUNK = 5000
-TARGET_S = 30.0
-TABLES = {name: Base.metadata.tables[name] for name in ("comparisons", "verdicts", "judge_calls")}
-GOLD = Base.metadata.tables["gold_labels"]
+TARGET_S = 10.0
+TARGET_MB = 300.0
 
 
-def pair_rows(index: int, rng: random.Random, now: datetime) -> list[dict[str, Any]]:
-    """Rows of one pair judged by every judge: comparisons, verdicts, calls, and its gold."""
-    prompt, a, b = f"question {index}", "a" * rng.randint(50, 400), "b" * rng.randint(50, 400)
-    key = pair_key(prompt, a, b)
-    gold = rng.choice(["a", "b", "tie"])
-    rows: list[dict[str, Any]] = [
-        {
-            "table": "gold",
-            "pair_key": key,
-            "dedupe_key": digest([key, gold]),
-            "winner": gold,
-            "source": "import",
-            "created_at": now,
-        }
-    ]
-    for judge in JUDGES:
-        comparison_id = uuid.uuid4()
-        consistent = rng.random() < 0.9
-        winner = (gold if rng.random() < 0.7 else rng.choice("ab")) if consistent else "tie"
-        rows.append(
-            {
-                "table": "comparisons",
-                "id": comparison_id,
-                "label_key": digest([key, judge]),
-                "pair_key": key,
-                "prompt": prompt,
-                "response_a": a,
-                "response_b": b,
-                "judge": judge,
-                "judge_spec": judge,
-                "judge_config": {},
-                "template_version": "pairwise-v1",
-                "status": "labeled",
-                "created_at": now,
-                "updated_at": now,
-            }
+@dataclass(frozen=True, slots=True)
+class Run:
+    backend: str
+    seconds: float
+    peak_mb: float
+    report: dict[str, Any]
+
+
+def report_once(url: str, backend: str, args: tuple[str, ...]) -> Run:
+    """`referee report --json` in a fresh process: wall time, its own peak RSS, the report."""
+    env = {**os.environ, "REFEREE_DATABASE_URL": url}
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "report", "--json", *args],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
         )
-        rows.append(
-            {
-                "table": "verdicts",
-                "id": len(JUDGES) * index + JUDGES.index(judge) + 1,
-                "comparison_id": comparison_id,
-                "winner": winner,
-                "confidence": 1.0 if consistent else 0.0,
-                "position_consistent": consistent,
-                "rationale": "",
-                "length_a": len(a),
-                "length_b": len(b),
-                "created_at": now,
-            }
-        )
-        for order, position in (("ab", "1"), ("ba", "1" if not consistent else "2")):
-            rows.append(
-                {
-                    "table": "judge_calls",
-                    "comparison_id": comparison_id,
-                    "verdict_id": len(JUDGES) * index + JUDGES.index(judge) + 1,
-                    "shown_order": order,
-                    "attempt": 1,
-                    "provider": judge.split(":")[0],
-                    "model": judge.split(":")[1],
-                    "template_version": "pairwise-v1",
-                    "parameters": {},
-                    "parsed": {"position": position},
-                    "cost_usd": 0.0004,
-                    "latency_ms": 10.0,
-                    "created_at": now,
-                }
-            )
-    return rows
+        # wait4: the rusage of this child alone (RUSAGE_CHILDREN would be the max over all).
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"referee report failed ({backend}): {stderr.read().decode()}")
+        report = json.loads(stdout.read())
+    # ru_maxrss is in KiB on Linux.
+    return Run(backend, seconds, usage.ru_maxrss / 1024, report)
 
 
-def build(url: str, pairs: int) -> None:
-    migrate.upgrade(url)
-    engine = create_engine(url)
-    rng, now = random.Random(0), datetime.now(UTC)
-    with engine.begin() as connection:
-        for start in range(0, pairs, CHUNK):
-            batch: dict[str, list[dict[str, Any]]] = {}
-            for index in range(start, min(start + CHUNK, pairs)):
-                for row in pair_rows(index, rng, now):
-                    batch.setdefault(row.pop("table"), []).append(row)
-            connection.execute(insert(GOLD), batch.pop("gold"))
-            for name in ("comparisons", "verdicts", "judge_calls"):
-                connection.execute(insert(TABLES[name]), batch[name])
-    engine.dispose()
+def counted(report: dict[str, Any]) -> int:
+    return sum(block["counts"]["comparisons"] for block in report["judges"])
+
+
+def postgres_database(base: str, name: str, rows: int, reuse: bool) -> tuple[str, bool]:
+    """The scratch database's URL, and whether it must be seeded (created empty if so)."""
+    url = make_url(base).set(database=name)
+    admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    target = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    if reuse:
+        try:
+            with psycopg.connect(target) as connection:
+                row = connection.execute("SELECT count(*) FROM comparisons").fetchone()
+            if row is not None and int(row[0]) >= rows:
+                return url.render_as_string(hide_password=False), False
+        except psycopg.Error:
+            pass
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return url.render_as_string(hide_password=False), True
+
+
+def line(run: Run, rows: int) -> str:
+    time_ok = run.seconds <= TARGET_S
+    memory_ok = run.peak_mb <= TARGET_MB
+    agreement = run.report["judges"][0]["agreement"]["with_ties"]
+    return (
+        f"{run.backend}: referee report --json over {counted(run.report):,} comparisons: "
+        f"{run.seconds:.2f} s (target <= {TARGET_S:.0f} s: {'met' if time_ok else 'NOT MET'}), "
+        f"peak RSS {run.peak_mb:.0f} MB (target <= {TARGET_MB:.0f} MB: "
+        f"{'met' if memory_ok else 'NOT MET'}); "
+        f"{len(run.report['judges'])} judges, agreement of {run.report['judges'][0]['judge']} "
+        f"{agreement['value']:.3f}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000, help="comparisons (2 per pair)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'referee.db'}"
-        started = time.perf_counter()
-        build(url, args.rows // len(JUDGES))
-        print(f"built {args.rows} comparisons in {time.perf_counter() - started:.1f} s")
-        env = {**os.environ, "REFEREE_DATABASE_URL": url}
-        started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "app.cli", "report", "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        elapsed = time.perf_counter() - started
-    report = json.loads(result.stdout)
-    counted = sum(block["counts"]["comparisons"] for block in report["judges"])
-    assert counted == args.rows // len(JUDGES) * len(JUDGES), counted
-    agreement = report["judges"][0]["agreement"]["with_ties"]
-    print(
-        f"referee report --json: {elapsed:.2f} s for {counted} comparisons "
-        f"({counted / elapsed:,.0f}/s); agreement of {report['judges'][0]['judge']} "
-        f"{agreement['value']:.3f} {agreement['ci']}; target < {TARGET_S:.0f} s: "
-        f"{'met' if elapsed < TARGET_S else 'MISSED'}"
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="comparisons to seed")
+    parser.add_argument(
+        "--backend", choices=("postgresql", "sqlite", "both"), default="both", help="databases"
+    )
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-database", default="referee_report_bench")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a PostgreSQL scratch database already seeded"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="report runs (the best is kept)")
+    args = parser.parse_args()
+    backends = ("postgresql", "sqlite") if args.backend == "both" else (args.backend,)
+    results: list[Run] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in backends:
+            if backend == "postgresql":
+                url, fresh = postgres_database(args.pg_url, args.pg_database, args.rows, args.reuse)
+            else:
+                url, fresh = f"sqlite:///{Path(folder) / 'referee.db'}", True
+            if fresh:
+                stats = seed(url, args.rows)
+                print(f"{backend}: {stats.line()}", flush=True)
+            # Up to date even if a migration landed since the seeding (a shared checkout).
+            migrate.upgrade(url)
+            runs = [report_once(url, backend, ()) for _ in range(max(1, args.repeat))]
+            best = min(runs, key=lambda run: run.seconds)
+            seeded = counted(best.report)
+            if seeded < args.rows:
+                raise SystemExit(f"{backend}: the report counted {seeded} of {args.rows}")
+            results.append(best)
+            print(line(best, args.rows), flush=True)
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

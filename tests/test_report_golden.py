@@ -15,8 +15,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from app.reports.build import ReportOptions, build_report
 from app.reports.metrics import Bootstrap
 from app.store.db import Database, sync_url
@@ -62,7 +60,8 @@ def assert_same(found: Any, expected: Any, where: str = "") -> None:
         for key, value in expected.items():
             assert_same(found[key], value, f"{where}/{key}")
     elif isinstance(expected, list):
-        assert isinstance(found, list) and len(found) == len(expected), where
+        assert isinstance(found, list), where
+        assert len(found) == len(expected), where
         for index, (one, other) in enumerate(zip(found, expected, strict=True)):
             assert_same(one, other, f"{where}/{index}")
     else:
@@ -75,8 +74,10 @@ def test_report_equals_the_captured_one(database_url: str) -> None:
     found = json.loads(json.dumps(reports(database_url)))
     # The seed covers what it claims: several judges agreeing, categories, gold of both kinds.
     whole = expected["all"]
-    assert len(whole["judges"]) == 3 and len(whole["judge_agreement"]) == 3
-    assert whole["gold"]["sources"]["review"] > 0 and whole["gold"]["sources"]["import"] > 0
+    assert len(whole["judges"]) == 3
+    assert len(whole["judge_agreement"]) == 3
+    assert whole["gold"]["sources"]["review"] > 0
+    assert whole["gold"]["sources"]["import"] > 0
     assert any(block["by_category"] for block in whole["judges"])
     assert any(block["position"]["favoured_first"]["n"] for block in whole["judges"])
     assert_same(found, expected)

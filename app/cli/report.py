@@ -23,13 +23,25 @@ if TYPE_CHECKING:
 
 @asynccontextmanager
 async def database() -> AsyncIterator[Database]:
-    """The database alone, schema checked: reports and imports need no judges."""
-    from app.labeling.runtime import ensure_schema
+    """The database alone, schema checked: reports and imports need no judges.
+
+    The check is app.labeling.runtime.ensure_schema's, without importing the
+    labeling runtime (its judges and SDKs are a second of a report's start-up).
+    """
+    from app.errors import SchemaOutdatedError
+    from app.store import migrate
     from app.store.db import Database
 
     settings = load_settings()
-    await ensure_schema(settings)
-    db = Database(settings.database_url)
+    url = settings.database_url
+    if not await asyncio.to_thread(migrate.is_up_to_date, url):
+        if not settings.auto_migrate:
+            raise SchemaOutdatedError(
+                "the database schema is not up to date: run `referee db upgrade` "
+                "(or set REFEREE_AUTO_MIGRATE=1)"
+            )
+        await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url)
     try:
         yield db
     finally:
@@ -58,6 +70,13 @@ def report(
             "--rounds", help="Did each round help: its policy's win rate against its parent's."
         ),
     ] = False,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="An online training run's rewards (metadata.run of POST /v1/rewards items).",
+        ),
+    ] = None,
 ) -> None:
     """How good are the labels: agreement with human labels, biases, calibration, cost.
 
@@ -79,10 +98,19 @@ def report(
       referee report --judge anthropic:claude-sonnet-4-6 --html report.html
 
       referee report --rounds
+
+      referee report --run grpo-7 --json
     """
     from app.reports.build import ReportOptions, build_report
     from app.reports.metrics import Bootstrap
 
+    if run is not None:
+        if judge or batch or rounds:
+            fail(
+                "--run reports a training run's rewards; --judge, --batch and --rounds do not apply"
+            )
+        report_run(run, as_json, html)
+        return
     if rounds:
         if judge or batch or html:
             fail(
@@ -99,12 +127,12 @@ def report(
         calibration_bins=bins,
     )
 
-    async def run() -> dict[str, Any]:
+    async def build() -> dict[str, Any]:
         async with database() as db:
             return await build_report(db, options)
 
     try:
-        result = asyncio.run(run())
+        result = asyncio.run(build())
     except RefereeError as exc:
         fail(exc.message)
     if html is not None:
@@ -135,14 +163,35 @@ def report_rounds(boot: Bootstrap, as_json: bool) -> None:
     out.print(render_text(result), end="")
 
 
-def write_html(result: dict[str, Any], path: Path) -> None:
+def report_run(run: str, as_json: bool, html: Path | None) -> None:
+    """``referee report --run RUN``: an online run's rewards (app.reports.reward_run)."""
+    from app.reports.reward_run import render_text, run_report
+
+    async def build() -> dict[str, Any]:
+        async with database() as db:
+            return await run_report(db, run)
+
+    try:
+        result = asyncio.run(build())
+    except RefereeError as exc:
+        fail(exc.message)
+    if html is not None:
+        write_html(result, html, run=True)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    out.print(render_text(result), end="")
+
+
+def write_html(result: dict[str, Any], path: Path, *, run: bool = False) -> None:
     """The HTML page of the report (app.reports.html), written to ``path``."""
     try:
-        from app.reports.html import render_report
+        from app.reports.html import render_report, render_run
     except ImportError as exc:
         fail(f"the HTML report needs the report extra (pip install 'referee[report]'): {exc}")
     try:
-        path.write_text(render_report(result), encoding="utf-8")
+        page = render_run(result) if run else render_report(result)
+        path.write_text(page, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror}")
     except RefereeError as exc:

@@ -2,120 +2,148 @@
 
 The shape is documented in the README ("Measuring judges") and pinned by
 the report tests; every share carries its bootstrap interval and its n.
+A group's metrics are computed from its :class:`Tally`: the sums of the
+database's GROUP BY cells (app.store.reports.Cell) that fall in the group,
+so nothing here holds a row per comparison.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.reports.metrics import LABELS, Bootstrap, agreement, calibration, confusion, proportion
-from app.store.reports import ComparisonFacts, CostFacts
+import numpy as np
+import numpy.typing as npt
+
+from app.reports.metrics import (
+    LABELS,
+    BinTotals,
+    Bootstrap,
+    agreement,
+    calibration_of_bins,
+    proportion,
+)
+from app.store.reports import Cell, CostFacts
+
+INDEX = {label: i for i, label in enumerate(LABELS)}
+
+
+def _matrix() -> npt.NDArray[np.int64]:
+    return np.zeros((3, 3), dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What the metrics of a group are computed from, beside its comparisons."""
+    """How the metrics of a group are computed, beside its counts."""
 
-    gold: dict[str, tuple[str, str]]
-    """pair_key → (gold winner, source)."""
-    positions: dict[int, list[str]]
-    """verdict id → positions chosen in shown order, for verdicts whose orders disagreed."""
     boot: Bootstrap
     bins: int
 
 
-def _longer_won(winner: str, length_a: int, length_b: int) -> bool:
-    return (winner == "a") == (length_a > length_b)
+@dataclass(slots=True)
+class Tally:
+    """Everything a group's metrics are computed from, summed over its cells."""
+
+    bins: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    winners: Counter[str] = field(default_factory=Counter)
+    with_gold: npt.NDArray[np.int64] = field(default_factory=_matrix)
+    """Judge winner (rows) against gold winner (columns), over judged pairs with gold."""
+    both_orders: int = 0
+    inconsistent: int = 0
+    leaning: int = 0
+    """Inconsistent verdicts whose calls named positions."""
+    leaning_first: int = 0
+    judge_uneven: int = 0
+    judge_longer: int = 0
+    gold_uneven: int = 0
+    gold_longer: int = 0
+    calibration: list[BinTotals] = field(default_factory=list)
+    by_category: dict[str | None, npt.NDArray[np.int64]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.calibration = [BinTotals() for _ in range(self.bins)]
+
+    def add(self, cell: Cell) -> None:
+        n = cell.count
+        self.statuses[cell.status] += n
+        if cell.winner is None:
+            return
+        self.winners[cell.winner] += n
+        if cell.consistent is not None:
+            self.both_orders += n
+            if cell.consistent is False:
+                self.inconsistent += n
+                if cell.lean is not None:
+                    self.leaning += n
+                    self.leaning_first += n if cell.lean == "first" else 0
+        uneven = cell.longer in ("a", "b")
+        if uneven and cell.winner != "tie":
+            self.judge_uneven += n
+            self.judge_longer += n if cell.winner == cell.longer else 0
+        if cell.gold is None:
+            return
+        self.with_gold[INDEX[cell.winner], INDEX[cell.gold]] += n
+        matrix = self.by_category.setdefault(cell.category, _matrix())
+        matrix[INDEX[cell.winner], INDEX[cell.gold]] += n
+        if uneven and cell.gold != "tie":
+            self.gold_uneven += n
+            self.gold_longer += n if cell.gold == cell.longer else 0
+        if cell.bin is not None:
+            totals = self.calibration[cell.bin]
+            totals.count += n
+            totals.confidence += cell.confidence_sum
+            totals.correct += n if cell.winner == cell.gold else 0
+
+    @classmethod
+    def of(cls, cells: Iterable[Cell], bins: int) -> Tally:
+        tally = cls(bins)
+        for cell in cells:
+            tally.add(cell)
+        return tally
 
 
-def counts_of(facts: Sequence[ComparisonFacts]) -> dict[str, int]:
-    statuses = Counter(f.status for f in facts)
+def counts_of(tally: Tally) -> dict[str, int]:
     return {
-        "comparisons": len(facts),
-        "labeled": statuses["labeled"],
-        "failed": statuses["failed"],
-        "pending": statuses["pending"],
+        "comparisons": sum(tally.statuses.values()),
+        "labeled": tally.statuses["labeled"],
+        "failed": tally.statuses["failed"],
+        "pending": tally.statuses["pending"],
     }
 
 
-def _judged(facts: Sequence[ComparisonFacts]) -> list[ComparisonFacts]:
-    return [f for f in facts if f.winner is not None]
+def position_metrics(tally: Tally, boot: Bootstrap) -> dict[str, Any]:
+    """Consistency across orders, and which position the inconsistent verdicts leaned to.
 
-
-def _with_gold(
-    facts: Sequence[ComparisonFacts], gold: dict[str, tuple[str, str]]
-) -> list[tuple[ComparisonFacts, str]]:
-    return [
-        (f, gold[f.pair_key][0])
-        for f in _judged(facts)
-        if f.pair_key is not None and f.pair_key in gold
-    ]
-
-
-def position_metrics(facts: Sequence[ComparisonFacts], evidence: Evidence) -> dict[str, Any]:
-    """Consistency across orders, and which position the inconsistent verdicts leaned to."""
-    both_orders = [f for f in _judged(facts) if f.position_consistent is not None]
-    inconsistent = [f for f in both_orders if f.position_consistent is False]
-    # Score each inconsistent verdict by its calls: first-position picks minus second-position.
-    leanings = [
-        picks.count("1") - picks.count("2")
-        for f in inconsistent
-        if f.verdict_id is not None and (picks := evidence.positions.get(f.verdict_id))
-    ]
+    An inconsistent verdict leans first when its calls picked the first-shown
+    position more often than the second.
+    """
     return {
         "consistency": proportion(
-            len(both_orders) - len(inconsistent), len(both_orders), evidence.boot
+            tally.both_orders - tally.inconsistent, tally.both_orders, boot
         ).as_dict(),
-        "inconsistent": len(inconsistent),
-        "favoured_first": proportion(
-            sum(s > 0 for s in leanings), len(leanings), evidence.boot
-        ).as_dict(),
+        "inconsistent": tally.inconsistent,
+        "favoured_first": proportion(tally.leaning_first, tally.leaning, boot).as_dict(),
     }
 
 
-def length_metrics(facts: Sequence[ComparisonFacts], evidence: Evidence) -> dict[str, Any]:
+def length_metrics(tally: Tally, boot: Bootstrap) -> dict[str, Any]:
     """How often the longer response wins with the judge, and with the humans."""
-    judged = [
-        f
-        for f in _judged(facts)
-        if f.winner != "tie"
-        and f.length_a is not None
-        and f.length_b is not None
-        and f.length_a != f.length_b
-    ]
-    judge_longer = sum(
-        _longer_won(str(f.winner), int(f.length_a or 0), int(f.length_b or 0)) for f in judged
-    )
-    humans = [
-        (f, winner)
-        for f, winner in _with_gold(facts, evidence.gold)
-        if winner != "tie"
-        and f.length_a is not None
-        and f.length_b is not None
-        and f.length_a != f.length_b
-    ]
-    gold_longer = sum(_longer_won(w, int(f.length_a or 0), int(f.length_b or 0)) for f, w in humans)
     return {
-        "judge_prefers_longer": proportion(judge_longer, len(judged), evidence.boot).as_dict(),
-        "gold_prefers_longer": proportion(gold_longer, len(humans), evidence.boot).as_dict(),
+        "judge_prefers_longer": proportion(tally.judge_longer, tally.judge_uneven, boot).as_dict(),
+        "gold_prefers_longer": proportion(tally.gold_longer, tally.gold_uneven, boot).as_dict(),
     }
 
 
-def calibration_metrics(facts: Sequence[ComparisonFacts], evidence: Evidence) -> dict[str, Any]:
+def calibration_metrics(tally: Tally) -> dict[str, Any]:
     """Verdict confidence against agreement with gold: reliability bins and ECE."""
-    rated = [(f, w) for f, w in _with_gold(facts, evidence.gold) if f.confidence is not None]
-    ece, bins = calibration(
-        [float(f.confidence or 0.0) for f, _ in rated],
-        [f.winner == w for f, w in rated],
-        evidence.bins,
-    )
+    ece, bins = calibration_of_bins(tally.calibration)
     return {
         "ece": ece,
-        "n": len(rated),
+        "n": sum(b.count for b in tally.calibration),
         "bins": [
             {
                 "lower": b.lower,
@@ -129,24 +157,19 @@ def calibration_metrics(facts: Sequence[ComparisonFacts], evidence: Evidence) ->
     }
 
 
-def agreement_of(paired: Sequence[tuple[ComparisonFacts, str]], boot: Bootstrap) -> dict[str, Any]:
-    """Agreement with gold (both conventions) and κ over (comparison, gold winner) pairs."""
-    matrix = confusion([str(f.winner) for f, _ in paired], [w for _, w in paired])
+def agreement_of(matrix: npt.NDArray[np.int64], boot: Bootstrap) -> dict[str, Any]:
+    """Agreement with gold (both conventions) and κ of a judge-by-gold confusion matrix."""
     return {name: e.as_dict() for name, e in agreement(matrix, boot).items()}
 
 
-def category_metrics(
-    paired: Sequence[tuple[ComparisonFacts, str]], boot: Bootstrap
-) -> list[dict[str, Any]]:
+def category_metrics(tally: Tally, boot: Bootstrap) -> list[dict[str, Any]]:
     """Agreement with gold per ``metadata.category``, over the gold pairs of a group.
 
     Empty when no gold pair has a category. Otherwise the gold pairs without
     one form a last row with category None, so the rows' gold_pairs add up
     to the group's with_gold.
     """
-    groups: dict[str | None, list[tuple[ComparisonFacts, str]]] = defaultdict(list)
-    for fact, winner in paired:
-        groups[fact.category].append((fact, winner))
+    groups = tally.by_category
     if set(groups) <= {None}:
         return []
     # Named categories sorted, the uncategorised ones last.
@@ -154,7 +177,7 @@ def category_metrics(
     return [
         {
             "category": name,
-            "gold_pairs": len(groups[name]),
+            "gold_pairs": int(groups[name].sum()),
             "agreement": agreement_of(groups[name], boot),
         }
         for name in order
@@ -175,33 +198,42 @@ def cost_metrics(cost: CostFacts, labeled: int) -> dict[str, Any]:
 def block(
     judge: str,
     batch: dict[str, str] | None,
-    facts: Sequence[ComparisonFacts],
+    cells: Iterable[Cell],
     cost: CostFacts,
     evidence: Evidence,
 ) -> dict[str, Any]:
     """Every metric of one group of comparisons."""
-    counts = counts_of(facts)
-    judged = _judged(facts)
-    paired = _with_gold(facts, evidence.gold)
-    counts["with_gold"] = len(paired)
-    winners = Counter(str(f.winner) for f in judged)
+    tally = Tally.of(cells, evidence.bins)
+    counts = counts_of(tally)
+    counts["with_gold"] = int(tally.with_gold.sum())
+    judged = sum(tally.winners.values())
     boot = evidence.boot
     return {
         "judge": judge,
         "batch": batch,
         "counts": counts,
-        "winners": {label: winners[label] for label in LABELS},
-        "tie_rate": proportion(winners["tie"], len(judged), boot).as_dict(),
+        "winners": {label: tally.winners[label] for label in LABELS},
+        "tie_rate": proportion(tally.winners["tie"], judged, boot).as_dict(),
         "failure_rate": proportion(
             counts["failed"], counts["labeled"] + counts["failed"], boot
         ).as_dict(),
-        "agreement": agreement_of(paired, boot),
-        "position": position_metrics(facts, evidence),
-        "length": length_metrics(facts, evidence),
-        "calibration": calibration_metrics(facts, evidence),
+        "agreement": agreement_of(tally.with_gold, boot),
+        "position": position_metrics(tally, boot),
+        "length": length_metrics(tally, boot),
+        "calibration": calibration_metrics(tally),
         "cost": cost_metrics(cost, counts["labeled"]),
-        "by_category": category_metrics(paired, boot),
+        "by_category": category_metrics(tally, boot),
     }
+
+
+def grouped(cells: Iterable[Cell], key: Any) -> dict[Any, list[Cell]]:
+    """Cells by a key of theirs (None keys left out)."""
+    groups: dict[Any, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        found = key(cell)
+        if found is not None:
+            groups[found].append(cell)
+    return groups
 
 
 NO_COST = CostFacts(0, Decimal(0), 0)

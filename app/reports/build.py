@@ -1,28 +1,32 @@
 """Build the judge-quality report: per judge, per batch, and between judges.
 
-Reads everything it needs in one short transaction, then computes in
-memory; the result is plain JSON (see the README's "Measuring judges").
+The database counts (GROUP BY queries in app.store.reports, one short
+transaction); the statistics and bootstrap intervals are computed from
+those counts, so memory does not grow with the number of comparisons. The
+result is plain JSON (see the README's "Measuring judges").
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import combinations
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from app.errors import NotFoundError
-from app.reports.blocks import NO_COST, Evidence, block
-from app.reports.metrics import LABELS, Bootstrap, confusion, kappa, proportion
+from app.reports.blocks import INDEX, NO_COST, Evidence, block, grouped
+from app.reports.metrics import LABELS, Bootstrap, kappa, proportion
 from app.reports.review_agreement import review_agreement
 from app.store import reports
 from app.store.db import Database
 from app.store.models import utcnow
-from app.store.reports import ComparisonFacts, CostFacts, Scope
+from app.store.reports import Cell, CostFacts, Scope
 
 SCHEMA_VERSION = 1
 
@@ -48,28 +52,39 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
                 raise NotFoundError(f"no batch {options.batch!r} (give its name or id)")
             batch_id = found.id
         scope = Scope(options.judge, batch_id)
-        facts = await reports.comparison_facts(session, scope)
-        gold = await reports.gold_winners(session, scope)
-        costs = await reports.call_costs(session, scope)
-        positions = await reports.inconsistent_positions(session, scope)
-        batch_ids = {f.batch_id for f in facts if f.batch_id is not None}
+        await reports.settle_for_counting(session)
+        counted = Counted(
+            cells=await reports.cells(session, scope, options.calibration_bins),
+            gold=await reports.gold_counts(session, scope),
+            judge_pairs=await reports.judge_pairs(session, scope),
+            costs=await reports.call_costs(session, scope),
+        )
+        batch_ids = {c.batch_id for c in counted.cells if c.batch_id is not None}
         names = await reports.batch_names(session, batch_ids | ({batch_id} if batch_id else set()))
         reviewed = await review_agreement(session, options.bootstrap, scope)
-    evidence = Evidence(gold, positions, options.bootstrap, options.calibration_bins)
+    evidence = Evidence(options.bootstrap, options.calibration_bins)
     # The statistics are CPU work (bootstrap draws): off the event loop, so the
     # service keeps answering while a large report is computed.
-    report = await asyncio.to_thread(assemble, facts, costs, names, evidence, scope)
+    report = await asyncio.to_thread(assemble, counted, names, evidence, scope)
     return {**report, "review_agreement": reviewed}
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What the database counted for a report (app.store.reports)."""
+
+    cells: list[Cell]
+    gold: list[tuple[str, str, int]]
+    """(gold winner, source, pairs) over the pairs in scope."""
+    judge_pairs: list[tuple[str, str, str, str, int]]
+    """(judge, judge, winner, winner, pairs) over the pairs two judges both decided."""
+    costs: dict[tuple[str, uuid.UUID | None], CostFacts]
+
+
 def assemble(
-    facts: Sequence[ComparisonFacts],
-    costs: dict[tuple[str, uuid.UUID | None], CostFacts],
-    names: dict[uuid.UUID, str],
-    evidence: Evidence,
-    scope: Scope,
+    counted: Counted, names: dict[uuid.UUID, str], evidence: Evidence, scope: Scope
 ) -> dict[str, Any]:
-    """The report from the rows a scope selected."""
+    """The report from what the database counted in a scope."""
     boot = evidence.boot
     return {
         "schema_version": SCHEMA_VERSION,
@@ -84,11 +99,11 @@ def assemble(
             "seed": boot.seed,
             "calibration_bins": evidence.bins,
         },
-        "gold": gold_summary(facts, evidence.gold),
-        "judges": judge_blocks(facts, costs, evidence),
-        "batches": batch_blocks(facts, costs, names, evidence),
-        "templates": template_blocks(facts, evidence),
-        "judge_agreement": judge_agreement(facts, boot),
+        "gold": gold_summary(counted.gold),
+        "judges": judge_blocks(counted.cells, counted.costs, evidence),
+        "batches": batch_blocks(counted.cells, counted.costs, names, evidence),
+        "templates": template_blocks(counted.cells, evidence),
+        "judge_agreement": judge_agreement(counted.judge_pairs, boot),
     }
 
 
@@ -98,15 +113,15 @@ def _batch_ref(batch_id: uuid.UUID | None, names: dict[uuid.UUID, str]) -> dict[
     return {"id": str(batch_id), "name": names.get(batch_id, "")}
 
 
-def gold_summary(
-    facts: Sequence[ComparisonFacts], gold: dict[str, tuple[str, str]]
-) -> dict[str, Any]:
+def gold_summary(gold: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
     """The gold labels that meet the comparisons in scope, one per pair."""
-    keys = {f.pair_key for f in facts if f.pair_key is not None and f.pair_key in gold}
-    winners = Counter(gold[key][0] for key in keys)
-    sources = Counter(gold[key][1] for key in keys)
+    winners: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for winner, source, pairs in gold:
+        winners[winner] += pairs
+        sources[source] += pairs
     return {
-        "pairs": len(keys),
+        "pairs": sum(winners.values()),
         "winners": {label: winners[label] for label in LABELS},
         "sources": {source: sources[source] for source in ("import", "review")},
     }
@@ -121,13 +136,10 @@ def _sum_costs(items: list[CostFacts]) -> CostFacts:
 
 
 def judge_blocks(
-    facts: Sequence[ComparisonFacts],
+    cells: Sequence[Cell],
     costs: dict[tuple[str, uuid.UUID | None], CostFacts],
     evidence: Evidence,
 ) -> list[dict[str, Any]]:
-    by_judge: dict[str, list[ComparisonFacts]] = defaultdict(list)
-    for fact in facts:
-        by_judge[fact.judge].append(fact)
     return [
         block(
             judge,
@@ -136,20 +148,17 @@ def judge_blocks(
             _sum_costs([c for (j, _), c in costs.items() if j == judge]),
             evidence,
         )
-        for judge, rows in sorted(by_judge.items())
+        for judge, rows in sorted(grouped(cells, lambda c: c.judge).items())
     ]
 
 
 def batch_blocks(
-    facts: Sequence[ComparisonFacts],
+    cells: Sequence[Cell],
     costs: dict[tuple[str, uuid.UUID | None], CostFacts],
     names: dict[uuid.UUID, str],
     evidence: Evidence,
 ) -> list[dict[str, Any]]:
-    groups: dict[tuple[uuid.UUID, str], list[ComparisonFacts]] = defaultdict(list)
-    for fact in facts:
-        if fact.batch_id is not None:
-            groups[(fact.batch_id, fact.judge)].append(fact)
+    groups = grouped(cells, lambda c: None if c.batch_id is None else (c.batch_id, c.judge))
     ordered = sorted(groups.items(), key=lambda item: (names.get(item[0][0], ""), item[0][1]))
     return [
         block(
@@ -163,41 +172,39 @@ def batch_blocks(
     ]
 
 
-def template_blocks(facts: Sequence[ComparisonFacts], evidence: Evidence) -> list[dict[str, Any]]:
+def template_blocks(cells: Sequence[Cell], evidence: Evidence) -> list[dict[str, Any]]:
     """The metrics per (judge, template ref): two templates on one gold set are two rows.
 
     Calls are costed per judge and batch, not per template, so these rows
     carry no cost (``None``); label each template in its own batch to see it.
     """
-    groups: dict[tuple[str, str], list[ComparisonFacts]] = defaultdict(list)
-    for fact in facts:
-        groups[(fact.judge, fact.template or "")].append(fact)
+    groups = grouped(cells, lambda c: (c.judge, c.template or ""))
     return [
         {**block(judge, None, rows, NO_COST, evidence), "template": template, "cost": None}
         for (judge, template), rows in sorted(groups.items())
     ]
 
 
-def judge_agreement(facts: Sequence[ComparisonFacts], boot: Bootstrap) -> list[dict[str, Any]]:
+def judge_agreement(
+    pairs: Sequence[tuple[str, str, str, str, int]], boot: Bootstrap
+) -> list[dict[str, Any]]:
     """Agreement and κ between every two judges, over the pairs both judged."""
-    verdicts: dict[str, dict[str, str]] = defaultdict(dict)
-    for fact in facts:
-        if fact.winner is not None and fact.pair_key is not None:
-            verdicts[fact.judge][fact.pair_key] = fact.winner
+    matrices: dict[tuple[str, str], npt.NDArray[np.int64]] = {}
+    for first, second, first_winner, second_winner, n in pairs:
+        # The database orders judges by its collation; the report by Python's.
+        if second < first:
+            first, second, first_winner, second_winner = second, first, second_winner, first_winner
+        matrix = matrices.setdefault((first, second), np.zeros((3, 3), dtype=np.int64))
+        matrix[INDEX[first_winner], INDEX[second_winner]] += n
     result = []
-    for first, second in combinations(sorted(verdicts), 2):
-        common = sorted(verdicts[first].keys() & verdicts[second].keys())
-        if not common:
-            continue
-        matrix = confusion(
-            [verdicts[first][k] for k in common], [verdicts[second][k] for k in common]
-        )
+    for (first, second), matrix in sorted(matrices.items()):
+        common = int(matrix.sum())
         result.append(
             {
                 "judge_a": first,
                 "judge_b": second,
-                "pairs": len(common),
-                "agreement": proportion(int(matrix.trace()), len(common), boot).as_dict(),
+                "pairs": common,
+                "agreement": proportion(int(matrix.trace()), common, boot).as_dict(),
                 "kappa": kappa(matrix, boot).as_dict(),
             }
         )

@@ -145,29 +145,51 @@ class CalibrationBin:
     accuracy: float | None
 
 
+@dataclass(slots=True)
+class BinTotals:
+    """What one calibration bin holds: items, the sum of their confidences, how many were right."""
+
+    count: int = 0
+    confidence: float = 0.0
+    correct: int = 0
+
+
+def calibration_of_bins(totals: list[BinTotals]) -> tuple[float | None, list[CalibrationBin]]:
+    """Reliability table and expected calibration error from each equal-width bin's totals.
+
+    ECE = Σ_bins (count / n) · |accuracy - mean confidence|; None with no items.
+    """
+    bins, n = len(totals), sum(t.count for t in totals)
+    table, ece = [], 0.0
+    for index, total in enumerate(totals):
+        mean_conf = total.confidence / total.count if total.count else None
+        accuracy = total.correct / total.count if total.count else None
+        if mean_conf is not None and accuracy is not None:
+            ece += total.count / n * abs(accuracy - mean_conf)
+        table.append(
+            CalibrationBin(index / bins, (index + 1) / bins, total.count, mean_conf, accuracy)
+        )
+    return (ece if n else None), table
+
+
 def calibration(
     confidence: list[float], correct: list[bool], bins: int = 10
 ) -> tuple[float | None, list[CalibrationBin]]:
     """Reliability table over equal-width confidence bins, and the expected calibration error.
 
-    ECE = Σ_bins (count / n) · |accuracy - mean confidence|; None with no items.
-    A confidence of exactly 1.0 falls in the last bin.
+    The same as :func:`calibration_of_bins` over the items' bins. A confidence
+    is clipped to [0, 1]; exactly 1.0 falls in the last bin.
     """
     if len(confidence) != len(correct):
         raise ValueError("confidence and correct must have the same length")
     values = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
-    hits = np.asarray(correct, dtype=np.float64)
+    hits = np.asarray(correct, dtype=bool)
     # Compare against the very edges the table reports (index / bins): flooring
     # values * bins puts 0.29 in [0.28, 0.29) at 100 bins (0.29 * 100 = 28.999…).
     edges = np.arange(bins + 1) / bins
     which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
-    table, ece = [], 0.0
-    for index in range(bins):
-        members = which == index
-        count = int(members.sum())
-        mean_conf = float(values[members].mean()) if count else None
-        accuracy = float(hits[members].mean()) if count else None
-        if mean_conf is not None and accuracy is not None:
-            ece += count / len(values) * abs(accuracy - mean_conf)
-        table.append(CalibrationBin(index / bins, (index + 1) / bins, count, mean_conf, accuracy))
-    return (ece if len(values) else None), table
+    totals = [
+        BinTotals(int(members.sum()), float(values[members].sum()), int(hits[members].sum()))
+        for members in (which == index for index in range(bins))
+    ]
+    return calibration_of_bins(totals)

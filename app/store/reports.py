@@ -1,21 +1,44 @@
-"""Queries behind the judge-quality report: the facts per comparison, gold, costs, positions.
+"""Queries behind the judge-quality report: GROUP BY counts of comparisons, gold, costs.
 
 Functions take a session inside a transaction someone else owns; none of
-them commits. Each returns plain rows; the statistics are app.reports'.
+them commits. Each returns aggregated rows, as many as there are distinct
+combinations of the facts counted, however many comparisons there are (the
+database does the counting, so a report's memory stays flat); the statistics
+are app.reports'.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.store.comparisons import is_current_verdict
 from app.store.models import Batch, Comparison, GoldLabel, JudgeCall, Verdict
+from app.store.models_rewards import RewardItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +58,35 @@ class Scope:
 
 
 @dataclass(frozen=True, slots=True)
-class ComparisonFacts:
-    """One comparison and its current verdict (all verdict fields None when it has none)."""
+class Cell:
+    """One GROUP BY row of the report's counting: how many comparisons share all these facts.
 
-    comparison_id: uuid.UUID
+    The facts are those the report's metrics are counts of, so any group the
+    report shows (a judge, a batch and its judge, a template) is a sum of cells.
+    """
+
     judge: str
     batch_id: uuid.UUID | None
+    template: str
     status: str
-    pair_key: str | None
-    verdict_id: int | None
     winner: str | None
-    confidence: float | None
-    position_consistent: bool | None
-    length_a: int | None
-    length_b: int | None
+    """The current verdict's winner; None without a verdict."""
+    gold: str | None
+    """The winner of the gold label that counts for the pair (see :func:`counting_gold`)."""
+    consistent: bool | None
+    """The current verdict's position consistency."""
+    lean: str | None
+    """For a verdict whose orders disagreed and whose calls name positions: ``first`` when
+    they picked the first-shown response more often than the second, else ``other``."""
+    longer: str | None
+    """Which response is longer (a, b); ``same`` for equal lengths, None without a verdict."""
+    bin: int | None
+    """The calibration bin of the verdict's confidence (None without a confidence)."""
     category: str | None
     """``metadata["category"]`` when it is a non-empty string (MT-Bench, LLMBar subsets)."""
-    template: str | None = None
-    """The template ref the pair was judged under (``template_version``)."""
+    count: int
+    confidence_sum: float
+    """The sum of the (clipped to [0, 1]) confidences of the cell's verdicts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,61 +98,226 @@ class CostFacts:
     unpriced: int
 
 
-async def comparison_facts(session: AsyncSession, scope: Scope) -> list[ComparisonFacts]:
-    """Every comparison in scope with its current verdict."""
-    statement = (
-        select(
-            Comparison.id,
-            Comparison.judge,
-            Comparison.batch_id,
-            Comparison.status,
-            Comparison.pair_key,
-            Verdict.id,
-            Verdict.winner,
-            Verdict.confidence,
-            Verdict.position_consistent,
-            Verdict.length_a,
-            Verdict.length_b,
-            # Only the one key, not the whole metadata document, per comparison.
-            Comparison.meta["category"],
-            Comparison.template_version,
-        )
-        .outerjoin(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
-        .where(*scope.conditions())
-        .order_by(Comparison.created_at, Comparison.id)
+class json_string(FunctionElement[str]):
+    """``document[key]`` when it is a JSON string, else NULL, on SQLite and PostgreSQL.
+
+    ``->>`` on PostgreSQL turns the number 1 into the text '1'; the report
+    counts only what is really a string, as it did reading the documents.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+def json_key(document: ColumnElement[Any] | InstrumentedAttribute[Any], key: str) -> json_string:
+    """``json_string`` of one constant key, written into the SQL (not a parameter)."""
+    return json_string(document, literal_column("'" + key.replace("'", "''") + "'"))
+
+
+@compiles(json_string, "postgresql")
+def _json_string_postgresql(element: json_string, compiler: Any, **kw: Any) -> str:
+    document, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CASE WHEN jsonb_typeof({document} -> {key}) = 'string' THEN {document} ->> {key} END"
+
+
+@compiles(json_string, "sqlite")
+def _json_string_sqlite(element: json_string, compiler: Any, **kw: Any) -> str:
+    document, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    path = f"'$.\"' || {key} || '\"'"
+    return (
+        f"CASE WHEN json_type({document}, {path}) = 'text' "
+        f"THEN json_extract({document}, {path}) END"
     )
-    result = await session.execute(statement)
-    return [
-        ComparisonFacts(
-            id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, _category(cat), tpl
-        )
-        for id_, judge, batch, status, key, verdict, winner, conf, both, la, lb, cat, tpl in (
-            result.all()
-        )
-    ]
 
 
-def _category(value: Any) -> str | None:
-    # Metadata is free-form: a number, list or empty string under "category" names none.
-    return value if isinstance(value, str) and value else None
-
-
-async def gold_winners(session: AsyncSession, scope: Scope) -> dict[str, tuple[str, str]]:
-    """The gold label that counts for each pair in scope: pair_key → (winner, source).
+def counting_gold() -> Subquery:
+    """The gold label that counts for each pair: (pair_key, winner, source).
 
     A review (a person looking at this very pair in this service) outranks an
     imported label; among several of one kind, the newest counts.
     """
-    keys = select(Comparison.pair_key).where(*scope.conditions()).distinct().scalar_subquery()
     rank = case((GoldLabel.source == "review", 1), else_=0)
-    statement = (
-        select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source)
-        .where(GoldLabel.pair_key.in_(keys))
-        .order_by(GoldLabel.pair_key, rank, GoldLabel.created_at, GoldLabel.id)
+    order = func.row_number().over(
+        partition_by=GoldLabel.pair_key,
+        order_by=(rank.desc(), GoldLabel.created_at.desc(), GoldLabel.id.desc()),
     )
-    result = await session.execute(statement)
-    # Ordered so that, per pair, the label that counts comes last and overwrites the others.
-    return {key: (winner, source) for key, winner, source in result.all()}
+    ranked = select(
+        GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source, order.label("rank")
+    ).subquery("ranked_gold")
+    return (
+        select(ranked.c.pair_key, ranked.c.winner, ranked.c.source)
+        .where(ranked.c.rank == 1)
+        .subquery("gold")
+    )
+
+
+def _leanings() -> Subquery:
+    """Per current verdict whose orders disagreed: positions its calls named, and their lean.
+
+    Positions are as shown to the judge, so "1" in both orders is a judge
+    that went for whichever response came first.
+    """
+    position = json_key(JudgeCall.parsed, "position")
+    return (
+        select(
+            JudgeCall.verdict_id.label("verdict_id"),
+            func.sum(case((position == "1", 1), (position == "2", -1), else_=0)).label("lean"),
+        )
+        .join(Verdict, Verdict.id == JudgeCall.verdict_id)
+        .where(
+            Verdict.position_consistent == false(),
+            JudgeCall.error_class.is_(None),
+            position.in_(("1", "2", "tie")),
+        )
+        .group_by(JudgeCall.verdict_id)
+        .subquery("leanings")
+    )
+
+
+def equal_width_bin(confidence: ColumnElement[float], bins: int) -> ColumnElement[int]:
+    """The bin of [0, 1] cut in ``bins`` equal parts that holds a value clipped to [0, 1].
+
+    The same bin as the edges the report shows (index / bins) hold it: a
+    cast of confidence * bins is the bin or its neighbour (0.29 * 100 is
+    28.999…, and PostgreSQL rounds a cast), so one step each way settles it
+    against the edges computed as the report computes them.
+    """
+    guess = cast(confidence * bins, Integer)
+    edge_above = cast(guess + 1, Float) / bins
+    edge = cast(guess, Float) / bins
+    found = case(
+        (edge_above <= confidence, guess + 1),
+        (edge > confidence, guess - 1),
+        else_=guess,
+    )
+    return case((found > bins - 1, bins - 1), (found < 0, 0), else_=found)
+
+
+async def settle_for_counting(session: AsyncSession) -> None:
+    """Settings for the report's few large aggregations, for this transaction only.
+
+    PostgreSQL: without JIT (compiling these expressions costs seconds and
+    saves less on a scan of a million rows) and with a work_mem that keeps
+    the hash joins and the gold ranking's sort off temporary files (a few
+    of them at once: a bounded amount, not one that grows with the rows).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL jit = off"))
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
+    """The report's counting over every comparison in scope, as GROUP BY rows."""
+    gold = counting_gold()
+    leanings = _leanings()
+    clipped = case(
+        (Verdict.confidence < 0, 0.0), (Verdict.confidence > 1, 1.0), else_=Verdict.confidence
+    )
+    longer = case(
+        (Verdict.length_a > Verdict.length_b, "a"),
+        (Verdict.length_a < Verdict.length_b, "b"),
+        (Verdict.length_a == Verdict.length_b, "same"),
+    )
+    lean = case((leanings.c.lean > 0, "first"), (leanings.c.lean.is_not(None), "other"))
+    facts = (
+        select(
+            Comparison.judge.label("judge"),
+            Comparison.batch_id.label("batch_id"),
+            Comparison.template_version.label("template"),
+            Comparison.status.label("status"),
+            Verdict.winner.label("winner"),
+            gold.c.winner.label("gold"),
+            Verdict.position_consistent.label("consistent"),
+            lean.label("lean"),
+            longer.label("longer"),
+            equal_width_bin(clipped, bins).label("bin"),
+            json_key(Comparison.meta, "category").label("category"),
+            clipped.label("confidence"),
+        )
+        .select_from(Comparison)
+        .outerjoin(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
+        .outerjoin(gold, gold.c.pair_key == Comparison.pair_key)
+        .outerjoin(leanings, leanings.c.verdict_id == Verdict.id)
+        .where(*scope.conditions())
+        .subquery("facts")
+    )
+    # Grouped outside: the expressions above carry parameters (the bins), and
+    # PostgreSQL matches a GROUP BY expression to its SELECT one by its text.
+    keys = [column for column in facts.c if column.name != "confidence"]
+    statement = select(*keys, func.count(), func.sum(facts.c.confidence)).group_by(*keys)
+    return [
+        Cell(
+            judge,
+            batch_id,
+            template,
+            status,
+            winner,
+            gold_winner,
+            consistent,
+            leaning,
+            longer_one,
+            None if bin_ is None else int(bin_),
+            category or None,
+            int(count),
+            float(total or 0.0),
+        )
+        for (
+            judge,
+            batch_id,
+            template,
+            status,
+            winner,
+            gold_winner,
+            consistent,
+            leaning,
+            longer_one,
+            bin_,
+            category,
+            count,
+            total,
+        ) in (await session.execute(statement)).all()
+    ]
+
+
+async def gold_counts(session: AsyncSession, scope: Scope) -> list[tuple[str, str, int]]:
+    """The gold labels that count for the pairs in scope: (winner, source, pairs)."""
+    gold = counting_gold()
+    keys = select(Comparison.pair_key).where(*scope.conditions())
+    statement = (
+        select(gold.c.winner, gold.c.source, func.count())
+        .where(gold.c.pair_key.in_(keys))
+        .group_by(gold.c.winner, gold.c.source)
+    )
+    return [(winner, source, int(n)) for winner, source, n in (await session.execute(statement))]
+
+
+async def judge_pairs(session: AsyncSession, scope: Scope) -> list[tuple[str, str, str, str, int]]:
+    """Two judges' winners on the pairs both decided: (judge, judge, winner, winner, pairs).
+
+    A judge that decided a pair more than once (two batches, two templates)
+    counts with its latest comparison's verdict.
+    """
+    order = func.row_number().over(
+        partition_by=(Comparison.judge, Comparison.pair_key),
+        order_by=(Comparison.created_at.desc(), Comparison.id.desc()),
+    )
+    ranked = (
+        select(Comparison.judge, Comparison.pair_key, Verdict.winner, order.label("rank"))
+        .join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
+        .where(Comparison.pair_key.is_not(None), *scope.conditions())
+        .subquery("ranked")
+    )
+    latest = select(ranked).where(ranked.c.rank == 1).cte("latest")
+    first, second = latest.alias("first"), latest.alias("second")
+    statement = (
+        select(first.c.judge, second.c.judge, first.c.winner, second.c.winner, func.count())
+        .join(
+            second,
+            and_(second.c.pair_key == first.c.pair_key, second.c.judge > first.c.judge),
+        )
+        .group_by(first.c.judge, second.c.judge, first.c.winner, second.c.winner)
+    )
+    return [(a, b, wa, wb, int(n)) for a, b, wa, wb, n in (await session.execute(statement))]
 
 
 async def call_costs(
@@ -144,39 +343,6 @@ async def call_costs(
     }
 
 
-async def inconsistent_positions(session: AsyncSession, scope: Scope) -> dict[int, list[str]]:
-    """For current verdicts whose orders disagreed: the position (1, 2, tie) each call chose.
-
-    Positions are as shown to the judge, so "1" in both orders is a judge
-    that went for whichever response came first.
-    """
-    statement = (
-        select(JudgeCall.verdict_id, JudgeCall.parsed)
-        .join(Verdict, Verdict.id == JudgeCall.verdict_id)
-        .join(Comparison, Comparison.id == Verdict.comparison_id)
-        .where(
-            is_current_verdict(),
-            Verdict.position_consistent == false(),
-            JudgeCall.error_class.is_(None),
-            *scope.conditions(),
-        )
-        .order_by(JudgeCall.id)
-    )
-    positions: dict[int, list[str]] = {}
-    for verdict_id, parsed in (await session.execute(statement)).all():
-        position = _position(parsed)
-        if verdict_id is not None and position is not None:
-            positions.setdefault(verdict_id, []).append(position)
-    return positions
-
-
-def _position(parsed: Any) -> str | None:
-    if isinstance(parsed, dict) and parsed.get("position") in ("1", "2", "tie"):
-        position: str = parsed["position"]
-        return position
-    return None
-
-
 async def batch_names(session: AsyncSession, batch_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not batch_ids:
         return {}
@@ -194,3 +360,115 @@ async def find_batch(session: AsyncSession, name_or_id: str) -> Batch | None:
         select(Batch).where(or_(by_id, Batch.name == name_or_id)).limit(1)
     )
     return found
+
+
+# -- an online run's rewards (``referee report --run``) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RewardCell:
+    """Reward items of one run that share a step, scorer, judge, status and reason."""
+
+    step: int | None
+    scorer: str
+    judge: str
+    status: str
+    reason: str | None
+    items: int
+    scored: int
+    score_sum: float
+    score_min: float | None
+    score_max: float | None
+
+
+def _clipped(value: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[float]:
+    return case((value < 0, 0.0), (value > 1, 1.0), else_=value)
+
+
+async def reward_cells(session: AsyncSession, run: str) -> list[RewardCell]:
+    """A run's reward items counted by step, scorer, judge, status and reason."""
+    keys = (
+        RewardItem.step,
+        RewardItem.scorer,
+        RewardItem.judge,
+        RewardItem.status,
+        RewardItem.reason,
+    )
+    statement = (
+        select(
+            *keys,
+            func.count(),
+            func.count(RewardItem.score),
+            func.sum(RewardItem.score),
+            func.min(RewardItem.score),
+            func.max(RewardItem.score),
+        )
+        .where(RewardItem.run == run)
+        .group_by(*keys)
+    )
+    return [
+        RewardCell(
+            step, scorer, judge, status, reason, int(n), int(k), float(total or 0.0), low, high
+        )
+        for step, scorer, judge, status, reason, n, k, total, low, high in (
+            await session.execute(statement)
+        )
+    ]
+
+
+async def reward_histogram(
+    session: AsyncSession, run: str, bins: int
+) -> list[tuple[int | None, int, int]]:
+    """A run's scores (clipped to [0, 1]) in equal-width bins per step: (step, bin, items)."""
+    facts = (
+        select(
+            RewardItem.step.label("step"),
+            equal_width_bin(_clipped(RewardItem.score), bins).label("bin"),
+        )
+        .where(RewardItem.run == run, RewardItem.score.is_not(None))
+        .subquery("binned")
+    )
+    statement = select(facts.c.step, facts.c.bin, func.count()).group_by(facts.c.step, facts.c.bin)
+    return [(step, int(bin_), int(n)) for step, bin_, n in await session.execute(statement)]
+
+
+async def reward_scores(
+    session: AsyncSession, run: str, by_step: bool
+) -> AsyncIterator[tuple[int | None, float]]:
+    """A run's scores in order (by step then score, or by score alone), streamed."""
+    order = (RewardItem.step, RewardItem.score) if by_step else (RewardItem.score,)
+    statement = (
+        select(RewardItem.step, RewardItem.score)
+        .where(RewardItem.run == run, RewardItem.score.is_not(None))
+        .order_by(*order)
+        .execution_options(yield_per=10_000)
+    )
+    async for step, score in await session.stream(statement):
+        yield step, float(score or 0.0)  # never None: filtered above
+
+
+async def reward_costs(session: AsyncSession, run: str) -> tuple[CostFacts, int]:
+    """The calls of the labels (ratings, comparisons) behind a run's items, and those labels.
+
+    A label is counted once however many items it scored (identical items are
+    scored once); one shared with another run counts in both runs' reports.
+    """
+    ratings = select(RewardItem.rating_id).where(
+        RewardItem.run == run, RewardItem.rating_id.is_not(None)
+    )
+    comparisons = select(RewardItem.comparison_id).where(
+        RewardItem.run == run, RewardItem.comparison_id.is_not(None)
+    )
+    calls = select(
+        func.count(JudgeCall.id),
+        func.coalesce(func.sum(JudgeCall.cost_usd), 0),
+        func.sum(case((JudgeCall.cost_usd.is_(None), 1), else_=0)),
+    ).where(or_(JudgeCall.rating_id.in_(ratings), JudgeCall.comparison_id.in_(comparisons)))
+    count, usd, unpriced = (await session.execute(calls)).one()
+    labels = select(
+        func.count(func.distinct(RewardItem.rating_id))
+        + func.count(func.distinct(RewardItem.comparison_id))
+    ).where(RewardItem.run == run)
+    return CostFacts(int(count), Decimal(usd), int(unpriced or 0)), int(
+        await session.scalar(labels) or 0
+    )
