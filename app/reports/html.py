@@ -27,6 +27,7 @@ from app.reports.html_tables import lookup, number, tables
 
 SCHEMA_VERSION = 1
 TEMPLATE = "report.html.j2"
+RUN_TEMPLATE = "reward_run.html.j2"
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -56,6 +57,26 @@ def render_report(report: dict[str, Any]) -> str:
             plotly_js=Markup(get_plotlyjs()),  # noqa: S704
         )
     )
+
+
+def render_run(report: dict[str, Any]) -> str:
+    """The page of ``referee report --run`` (app.reports.reward_run): tables and a plot."""
+    version = report.get("schema_version")
+    if version != SCHEMA_VERSION or not isinstance(report.get("steps"), list):
+        raise InvalidInputError("not a run report of schema_version 1", field="/schema_version")
+    return (
+        _environment()
+        .get_template(RUN_TEMPLATE)
+        .render(
+            report=report,
+            plot=Markup(html_plots.run_steps(report)),  # noqa: S704
+            plotly_js=Markup(get_plotlyjs()),  # noqa: S704
+        )
+    )
+
+
+def _whole_run(summary: dict[str, Any]) -> dict[str, Any]:
+    return {**summary, "step": "all"}
 
 
 def _header(report: dict[str, Any]) -> dict[str, Any]:
@@ -92,10 +113,12 @@ def _intervals(settings: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("app.reports", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["combine_step"] = _whole_run
+    return environment

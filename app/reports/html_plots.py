@@ -197,3 +197,30 @@ def figures(report: Report) -> list[str]:
         length_bias(report),
     ]
     return [div for div in divs if div is not None]
+
+
+def run_steps(report: Report) -> str:
+    """An online run's per-step score: mean, and the p10-p90 band (``referee report --run``)."""
+    steps = [s for s in report["steps"] if s["step"] is not None and s["quantiles"]]
+    x = [s["step"] for s in steps]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=x, y=[s["quantiles"]["p90"] for s in steps], name="p90", mode="lines")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[s["quantiles"]["p10"] for s in steps],
+            name="p10",
+            mode="lines",
+            fill="tonexty",
+        )
+    )
+    fig.add_trace(go.Scatter(x=x, y=[s["mean"] for s in steps], name="mean", mode="lines+markers"))
+    fig.update_layout(
+        title=f"Score per step: {label(report['run'])}",
+        xaxis_title="step",
+        yaxis_title="score",
+        yaxis_range=[0, 1],
+    )
+    return _div(fig, "run-steps", 420)
