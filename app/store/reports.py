@@ -130,35 +130,38 @@ def _json_string_sqlite(element: json_string, compiler: Any, **kw: Any) -> str:
     )
 
 
-def counting_gold() -> Subquery:
+def counting_gold(scope: Scope) -> Subquery:
     """The gold label that counts for each pair: (pair_key, winner, source).
 
     A review (a person looking at this very pair in this service) outranks an
-    imported label; among several of one kind, the newest counts.
+    imported label; among several of one kind, the newest counts. A scoped
+    report ranks only the labels of its pairs (through the pair_key index).
     """
     rank = case((GoldLabel.source == "review", 1), else_=0)
     order = func.row_number().over(
         partition_by=GoldLabel.pair_key,
         order_by=(rank.desc(), GoldLabel.created_at.desc(), GoldLabel.id.desc()),
     )
-    ranked = select(
-        GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source, order.label("rank")
-    ).subquery("ranked_gold")
+    ranked = select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source, order.label("rank"))
+    if scope.conditions():
+        keys = select(Comparison.pair_key).where(*scope.conditions())
+        ranked = ranked.where(GoldLabel.pair_key.in_(keys))
+    found = ranked.subquery("ranked_gold")
     return (
-        select(ranked.c.pair_key, ranked.c.winner, ranked.c.source)
-        .where(ranked.c.rank == 1)
+        select(found.c.pair_key, found.c.winner, found.c.source)
+        .where(found.c.rank == 1)
         .subquery("gold")
     )
 
 
-def _leanings() -> Subquery:
+def _leanings(scope: Scope) -> Subquery:
     """Per current verdict whose orders disagreed: positions its calls named, and their lean.
 
     Positions are as shown to the judge, so "1" in both orders is a judge
     that went for whichever response came first.
     """
     position = json_key(JudgeCall.parsed, "position")
-    return (
+    statement = (
         select(
             JudgeCall.verdict_id.label("verdict_id"),
             func.sum(case((position == "1", 1), (position == "2", -1), else_=0)).label("lean"),
@@ -170,8 +173,13 @@ def _leanings() -> Subquery:
             position.in_(("1", "2", "tie")),
         )
         .group_by(JudgeCall.verdict_id)
-        .subquery("leanings")
     )
+    if scope.conditions():
+        # A scoped report reads the calls of its comparisons only.
+        statement = statement.join(Comparison, Comparison.id == Verdict.comparison_id).where(
+            *scope.conditions()
+        )
+    return statement.subquery("leanings")
 
 
 def equal_width_bin(confidence: ColumnElement[float], bins: int) -> ColumnElement[int]:
@@ -208,8 +216,8 @@ async def settle_for_counting(session: AsyncSession) -> None:
 
 async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
     """The report's counting over every comparison in scope, as GROUP BY rows."""
-    gold = counting_gold()
-    leanings = _leanings()
+    gold = counting_gold(scope)
+    leanings = _leanings(scope)
     clipped = case(
         (Verdict.confidence < 0, 0.0), (Verdict.confidence > 1, 1.0), else_=Verdict.confidence
     )
@@ -281,7 +289,7 @@ async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
 
 async def gold_counts(session: AsyncSession, scope: Scope) -> list[tuple[str, str, int]]:
     """The gold labels that count for the pairs in scope: (winner, source, pairs)."""
-    gold = counting_gold()
+    gold = counting_gold(scope)
     keys = select(Comparison.pair_key).where(*scope.conditions())
     statement = (
         select(gold.c.winner, gold.c.source, func.count())

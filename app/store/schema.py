@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.store import (  # noqa: F401  (imported for their tables)
     models_generation,
     models_rate_limits,
+    models_reports,
     models_review,
     models_rewards,
     models_rounds,
