@@ -14,6 +14,7 @@ from app.store import (  # noqa: F401  (imported for their tables)
     models_rewards,
     models_rounds,
     models_selection,
+    models_tracing,
 )
 from app.store.models import Base
 
