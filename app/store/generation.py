@@ -139,6 +139,8 @@ class SampleResult:
     attempts: int
     error_class: str | None = None
     error_message: str | None = None
+    prompt_id: uuid.UUID | None = None
+    """The sample's prompt, when the writer knows it (saves looking it up)."""
 
 
 def text_key(text: str) -> str:
@@ -442,15 +444,18 @@ async def write_samples(
     """
     if not results:
         return
-    prompt_of = dict(
-        (
-            await session.execute(
-                select(GenerationSample.id, GenerationSample.prompt_id).where(
-                    GenerationSample.id.in_([r.sample_id for r in results])
+    prompt_of = {r.sample_id: r.prompt_id for r in results if r.prompt_id is not None}
+    unknown = [r.sample_id for r in results if r.text is not None and r.prompt_id is None]
+    if unknown:
+        prompt_of.update(
+            (
+                await session.execute(
+                    select(GenerationSample.id, GenerationSample.prompt_id).where(
+                        GenerationSample.id.in_(unknown)
+                    )
                 )
-            )
-        ).all()
-    )
+            ).all()
+        )
     now = utcnow()
     candidates: dict[uuid.UUID, dict[str, Any]] = {}
     chosen: dict[int, uuid.UUID] = {}
@@ -473,10 +478,12 @@ async def write_samples(
             "created_at": now,
         }
     if candidates:
-        insert = insert_for(session)(GenerationCandidate)
+        # On the Core table: the ORM's bulk insert path costs more per row than the database.
+        candidate_table = cast(Table, GenerationCandidate.__table__)
+        insert = insert_for(session)(candidate_table)
         statement = insert.on_conflict_do_update(
             index_elements=["prompt_id", "text_key"],
-            set_={"count": GenerationCandidate.count + insert.excluded.count},
+            set_={"count": candidate_table.c.count + insert.excluded.count},
         )
         await session.execute(statement, list(candidates.values()))
     table = cast(Table, GenerationSample.__table__)

@@ -66,6 +66,8 @@ class GenerationProgress:
     failures: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     elapsed_s: float = 0.0
+    total: int = 0
+    """Samples this run has to draw, as far as known: it grows while prompts are still stored."""
 
 
 @dataclass
@@ -110,6 +112,12 @@ class Generator:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._leased: dict[int, tuple[int, ...]] = {}
         self._results: asyncio.Queue[_Drawn | None] = asyncio.Queue()
+        self._unwritten = 0
+        """Finished requests not yet stored: their samples still read as pending."""
+        self._written = asyncio.Event()
+        self._writer_failed = False
+        self._feeding = False
+        self._fed = asyncio.Event()
         self._slots = asyncio.Semaphore(options.concurrency)
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -118,6 +126,22 @@ class Generator:
         # at once and a stop (--max-cost) overshoots by the requests in flight at most.
         self._claim_size = min(n, policy.max_n) if policy.native_n else 1
         self._prices: tuple[Decimal, Decimal] | None = None
+
+    def expect_prompts(self) -> None:
+        """Prompts are still being stored: an empty queue means "wait", not "done"."""
+        self._feeding = True
+
+    def prompts_added(self, samples: int) -> None:
+        """A chunk of prompts with ``samples`` pending samples is stored: claim them."""
+        self.progress.total += samples
+        self._fed.set()
+        self._slot_freed.set()
+
+    def prompts_done(self) -> None:
+        """Every prompt is stored (or storing them stopped): the queue is complete."""
+        self._feeding = False
+        self._fed.set()
+        self._slot_freed.set()
 
     def stop(self, reason: str) -> None:
         """Claim nothing more; requests in flight finish and are stored."""
@@ -138,12 +162,14 @@ class Generator:
                 task.cancel()
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             await self._results.put(None)
-            await writer
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            await asyncio.shield(self._release())
-            self.progress.elapsed_s = time.perf_counter() - started
+            try:
+                await writer
+            finally:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+                await asyncio.shield(self._release())
+                self.progress.elapsed_s = time.perf_counter() - started
         return self.progress
 
     async def _release(self) -> None:
@@ -160,6 +186,7 @@ class Generator:
             # Refill in small chunks: waiting for many slots to free up would
             # leave them idle for most of a model call.
             if room >= max(1, concurrency // 16) or not self._in_flight:
+                self._fed.clear()
                 async with self.db.transaction() as session:
                     claimed = await store.claim(
                         session,
@@ -169,7 +196,13 @@ class Generator:
                         self._lease,
                     )
                 self._start(claimed)
+            if not claimed and not self._in_flight and self._feeding:
+                await self._fed.wait()  # the next chunk of prompts, or the end of them
+                continue
             if not claimed and not self._in_flight:
+                # Our own finished requests still read as pending until the writer stores
+                # them: wait for it, or the run would take them for another worker's.
+                await self._all_written()
                 if not await self._others_hold_work():
                     return
                 await asyncio.sleep(self.options.poll_seconds)
@@ -216,9 +249,24 @@ class Generator:
             proceed=lambda: not self._stopping,
         )
         if outcome is not None:  # None: stopped before it was sent; the samples stay pending
-            await self._results.put(_Drawn(samples, outcome))
+            self._unwritten += 1
+            self._results.put_nowait(_Drawn(samples, outcome))
+
+    async def _all_written(self) -> None:
+        while self._unwritten and not self._writer_failed:
+            self._written.clear()
+            await self._written.wait()
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_all()
+        except BaseException:
+            self._writer_failed = True
+            self._written.set()
+            self.stop("storing samples failed")
+            raise
+
+    async def _write_all(self) -> None:
         done = False
         while not done:
             item = await self._results.get()
@@ -233,7 +281,10 @@ class Generator:
                 except TimeoutError:
                     break
             done = None in items
-            await self._write([i for i in items if i is not None])
+            drawn = [i for i in items if i is not None]
+            await self._write(drawn)
+            self._unwritten -= len(drawn)
+            self._written.set()
 
     async def write_outcomes(
         self, owner: str, drawn: list[tuple[tuple[store.ClaimedSample, ...], RequestOutcome]]
@@ -284,6 +335,7 @@ class Generator:
                 attempts=outcome.attempts,
                 error_class=choice.error_class,
                 error_message=choice.error_message,
+                prompt_id=sample.prompt_id,
             )
             for sample, choice, share, cost in zip(
                 item.samples, draw.choices, shares, costs, strict=True

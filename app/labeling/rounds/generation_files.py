@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import signal
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from app.labeling.jsonl import LineError, RejectsFile, read_records
 from app.labeling.pricing import call_cost
 from app.labeling.rounds.generate import GenerationProgress, Generator, GeneratorOptions
 from app.labeling.rounds.generation_jobs import (
+    EnqueueCounts,
     GenerationPromptIn,
     GenerationSpec,
     PromptScreen,
@@ -175,20 +177,6 @@ async def generate_stream(
     try:
         generation = await open_generation(db, spec, config, options.origin or source)
         summary.generation_id, summary.name = str(generation.id), generation.name
-        rejects = RejectsFile(options.rejects_path)
-
-        def reject(error: LineError) -> None:
-            on_reject(error)
-            rejects.write(error)
-
-        try:
-            records = read_records(stream, source, GenerationPromptIn)
-            screen = PromptScreen(source, settings.max_text_chars)
-            counts = await add_prompts(db, generation, records, screen, reject)
-        finally:
-            rejects.close()
-        summary.submitted, summary.new = counts.submitted, counts.new
-        summary.rejected, summary.merged = counts.rejected, counts.merged
         generator = await sample(
             db,
             generation,
@@ -200,12 +188,55 @@ async def generate_stream(
             ),
             retry_failed=options.retry_failed,
         )
+        async with db.transaction() as session:  # left by an earlier run
+            generator.progress.total = (await store.status_counts(session, generation.id)).get(
+                "pending", 0
+            )
+        rejects = RejectsFile(options.rejects_path)
+
+        def reject(error: LineError) -> None:
+            on_reject(error)
+            rejects.write(error)
+
+        async def store_prompts() -> EnqueueCounts:
+            try:
+                records = read_records(stream, source, GenerationPromptIn)
+                screen = PromptScreen(source, settings.max_text_chars)
+                return await add_prompts(
+                    db,
+                    generation,
+                    records,
+                    screen,
+                    reject,
+                    on_chunk=lambda new: generator.prompts_added(new * generation.n),
+                )
+            except BaseException:
+                generator.stop("the prompts could not be read to the end")
+                raise
+            finally:
+                rejects.close()
+                generator.prompts_done()
+
         runner: Generator | GenerationBatchRun = generator
         if options.provider_batch is not None:
+            # A provider batch is made of what is pending once: every prompt stored first.
+            counts = await store_prompts()
             runner = GenerationBatchRun(generator, options.provider_batch)
-        async with db.transaction() as session:
-            pending = (await store.status_counts(session, generation.id)).get("pending", 0)
-        summary.progress = await _in_foreground(runner, progress_view, pending)
+            summary.progress = await _in_foreground(runner, progress_view, generator)
+        else:
+            # Live: sampling starts on the first stored chunk while the rest is read.
+            generator.expect_prompts()
+            storing = asyncio.create_task(store_prompts())
+            try:
+                summary.progress = await _in_foreground(runner, progress_view, generator)
+            finally:
+                if not storing.done():  # sampling failed: stop reading (stored chunks stay)
+                    storing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await storing
+            counts = await storing
+        summary.submitted, summary.new = counts.submitted, counts.new
+        summary.rejected, summary.merged = counts.rejected, counts.merged
         summary.status_counts = await finish(db, generation)
         async with db.transaction() as session:
             summary.candidates = await store.candidate_count(session, generation.id)
@@ -216,14 +247,14 @@ async def generate_stream(
 
 
 async def _in_foreground(
-    generator: Generator | GenerationBatchRun, progress_view: GenerationView, pending: int
+    runner: Generator | GenerationBatchRun, progress_view: GenerationView, generator: Generator
 ) -> GenerationProgress:
     """Run with its progress drawn; Ctrl-C stops it cleanly (what is stored stays stored)."""
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, generator.stop, "interrupted")
+    loop.add_signal_handler(signal.SIGINT, runner.stop, "interrupted")
     try:
-        with progress_view(pending) as update:
-            generator.on_progress = update
-            return await generator.run()
+        with progress_view(generator.progress.total) as update:
+            runner.on_progress = update
+            return await runner.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)

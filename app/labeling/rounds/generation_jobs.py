@@ -17,8 +17,9 @@ all go through here:
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,6 @@ from app.errors import (
     UnknownJudgeSpecError,
 )
 from app.keys import digest, prompt_messages
-from app.labeling.batch import chunks
 from app.labeling.claims import holder_is_gone
 from app.labeling.inputs import Prompt, check_text_sizes, to_text
 from app.labeling.jsonl import LineError, Parsed, rejected
@@ -47,6 +47,7 @@ from judges.policies.registry import build_policy as build_from_config
 from judges.prompts import render_text
 
 ENQUEUE_CHUNK = 500
+YIELD_EVERY = 25
 MAX_SEED = 2**30
 """A request's seed is the base seed plus a sample index: both stay within a 32-bit column."""
 
@@ -208,21 +209,44 @@ async def add_prompts(
     records: Iterable[Parsed[GenerationPromptIn] | LineError],
     screen: PromptScreen,
     on_reject: Callable[[LineError], None] = lambda _error: None,
+    on_chunk: Callable[[int], None] = lambda _new: None,
 ) -> EnqueueCounts:
-    """Store every good record with its pending samples, a chunk per transaction."""
+    """Store every good record with its pending samples, a chunk per transaction.
+
+    ``on_chunk`` hears how many new prompts each committed chunk stored, so
+    sampling can start on the first chunk while the rest is still read.
+    """
     counts = EnqueueCounts()
-    for chunk in chunks((screen.check(r) for r in records), ENQUEUE_CHUNK):
+    screened = (screen.check(r) for r in records)
+    while chunk := await _next_chunk(screened):
         rows = [row for row in chunk if isinstance(row, dict) and row]
         rejects = [row for row in chunk if isinstance(row, LineError)]
         for error in rejects:
             on_reject(error)
         async with db.transaction() as session:
-            counts.new += await store.add_prompts(session, generation, rows)
+            new = await store.add_prompts(session, generation, rows)
             await store.add_counts(session, generation.id, len(rows), len(rejects))
+        counts.new += new
+        on_chunk(new)
         counts.submitted += len(rows)
         counts.rejected += len(rejects)
     counts.merged = screen.merged
     return counts
+
+
+async def _next_chunk(
+    screened: Iterator[dict[str, Any] | LineError],
+) -> list[dict[str, Any] | LineError]:
+    """Up to ENQUEUE_CHUNK screened records, letting the event loop run every few lines:
+    reading is CPU work, and sampling runs beside it (requests go out, answers are stored)."""
+    chunk: list[dict[str, Any] | LineError] = []
+    for row in screened:
+        chunk.append(row)
+        if len(chunk) == ENQUEUE_CHUNK:
+            break
+        if len(chunk) % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return chunk
 
 
 async def sample(
