@@ -1,16 +1,26 @@
-"""Throughput and CPU overhead of `referee label` against a bare loop of the same SDK calls.
+"""`referee label` as a whole command against a bare SDK loop, and its time to first verdict.
 
-Both run against one fake provider in its own process on loopback, in the same run:
+Everything runs against one fake provider in its own process on loopback, in the same run:
 
 - the bare loop sends 2 × N Anthropic calls through AsyncAnthropic with the same
-  number in flight (no storage, no protocol);
+  number in flight (no storage, no protocol; its imports and client are not timed);
 - `referee label` judges N pairs in both orders with `--concurrency` requests in
-  flight, storing everything.
+  flight, storing everything, timed as a whole process: start-up, enqueue, judging;
+- time to first verdict: `referee label` on a generated 1,000,000-line file, from
+  launch until a verdict row is in the database (then it is stopped with Ctrl-C),
+  with its peak RSS at that moment.
 
-    python -m bench.label_throughput --pairs 5000 --latency-ms 1000 --in-flight 256
+Each database gets a bare loop run just before its `referee label` run, and the
+figures are printed with their targets (whole command ≥ 0.95 of the bare loop,
+first verdict ≤ 2 s) and whether they are met.
+
+    python -m bench.label_throughput                       # SQLite and PostgreSQL
+    python -m bench.label_throughput --databases sqlite --first-verdict-lines 0
     python -m bench.label_throughput --pairs 2000 --latency-ms 0 --in-flight 64   # CPU per pair
 
-REFEREE_DATABASE_URL picks the database (default: a fresh SQLite file).
+PostgreSQL: a scratch database is created (and dropped) on the server of
+--postgres (default REFEREE_DATABASE_URL when it is PostgreSQL, else the local
+server), so earlier runs' rows are never reused.
 """
 
 from __future__ import annotations
@@ -21,18 +31,31 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anthropic
+from anthropic.types import ToolParam
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.store import migrate
+from app.store.db import sync_url
 from tests.fake_provider import FakeProvider
+from tests.fake_provider.runner import SpawnedProvider
 
 MODEL = "claude-sonnet-4-6"
+WHOLE_TARGET = 0.95
+FIRST_VERDICT_TARGET_S = 2.0
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def write_pairs(path: Path, n: int) -> None:
@@ -51,10 +74,28 @@ def write_pairs(path: Path, n: int) -> None:
             )
 
 
+def write_many_pairs(path: Path, n: int) -> None:
+    """The same lines as write_pairs, formatted without a json.dumps per line (1M in seconds)."""
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
+        for i in range(n):
+            long = f"A reasonably detailed answer to question {i}. " * 3
+            out.write(
+                f'{{"id": "b{i}", "prompt": "Question number {i}: explain something briefly.", '
+                f'"response_a": "{long}", "response_b": "Short answer {i}."}}\n'
+            )
+
+
 async def bare_loop(base_url: str, calls: int, in_flight: int) -> float:
-    client = anthropic.AsyncAnthropic(api_key="bench", base_url=base_url, max_retries=0)
+    # The same client as the judge's (aiohttp transport, 60 s timeout, no SDK retries).
+    client = anthropic.AsyncAnthropic(
+        http_client=anthropic.DefaultAioHttpClient(),
+        api_key="bench",
+        base_url=base_url,
+        max_retries=0,
+        timeout=60.0,
+    )
     semaphore = asyncio.Semaphore(in_flight)
-    tool = {
+    tool: ToolParam = {
         "name": "record_verdict",
         "description": "Record which response is better.",
         "input_schema": {
@@ -79,7 +120,7 @@ async def bare_loop(base_url: str, calls: int, in_flight: int) -> float:
                         "content": f"<response_1>\nx{i}\n</response_1>\n<response_2>\ny\n</response_2>",
                     }
                 ],
-                tools=[tool],  # type: ignore[list-item]
+                tools=[tool],
                 tool_choice={"type": "tool", "name": "record_verdict"},
             )
 
@@ -97,82 +138,221 @@ def cpu_seconds_of(function: object) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+@contextmanager
+def scratch_database(kind: str, workdir: Path, postgres: str) -> Iterator[str]:
+    """A fresh migrated database: a new SQLite file, or a new database on the server."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    admin_url = sync_url(postgres)
+    name = f"referee_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def label_command(source: Path, in_flight: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "label",
+        str(source),
+        "--judge",
+        f"anthropic:{MODEL}",
+        "--concurrency",
+        str(in_flight),
+        "--rejects",
+        str(source) + ".rejects",
+    ]
+
+
+def label_env(database_url: str, provider: SpawnedProvider) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REFEREE_DATABASE_URL": database_url,
+        "ANTHROPIC_BASE_URL": provider.anthropic_base_url,
+        "ANTHROPIC_API_KEY": "bench",
+    }
+
+
+@dataclass
+class Whole:
+    bare_s: float
+    bare_cpu_s: float
+    label_s: float
+    label_cpu_s: float
+    phase: tuple[int, float] | None
+    """Pairs and seconds of the judging as the command reports it."""
+    last_line: str
+
+
+def whole_command(
+    provider: SpawnedProvider, database_url: str, source: Path, pairs: int, in_flight: int
+) -> Whole:
+    box: dict[str, float] = {}
+    bare_cpu = cpu_seconds_of(
+        lambda: box.update(
+            t=asyncio.run(bare_loop(provider.anthropic_base_url, 2 * pairs, in_flight))
+        )
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(
+        label_command(source, in_flight),
+        env=label_env(database_url, provider),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    label_elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"referee label failed: {result.stderr[-2000:]}")
+    found = re.search(r"judged (\d+) pairs in ([\d.]+) s", result.stdout)
+    lines = result.stdout.strip().splitlines()
+    return Whole(
+        box["t"],
+        bare_cpu,
+        label_elapsed,
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        (int(found.group(1)), float(found.group(2))) if found else None,
+        lines[-1] if lines else "",
+    )
+
+
+def first_verdict(
+    provider: SpawnedProvider, database_url: str, source: Path, in_flight: int
+) -> tuple[float, float]:
+    """Seconds from launch until a verdict is stored, and the process's peak RSS (MB) then."""
+    engine = create_engine(sync_url(database_url))
+    started = time.perf_counter()
+    run = subprocess.Popen(
+        label_command(source, in_flight),
+        env=label_env(database_url, provider),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # a pipe nobody reads would block it once full
+    )
+    try:
+        with engine.connect() as connection:
+            while run.poll() is None:
+                if connection.execute(text("SELECT 1 FROM verdicts LIMIT 1")).first():
+                    break
+                connection.rollback()  # a fresh snapshot on the next look
+                time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        if run.poll() is not None:
+            raise SystemExit(f"referee label ended (exit {run.returncode}) before a verdict")
+        status = Path(f"/proc/{run.pid}/status").read_text()
+        peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+        run.send_signal(signal.SIGINT)  # a clean stop: what is stored stays stored
+        run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        engine.dispose()
+    return seconds, int(peak.group(1)) / 1024 if peak else float("nan")
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def report_whole(kind: str, whole: Whole, args: argparse.Namespace) -> None:
+    bare_rate, label_rate = args.pairs / whole.bare_s, args.pairs / whole.label_s
+    ratio = label_rate / bare_rate
+    print(f"[{kind}] {args.pairs} pairs, {args.latency_ms:.0f} ms/call, {args.in_flight} in flight")
+    print(
+        f"  bare SDK loop : {bare_rate:7.1f} pairs/s ({whole.bare_s:.1f} s), "
+        f"CPU {1000 * whole.bare_cpu_s / args.pairs:.2f} ms per 2 calls"
+    )
+    print(
+        f"  referee label : {label_rate:7.1f} pairs/s ({whole.label_s:.1f} s, whole process incl. "
+        f"start-up and enqueue), CPU {1000 * whole.label_cpu_s / args.pairs:.2f} ms per pair"
+    )
+    if args.latency_ms:
+        ideal = args.in_flight / 2 / (args.latency_ms / 1000)
+        print(
+            f"  ideal {ideal:.1f} pairs/s; label/ideal {label_rate / ideal:.3f}, "
+            f"bare/ideal {bare_rate / ideal:.3f}"
+        )
+    if whole.phase:
+        phase_rate = whole.phase[0] / whole.phase[1]
+        print(
+            f"  judging as the command reports it: {phase_rate:.1f} pairs/s "
+            f"({whole.phase[1]:.1f} s; /bare {phase_rate / bare_rate:.3f}); "
+            f"outside it (start-up, exit): {whole.label_s - whole.phase[1]:.1f} s"
+        )
+    print(
+        f"  whole command / bare loop: {ratio:.3f} (target >= {WHOLE_TARGET}): "
+        f"{verdict(ratio >= WHOLE_TARGET)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=1000.0)
     parser.add_argument("--in-flight", type=int, default=256, help="requests in flight")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="a PostgreSQL server URL to make scratch databases on "
+        "(default: REFEREE_DATABASE_URL if PostgreSQL, else the local server)",
+    )
+    parser.add_argument("--first-verdict-lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--first-verdict-latency-ms",
+        type=float,
+        default=0.0,
+        help="the provider's latency while timing the first verdict (our own overhead at 0)",
+    )
     args = parser.parse_args()
+    configured = os.environ.get("REFEREE_DATABASE_URL", "")
+    postgres = args.postgres or (configured if configured.startswith("postgres") else None)
+    postgres = postgres or LOCAL_POSTGRES
+    kinds = [kind.strip() for kind in args.databases.split(",") if kind.strip()]
 
     workdir = Path(tempfile.mkdtemp(prefix="referee-bench-"))
-    database_url = os.environ.get("REFEREE_DATABASE_URL", f"sqlite:///{workdir / 'bench.db'}")
-    migrate.upgrade(database_url)
     source = workdir / "pairs.jsonl"
     write_pairs(source, args.pairs)
+    big = workdir / "million.jsonl"
+    if args.first_verdict_lines:
+        write_many_pairs(big, args.first_verdict_lines)
+    print(f"load average at start: {os.getloadavg()}")
     provider = FakeProvider.spawn(latency_ms=args.latency_ms, record=False, policy="longer")
     try:
-        box: dict[str, float] = {}
-        bare_cpu = cpu_seconds_of(
-            lambda: box.update(
-                t=asyncio.run(
-                    bare_loop(provider.anthropic_base_url, 2 * args.pairs, args.in_flight)
+        for kind in kinds:
+            if args.pairs:
+                with scratch_database(kind, workdir, postgres) as url:
+                    whole = whole_command(provider, url, source, args.pairs, args.in_flight)
+                report_whole(kind, whole, args)
+            if args.first_verdict_lines:
+                provider.configure(latency_ms=args.first_verdict_latency_ms)
+                with scratch_database(kind, workdir, postgres) as url:
+                    seconds, rss = first_verdict(provider, url, big, args.in_flight)
+                provider.configure(latency_ms=args.latency_ms)
+                print(
+                    f"[{kind}] first verdict on a {args.first_verdict_lines}-line file "
+                    f"({args.first_verdict_latency_ms:.0f} ms/call): {seconds:.2f} s from launch "
+                    f"(target <= {FIRST_VERDICT_TARGET_S:.0f} s): "
+                    f"{verdict(seconds <= FIRST_VERDICT_TARGET_S)}; peak RSS {rss:.0f} MB"
                 )
-            )
-        )
-        bare_elapsed = box["t"]
-        env = {
-            **os.environ,
-            "REFEREE_DATABASE_URL": database_url,
-            "ANTHROPIC_BASE_URL": provider.anthropic_base_url,
-            "ANTHROPIC_API_KEY": "bench",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "label",
-            str(source),
-            "--judge",
-            f"anthropic:{MODEL}",
-            "--concurrency",
-            str(args.in_flight),
-        ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        label_elapsed = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if result.returncode != 0:
-            raise SystemExit(f"referee label failed: {result.stderr[-2000:]}")
-        label_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
         provider.close()
-
-    ideal = args.in_flight / 2 / (args.latency_ms / 1000) if args.latency_ms else float("inf")
-    bare_rate, label_rate = args.pairs / bare_elapsed, args.pairs / label_elapsed
-    print(
-        f"database: {database_url.split(':')[0]}; {args.pairs} pairs, {args.latency_ms:.0f} ms/call, {args.in_flight} requests in flight"
-    )
-    print(
-        f"bare SDK loop : {bare_rate:7.1f} pairs/s ({bare_elapsed:.1f} s), CPU {1000 * bare_cpu / args.pairs:.2f} ms per 2 calls"
-    )
-    print(
-        f"referee label : {label_rate:7.1f} pairs/s ({label_elapsed:.1f} s, whole process incl. start-up and enqueue), "
-        f"CPU {1000 * label_cpu / args.pairs:.2f} ms per pair"
-    )
-    if args.latency_ms:
-        print(
-            f"ideal {ideal:.1f} pairs/s; label/ideal {label_rate / ideal:.3f}, bare/ideal {bare_rate / ideal:.3f}, "
-            f"label/bare {label_rate / bare_rate:.3f}"
-        )
-    phase = re.search(r"judged (\d+) pairs in ([\d.]+) s", result.stdout)
-    if phase and args.latency_ms:
-        phase_rate = int(phase.group(1)) / float(phase.group(2))
-        print(
-            f"judging phase alone (after start-up and enqueue): {phase_rate:.1f} pairs/s; "
-            f"/ideal {phase_rate / ideal:.3f}, /bare {phase_rate / bare_rate:.3f}"
-        )
-    print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
+        big.unlink(missing_ok=True)
+    print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,16 @@ from judges.limits import RateLimits
 log = logging.getLogger("referee.judges")
 ENTRY_POINT_GROUP = "referee.judges"
 JudgeFactory = Callable[[JudgeConfig], Judge]
+
+
+def _on_first_use(ep: EntryPoint) -> JudgeFactory:
+    def build(config: JudgeConfig) -> Judge:
+        factory: JudgeFactory = ep.load()  # imported once; later loads find the module
+        return factory(config)
+
+    return build
+
+
 DEFAULT_CACHE_SIZE = 64
 
 
@@ -82,10 +92,11 @@ class JudgeRegistry:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> JudgeRegistry:
-        """Load every provider registered under the ``referee.judges`` group."""
+        """Every provider registered under the ``referee.judges`` group, each imported when
+        its first judge is built: a provider SDK takes most of a second to import."""
         factories: dict[str, JudgeFactory] = {}
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            factories[ep.name] = ep.load()
+            factories[ep.name] = _on_first_use(ep)
         return cls(factories, named, cache_size=cache_size)
 
     def register(self, provider: str, factory: JudgeFactory) -> None:

@@ -239,6 +239,7 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(
                 task,
+                total=p.queued if p.queued is not None else total,
                 completed=p.done,
                 rate=f"{p.done / elapsed:.1f} pairs/s",
                 tokens=p.input_tokens + p.output_tokens,

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 ENQUEUE_CHUNK = 500
+FIRST_CHUNK = 16
+READ_SLICE = 32
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Progress:
     failures: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
     elapsed_s: float = 0.0
+    queued: int | None = None
+    """Pairs this run has to judge, when it grows while the file is still being enqueued."""
 
     def count(self, outcome: PairOutcome, cost: Decimal) -> None:
         """Add one stored pair, its calls' tokens and its cost."""
@@ -224,6 +228,8 @@ async def enqueue(
     under: UnderConstitution | None = None,
     policy: TextPolicy | None = None,
     gold_ledger: GoldLedger | None = None,
+    on_stored: Callable[[int], None] = lambda _pending: None,
+    halted: Callable[[], bool] = lambda: False,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
 
@@ -236,13 +242,23 @@ async def enqueue(
     app.labeling.screening). Bad records go to
     ``on_reject`` as they come rather than into a list, so memory stays flat
     however many lines a file gets wrong.
+
+    Judging may run beside it (``referee label``): chunks start small so the
+    first pairs are claimable within milliseconds, each committed chunk calls
+    ``on_stored`` with its new pending rows, and the reading yields to the
+    event loop every few lines so calls in flight are not held up. Once
+    ``halted()`` says so (Ctrl-C) it stops between chunks; what is stored
+    stays stored and the same command resumes the rest.
     """
     result = EnqueueResult()
     screen = Screen(labeler, config, source, under, policy)
     ledger = gold_ledger if gold_ledger is not None else GoldLedger()
     # Ids of lines merged into an earlier line's comparison (label key -> ids), kept on it.
     merged_ids: dict[str, list[str]] = {}
-    for chunk in chunks(screen(records), ENQUEUE_CHUNK):
+    async for chunk in _ramped_chunks(screen(records)):
+        if halted():
+            result.merged = screen.merged
+            return result
         rows, ties = [], []
         for item in chunk:
             if isinstance(item, LineError):
@@ -263,11 +279,13 @@ async def enqueue(
                 rows.append(row)
         async with labeler.db.transaction() as session:
             ruled = await _store_rule_ties(session, ties)
-            result.new += ruled + await batches.enqueue(session, rows)
+            pending = await batches.enqueue(session, rows)
             rejected = sum(isinstance(item, LineError) for item in chunk)
             await batches.add_counts(session, batch_id, len(rows) + len(ties), rejected)
+        result.new += ruled + pending
         result.ruled += ruled
         result.submitted += len(rows) + len(ties)
+        on_stored(pending)
     result.merged = screen.merged
     if merged_ids:
         async with labeler.db.transaction() as session:
@@ -276,6 +294,26 @@ async def enqueue(
     # gold label, and the ledger's policy settles labels that disagree.
     await store_gold(labeler.db, ledger, source)
     return result
+
+
+async def _ramped_chunks(items: Iterable[Any]) -> AsyncIterator[list[Any]]:
+    """Chunks of FIRST_CHUNK items, doubling up to ENQUEUE_CHUNK; yields the loop every few items.
+
+    The first pairs of a file are stored (and claimable) after reading a
+    handful of lines, not a full chunk; reading is CPU work on the event
+    loop, so it gives way every READ_SLICE items to the calls in flight.
+    """
+    size = FIRST_CHUNK
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) % READ_SLICE == 0:
+            await asyncio.sleep(0)
+        if len(chunk) >= size:
+            yield chunk
+            chunk, size = [], min(2 * size, ENQUEUE_CHUNK)
+    if chunk:
+        yield chunk
 
 
 async def _store_rule_ties(

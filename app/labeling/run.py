@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from app.labeling.batch import (
     Accepted,
+    EnqueueResult,
     Progress,
     ProgressView,
     Screen,
@@ -240,54 +244,99 @@ async def label_stream(
             on_reject(error)
             rejects.write(error)
 
+        summary.gold = GoldLedger(options.gold_conflict)
+        feed = functools.partial(
+            enqueue,
+            labeler,
+            batch.id,
+            config,
+            read_pairs(stream, source, options.convert),
+            source,
+            reject,
+            under,
+            options.policy,
+            gold_ledger=summary.gold,
+        )
         try:
-            records = read_pairs(stream, source, options.convert)
-            summary.gold = GoldLedger(options.gold_conflict)
-            enqueued = await enqueue(
-                labeler,
-                batch.id,
-                config,
-                records,
-                source,
-                reject,
-                under,
-                options.policy,
-                gold_ledger=summary.gold,
-            )
+            if batch_config is not None and options.provider_batch is not None:
+                # A provider batch is submitted whole: the file is stored before it is.
+                enqueued = await feed()
+                async with labeler.db.transaction() as session:
+                    pending = (await batches.status_counts(session, batch.id)).get("pending", 0)
+                summary.progress = await run_submissions(
+                    labeler, batch.id, batch_config, options.provider_batch, progress_view, pending
+                )
+            else:
+                summary.progress, enqueued = await _judge_while_enqueueing(
+                    labeler, batch.id, config, options, progress_view, feed
+                )
         finally:
             rejects.close()
         summary.submitted, summary.new = enqueued.submitted, enqueued.new
         summary.rejected, summary.merged = enqueued.rejected, enqueued.merged
         summary.ruled = enqueued.ruled
-
-        async with labeler.db.transaction() as session:
-            pending = (await batches.status_counts(session, batch.id)).get("pending", 0)
-        if batch_config is not None and options.provider_batch is not None:
-            summary.progress = await run_submissions(
-                labeler, batch.id, batch_config, options.provider_batch, progress_view, pending
-            )
-        else:
-            summary.progress = await _run_worker(
-                labeler, batch.id, config, options, progress_view, pending
-            )
         async with labeler.db.transaction() as session:
             summary.status_counts = await batches.status_counts(session, batch.id)
             summary.outcome_counts = await batches.outcome_counts(session, batch.id)
     return summary
 
 
-async def _run_worker(
+Feed = Callable[..., Coroutine[Any, Any, EnqueueResult]]
+"""``enqueue`` with the run's file and batch bound; takes ``on_stored`` and ``halted``."""
+
+
+async def _judge_while_enqueueing(
     labeler: Labeler,
     batch_id: uuid.UUID,
     config: PairJudgeConfig,
     options: LabelOptions,
     progress_view: ProgressView,
-    pending: int,
-) -> Progress:
+    feed: Feed,
+) -> tuple[Progress, EnqueueResult]:
+    """Judge the batch's pending pairs while the file is still being stored.
+
+    The worker claims the first chunk as soon as it is committed and keeps
+    going while the file is read, so a file of millions of lines shows
+    verdicts within a second or two. Ctrl-C stops both between chunks;
+    otherwise the whole file is stored even when judging stops early (a
+    budget), as it was before judging started.
+    """
     worker = Worker(
         labeler,
         WorkerOptions(concurrency=options.concurrency, max_cost=options.max_cost),
         batch_id,
     )
     worker.use(config)
-    return await run_in_foreground(worker, progress_view, pending)
+    async with labeler.db.transaction() as session:
+        pending = (await batches.status_counts(session, batch_id)).get("pending", 0)
+    worker.progress.queued = pending  # left by an earlier run; grows as chunks are stored
+    interrupted = asyncio.Event()
+
+    def stored(new: int) -> None:
+        worker.progress.queued = (worker.progress.queued or 0) + new
+        worker.wake()
+
+    def halted() -> bool:
+        return interrupted.is_set() or worker.progress.stop_reason == "interrupted"
+
+    def fed(task: asyncio.Task[EnqueueResult]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            worker.stop("the file could not be stored")
+        worker.feeding(False)
+
+    worker.feeding(True)
+    task = asyncio.create_task(feed(on_stored=stored, halted=halted))
+    task.add_done_callback(fed)
+    loop = asyncio.get_running_loop()
+    try:
+        progress = await run_in_foreground(worker, progress_view, pending)
+        # Judging ended first (a budget, a judge that cannot be built): the rest of the
+        # file is still stored, unless Ctrl-C asks to stop now.
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+        return progress, await task
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

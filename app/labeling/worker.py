@@ -91,6 +91,8 @@ class Worker:
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._results: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._stopping = False
+        self._feeding = False
+        # Set when a slot frees up or new rows are stored: the claim loop looks again.
         self._slot_freed = asyncio.Event()
         # ``concurrency`` bounds requests, not pairs: as many pairs as requests
         # may be open, and each call takes a request slot only while it is out.
@@ -101,6 +103,15 @@ class Worker:
     def use(self, config: PairJudgeConfig) -> None:
         """Judge rows queued for ``config.label`` with this configuration (say, rate limits)."""
         self._configs[config.label] = config
+
+    def feeding(self, more: bool) -> None:
+        """While ``more``, pairs are still being enqueued: an empty queue is not the end."""
+        self._feeding = more
+        self._slot_freed.set()
+
+    def wake(self) -> None:
+        """New pending rows were stored: claim them now rather than at the next poll."""
+        self._slot_freed.set()
 
     def stop(self, reason: str) -> None:
         """Claim nothing more; pairs in flight finish and are stored."""
@@ -140,6 +151,8 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            # Cleared before claiming, so a slot freed or rows stored meanwhile wake the wait below.
+            self._slot_freed.clear()
             room = self.options.concurrency - len(self._in_flight)
             claimed: list[Comparison] = []
             # Refill in small chunks: waiting for a quarter of the slots to free
@@ -155,17 +168,15 @@ class Worker:
                     task = asyncio.create_task(self._judge(row))
                     self._in_flight[row.id] = task
                     task.add_done_callback(functools.partial(self._forget, row.id))
-            if not claimed and not self._in_flight:
+            if not claimed and not self._in_flight and not self._feeding:
                 if self.options.stop_when_empty and not await self._others_hold_work():
                     return
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
-            if self._in_flight:
-                # An event rather than asyncio.wait(tasks): waiting on every task
-                # in flight costs O(in flight) per finished pair.
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), self.options.poll_seconds)
+            # An event rather than asyncio.wait(tasks): waiting on every task
+            # in flight costs O(in flight) per finished pair.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), self.options.poll_seconds)
 
     async def _payer_may_spend(self) -> bool:
         """False (and stopping) once the batch's key is revoked or its daily budget is spent."""

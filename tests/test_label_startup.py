@@ -1,0 +1,43 @@
+"""Start-up of `referee label`: a provider's SDK is imported when a judge of it is built."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+SDKS = ("anthropic", "openai", "torch", "transformers", "pyarrow", "numpy", "plotly")
+
+
+def imported_after(code: str) -> list[str]:
+    """The heavy modules a fresh interpreter holds after running ``code``."""
+    report = f"print(json.dumps([m for m in {SDKS!r} if m in sys.modules]))"
+    probe = f"import sys, json\n{code}\n{report}"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "OPENAI_API_KEY": "sk-test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+class TestLazyProviders:
+    def test_the_registry_imports_no_sdk_until_a_judge_is_built(self) -> None:
+        """Building the registry loads no provider; building an OpenAI judge loads only openai."""
+        registry = "from judges import JudgeRegistry\nr = JudgeRegistry.from_entry_points()"
+        assert imported_after(registry) == []
+        built = f"{registry}\nr.judge(r.resolve('openai:gpt-4o-mini'))"
+        assert imported_after(built) == ["openai"]
+
+    def test_label_help_imports_no_sdk(self) -> None:
+        """`referee label --help` reads no SDK, model library or data frame package."""
+        code = (
+            "from app.cli import cli\n"
+            "try:\n    cli(['label', '--help'])\nexcept SystemExit:\n    pass"
+        )
+        assert imported_after(code) == []
