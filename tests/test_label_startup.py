@@ -6,6 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+from app.store.migrate import upgrade
+from tests.fake_provider import FakeProvider
+from tests.test_batch import pairs_file
 
 SDKS = ("anthropic", "openai", "torch", "transformers", "pyarrow", "numpy", "plotly")
 
@@ -41,3 +46,20 @@ class TestLazyProviders:
             "try:\n    cli(['label', '--help'])\nexcept SystemExit:\n    pass"
         )
         assert imported_after(code) == []
+
+    def test_a_live_run_of_an_openai_judge_never_imports_anthropic(
+        self, tmp_path: Path, provider: FakeProvider
+    ) -> None:
+        """The whole live run, start-up to summary, with only the judge's own SDK."""
+        url = f"sqlite:///{tmp_path / 'referee.db'}"
+        upgrade(url)
+        source = pairs_file(tmp_path / "pairs.jsonl", 3)
+        code = (
+            "import os\nfrom app.cli import cli\n"
+            f"os.environ['REFEREE_DATABASE_URL'] = {url!r}\n"
+            "try:\n"
+            f"    cli(['label', {str(source)!r}, '--judge', 'openai:gpt-4o-mini'])\n"
+            "except SystemExit as exit:\n"
+            "    assert not exit.code, exit.code"
+        )
+        assert imported_after(code) == ["openai"]

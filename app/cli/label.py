@@ -37,6 +37,7 @@ from app.labeling.jsonl import open_input
 
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
+    from app.labeling.provider_batch import ProviderBatchOptions
     from app.labeling.run import Estimate, LabelOptions, LabelSummary
     from app.settings import Settings
 
@@ -132,7 +133,6 @@ def label(
       referee label gold.jsonl --judge fast --template pairwise-v1 --template pairwise-v2
     """
     from app.labeling.field_maps import load_map
-    from app.labeling.provider_batch import provider_batch_options
     from app.labeling.run import LabelOptions
     from app.labeling.screening import TextPolicy
     from app.labeling.shapes import converter
@@ -159,12 +159,7 @@ def label(
             gold_conflict=gold_conflict.value,
             constitution=constitution,
             principles=principles,
-            provider_batch=provider_batch_options(
-                mode,
-                poll_interval,
-                concurrency,
-                Decimal(str(max_cost)) if max_cost is not None else None,
-            ),
+            provider_batch=_provider_batch(mode, poll_interval, concurrency, max_cost),
             policy=TextPolicy.parse(
                 identical or settings.identical_responses, empty or settings.empty_texts
             ),
@@ -182,6 +177,17 @@ def label(
         failed |= _label_once(settings, file, source, options, dry_run)
     if failed:
         raise typer.Exit(1)
+
+
+def _provider_batch(
+    mode: str, poll_interval: float, concurrency: int, max_cost: float | None
+) -> ProviderBatchOptions | None:
+    if mode == "live":
+        return None  # and the provider SDKs provider batches use are not imported
+    from app.labeling.provider_batch import provider_batch_options
+
+    budget = Decimal(str(max_cost)) if max_cost is not None else None
+    return provider_batch_options(mode, poll_interval, concurrency, budget)
 
 
 def _label_once(

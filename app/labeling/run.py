@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from app.labeling.batch import (
     Accepted,
@@ -27,13 +27,6 @@ from app.labeling.batch import (
 from app.labeling.compare import Labeler
 from app.labeling.gold import GoldConflict, GoldLedger
 from app.labeling.jsonl import LineError, RejectsFile, read_pairs
-from app.labeling.provider_batch import (
-    ProviderBatchOptions,
-    check_mode,
-    estimated_cost,
-    run_submissions,
-    with_prompt_cache,
-)
 from app.labeling.runtime import runtime
 from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
@@ -46,6 +39,11 @@ from judges.jury import JuryConfig, PairJudgeConfig
 from judges.protocol import estimate_tokens
 from judges.templates import get_template
 from judges.types import Usage
+
+if TYPE_CHECKING:
+    # Provider batches reach into the providers' SDKs: imported when a run uses them, so a
+    # live run of an OpenAI judge never imports anthropic (about a second of start-up).
+    from app.labeling.provider_batch import ProviderBatchOptions
 
 ESTIMATED_OUTPUT_TOKENS = 150
 
@@ -136,6 +134,8 @@ async def estimate(
     same merged duplicates, same ties by rule), and pairs already judged
     are left out as the real run would reuse them.
     """
+    from app.labeling.provider_batch import estimated_cost, with_prompt_cache
+
     result = Estimate(gold=GoldLedger(options.gold_conflict))
     # Input tokens of one call per pair, per member: both orders show the same texts, and
     # each member's template (routed by the pair's category) its own worked examples.
@@ -221,9 +221,11 @@ async def label_stream(
     summary = LabelSummary()
     async with runtime(settings) as labeler:
         config = judge_config(labeler, options)
-        batch_config = (
-            check_mode(config, labeler, options.constitution) if options.provider_batch else None
-        )
+        batch_config = None
+        if options.provider_batch is not None:
+            from app.labeling.provider_batch import check_mode
+
+            batch_config = check_mode(config, labeler, options.constitution)
         under = labeler.under(options.constitution, options.principles)
         name = options.batch_name or f"{options.origin or source}|{config.label}"
         if options.template is not None and options.batch_name is None:
@@ -259,6 +261,8 @@ async def label_stream(
         )
         try:
             if batch_config is not None and options.provider_batch is not None:
+                from app.labeling.provider_batch import run_submissions
+
                 # A provider batch is submitted whole: the file is stored before it is.
                 enqueued = await feed()
                 async with labeler.db.transaction() as session:
