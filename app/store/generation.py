@@ -268,13 +268,13 @@ async def add_prompts(
         for prompt_id in ordered
         for index in range(generation.n)
     ]
+    # On the Core table: the ORM's bulk insert path costs more per row than the database.
+    table = cast(Table, GenerationSample.__table__)
+    statement = insert_for(session)(table).on_conflict_do_nothing(
+        index_elements=["prompt_id", "sample_index"]
+    )
     for start in range(0, len(samples), 1000):
-        await session.execute(
-            insert_for(session)(GenerationSample).on_conflict_do_nothing(
-                index_elements=["prompt_id", "sample_index"]
-            ),
-            samples[start : start + 1000],
-        )
+        await session.execute(statement, samples[start : start + 1000])
     return len(new_ids)
 
 
