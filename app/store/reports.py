@@ -227,7 +227,7 @@ async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
         (Verdict.length_a == Verdict.length_b, "same"),
     )
     lean = case((leanings.c.lean > 0, "first"), (leanings.c.lean.is_not(None), "other"))
-    facts = (
+    joined = (
         select(
             Comparison.judge.label("judge"),
             Comparison.batch_id.label("batch_id"),
@@ -238,7 +238,6 @@ async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
             Verdict.position_consistent.label("consistent"),
             lean.label("lean"),
             longer.label("longer"),
-            equal_width_bin(clipped, bins).label("bin"),
             json_key(Comparison.meta, "category").label("category"),
             clipped.label("confidence"),
         )
@@ -247,8 +246,19 @@ async def cells(session: AsyncSession, scope: Scope, bins: int) -> list[Cell]:
         .outerjoin(gold, gold.c.pair_key == Comparison.pair_key)
         .outerjoin(leanings, leanings.c.verdict_id == Verdict.id)
         .where(*scope.conditions())
-        .subquery("facts")
+        # OFFSET 0 keeps the database from inlining ``clipped`` into every use
+        # in the bin's expression below (a third of the query's time at 1M rows).
+        .offset(0)
+        .subquery("joined")
     )
+    c = joined.c
+    facts = select(
+        *(c[name] for name in ("judge", "batch_id", "template", "status", "winner", "gold")),
+        *(c[name] for name in ("consistent", "lean", "longer")),
+        equal_width_bin(c.confidence, bins).label("bin"),
+        c.category,
+        c.confidence,
+    ).subquery("facts")
     # Grouped outside: the expressions above carry parameters (the bins), and
     # PostgreSQL matches a GROUP BY expression to its SELECT one by its text.
     keys = [column for column in facts.c if column.name != "confidence"]
