@@ -53,10 +53,12 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
             batch_id = found.id
         scope = Scope(options.judge, batch_id)
         await reports.settle_for_counting(session)
+        cells = await reports.cells(session, scope, options.calibration_bins)
+        deciding = {cell.judge for cell in cells if cell.winner is not None}
         counted = Counted(
-            cells=await reports.cells(session, scope, options.calibration_bins),
+            cells=cells,
             gold=await reports.gold_counts(session, scope),
-            judge_pairs=await reports.judge_pairs(session, scope),
+            judge_pairs=await reports.judge_pairs(session, scope, sorted(deciding)),
             costs=await reports.call_costs(session, scope),
         )
         batch_ids = {c.batch_id for c in counted.cells if c.batch_id is not None}

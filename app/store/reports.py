@@ -10,7 +10,7 @@ are app.reports'.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -309,33 +309,57 @@ async def gold_counts(session: AsyncSession, scope: Scope) -> list[tuple[str, st
     return [(winner, source, int(n)) for winner, source, n in (await session.execute(statement))]
 
 
-async def judge_pairs(session: AsyncSession, scope: Scope) -> list[tuple[str, str, str, str, int]]:
+async def judge_pairs(
+    session: AsyncSession, scope: Scope, judges: Sequence[str]
+) -> list[tuple[str, str, str, str, int]]:
     """Two judges' winners on the pairs both decided: (judge, judge, winner, winner, pairs).
 
-    A judge that decided a pair more than once (two batches, two templates)
-    counts with its latest comparison's verdict.
+    ``judges``: every judge that may have decided a pair in scope (more do no
+    harm). A judge that decided a pair more than once (two batches, two
+    templates) counts with its latest comparison's verdict. The database
+    ranks each pair's verdicts in pair order, folds each pair into one row
+    of its judges' winners, and counts the distinct rows: no self-join of
+    the comparisons, and as many result rows as there are winner patterns.
     """
+    names = sorted(set(judges))
+    if len(names) < 2:
+        return []
     order = func.row_number().over(
-        partition_by=(Comparison.judge, Comparison.pair_key),
+        partition_by=(Comparison.pair_key, Comparison.judge),
         order_by=(Comparison.created_at.desc(), Comparison.id.desc()),
     )
     ranked = (
-        select(Comparison.judge, Comparison.pair_key, Verdict.winner, order.label("rank"))
+        select(
+            Comparison.pair_key.label("pair_key"),
+            Comparison.judge.label("judge"),
+            Verdict.winner.label("winner"),
+            order.label("rank"),
+        )
         .join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
         .where(Comparison.pair_key.is_not(None), *scope.conditions())
         .subquery("ranked")
     )
-    latest = select(ranked).where(ranked.c.rank == 1).cte("latest")
-    first, second = latest.alias("first"), latest.alias("second")
-    statement = (
-        select(first.c.judge, second.c.judge, first.c.winner, second.c.winner, func.count())
-        .join(
-            second,
-            and_(second.c.pair_key == first.c.pair_key, second.c.judge > first.c.judge),
+    per_pair = (
+        select(
+            *(
+                func.max(case((ranked.c.judge == name, ranked.c.winner))).label(f"w{index}")
+                for index, name in enumerate(names)
+            )
         )
-        .group_by(first.c.judge, second.c.judge, first.c.winner, second.c.winner)
+        .where(ranked.c.rank == 1)
+        .group_by(ranked.c.pair_key)
+        .subquery("per_pair")
     )
-    return [(a, b, wa, wb, int(n)) for a, b, wa, wb, n in (await session.execute(statement))]
+    columns = list(per_pair.c)
+    statement = select(*columns, func.count()).group_by(*columns)
+    found: list[tuple[str, str, str, str, int]] = []
+    for row in await session.execute(statement):
+        *winners, n = row
+        decided = [(name, w) for name, w in zip(names, winners, strict=True) if w is not None]
+        for index, (first, first_winner) in enumerate(decided):
+            for second, second_winner in decided[index + 1 :]:
+                found.append((first, second, first_winner, second_winner, int(n)))
+    return found
 
 
 async def call_costs(
