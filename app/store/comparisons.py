@@ -171,11 +171,11 @@ async def page(
         ).where(Verdict.winner == filters.winner)
     if after is not None:
         created_at, last_id = after
+        # The bare ``created_at >=`` is what starts the index range at the cursor; the OR
+        # alone is only a filter, and a deep page would walk every row before it.
         statement = statement.where(
-            or_(
-                Comparison.created_at > created_at,
-                and_(Comparison.created_at == created_at, Comparison.id > last_id),
-            )
+            Comparison.created_at >= created_at,
+            or_(Comparison.created_at > created_at, Comparison.id > last_id),
         )
     statement = statement.order_by(Comparison.created_at, Comparison.id).limit(limit)
     result = await session.execute(_with_children(statement))
