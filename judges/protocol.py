@@ -27,6 +27,7 @@ from judges.prompts import RATING_V1, render_text
 from judges.retry import transient_retrying
 from judges.rubrics import Rubric
 from judges.templates import PairwiseTemplate, get_template
+from judges.tracing import ModelCallSpan
 from judges.types import (
     CallRecord,
     Order,
@@ -169,16 +170,18 @@ async def retrying_calls(
                 number = attempt.retry_state.attempt_number
                 await judge.limits.acquire(estimated_tokens)
                 started = time.perf_counter()
+                span = ModelCallSpan(judge, site.order, winner_from_position)
                 try:
                     async with slots or contextlib.nullcontext():
                         started = time.perf_counter()  # latency is the call's, not the wait's
-                        raw = await ask()
+                        with span:
+                            raw = span.answered(await ask())
                 except JudgeError as exc:
-                    records.append(_failed_record(judge, site, number, started, exc))
+                    records.append(_failed_record(judge, site, number, started, exc, span.trace_id))
                     if isinstance(exc, RateLimitedError):  # every task (and process) waits
                         await judge.limits.cool_down(exc.retry_after)
                     raise
-                records.append(_record(judge, site, number, started, raw))
+                records.append(_record(judge, site, number, started, raw, span.trace_id))
     except JudgeError:
         pass  # the failure is the last record; the caller turns it into a stored failure
     return records
@@ -293,7 +296,9 @@ def estimate_text_tokens(texts: list[Text], max_tokens: int) -> int:
     return characters // 4 + PROMPT_OVERHEAD_TOKENS + min(max_tokens, 256)
 
 
-def _record(judge: Judge, site: CallSite, attempt: int, started: float, raw: RawCall) -> CallRecord:
+def _record(
+    judge: Judge, site: CallSite, attempt: int, started: float, raw: RawCall, trace_id: str | None
+) -> CallRecord:
     return CallRecord(
         order=site.order,
         attempt=attempt,
@@ -304,11 +309,17 @@ def _record(judge: Judge, site: CallSite, attempt: int, started: float, raw: Raw
         usage=raw.usage,
         latency_ms=(time.perf_counter() - started) * 1000,
         answer=raw.answer,
+        trace_id=trace_id,
     )
 
 
 def _failed_record(
-    judge: Judge, site: CallSite, attempt: int, started: float, exc: JudgeError
+    judge: Judge,
+    site: CallSite,
+    attempt: int,
+    started: float,
+    exc: JudgeError,
+    trace_id: str | None,
 ) -> CallRecord:
     return CallRecord(
         order=site.order,
@@ -321,6 +332,7 @@ def _failed_record(
         latency_ms=(time.perf_counter() - started) * 1000,
         error_class=exc.error_class,
         error_message=exc.message,
+        trace_id=trace_id,
     )
 
 

@@ -187,6 +187,8 @@ class CallRecord:
     answer: Answer | None = None
     error_class: str | None = None
     error_message: str | None = None
+    trace_id: str | None = None
+    """The OpenTelemetry trace the call's span is in (32 hex digits); None when tracing is off."""
 
     @property
     def succeeded(self) -> bool:

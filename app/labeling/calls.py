@@ -7,6 +7,7 @@ from typing import Any
 
 from app.labeling.access import acting_key
 from app.labeling.pricing import call_cost
+from app.store.models_tracing import trace_id
 from judges import CallRecord, JudgeConfig, PairwiseAnswer
 
 
@@ -57,4 +58,5 @@ def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
         "error_message": call.error_message,
         # Whose budget the call spends: the API key of the request (or batch) that made it.
         "api_key_id": acting_key.get(),
+        trace_id.name: call.trace_id,
     }

@@ -41,6 +41,7 @@ from judges.provider_batch import (
     ResultKind,
 )
 from judges.templates import get_template, prior_turns
+from judges.tracing import note_response
 from judges.types import ShownPair, Text, Usage
 
 # Error types a provider may give one request that another try could get past.
@@ -156,7 +157,7 @@ class AnthropicJudge(Judge):
             # Not a typed parameter in every SDK release; the API accepts it in the body.
             params["extra_body"] = {"temperature": params.pop("temperature")}
         try:
-            return await self._client.messages.create(**params)
+            return note_response(await self._client.messages.create(**params))
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
 

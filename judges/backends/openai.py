@@ -48,6 +48,7 @@ from judges.provider_batch import (
     ResultKind,
 )
 from judges.templates import get_template, prior_turns
+from judges.tracing import note_response
 from judges.types import PairwiseAnswer, PositionProbabilities, ShownPair, Text, Usage
 
 TOP_LOGPROBS = 5
@@ -171,7 +172,7 @@ class OpenAIJudge(Judge):
 
     async def _send(self, body: dict[str, Any]) -> Any:
         try:
-            return await self._client.chat.completions.create(**body)
+            return note_response(await self._client.chat.completions.create(**body))
         except openai.OpenAIError as exc:
             raise translate(exc, openai, self.provider) from exc
 
