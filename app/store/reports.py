@@ -24,16 +24,18 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    exists,
     false,
     func,
     literal_column,
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.store.comparisons import is_current_verdict
@@ -134,24 +136,26 @@ def counting_gold(scope: Scope) -> Subquery:
     """The gold label that counts for each pair: (pair_key, winner, source).
 
     A review (a person looking at this very pair in this service) outranks an
-    imported label; among several of one kind, the newest counts. A scoped
-    report ranks only the labels of its pairs (through the pair_key index).
+    imported label; among several of one kind, the newest counts. Written as
+    "no label of the pair ranks above it" (an anti-join, as for the current
+    verdict) rather than a ranking window: no sort of every gold label. A
+    scoped report looks at the labels of its own pairs only.
     """
-    rank = case((GoldLabel.source == "review", 1), else_=0)
-    order = func.row_number().over(
-        partition_by=GoldLabel.pair_key,
-        order_by=(rank.desc(), GoldLabel.created_at.desc(), GoldLabel.id.desc()),
+    better = aliased(GoldLabel)
+
+    def rank(label: type[GoldLabel]) -> ColumnElement[int]:
+        return case((label.source == "review", 1), else_=0)
+
+    outranked = exists().where(
+        better.pair_key == GoldLabel.pair_key,
+        tuple_(rank(better), better.created_at, better.id)
+        > tuple_(rank(GoldLabel), GoldLabel.created_at, GoldLabel.id),
     )
-    ranked = select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source, order.label("rank"))
+    statement = select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source).where(~outranked)
     if scope.conditions():
         keys = select(Comparison.pair_key).where(*scope.conditions())
-        ranked = ranked.where(GoldLabel.pair_key.in_(keys))
-    found = ranked.subquery("ranked_gold")
-    return (
-        select(found.c.pair_key, found.c.winner, found.c.source)
-        .where(found.c.rank == 1)
-        .subquery("gold")
-    )
+        statement = statement.where(GoldLabel.pair_key.in_(keys))
+    return statement.subquery("gold")
 
 
 def _leanings(scope: Scope) -> Subquery:
