@@ -300,20 +300,22 @@ class TestServe:
         assert "loopback" in result.stderr
 
     @pytest.mark.parametrize("mode", ["required", "off"])
-    def test_serve_prints_its_auth_mode(self, tmp_path: Path, mode: str) -> None:
-        """`referee serve` says which auth mode it runs in before it serves."""
+    def test_serve_logs_its_auth_mode(self, tmp_path: Path, mode: str) -> None:
+        """`referee serve` says which auth mode it runs in before it serves (its first log line)."""
         url = f"sqlite:///{tmp_path / 'r.db'}"
         migrate.upgrade(url)
         env = {**os.environ, "REFEREE_AUTH": mode, "REFEREE_DATABASE_URL": url}
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", "0"],
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
         try:
-            assert process.stderr is not None
-            first = process.stderr.readline()
+            assert process.stdout is not None
+            # Piped, every line is JSON; the mode is said before uvicorn starts.
+            events = (json.loads(line)["event"] for line in process.stdout)
+            first = next(e for e in events if e.startswith("auth: ") or "Uvicorn" in e)
         finally:
             process.terminate()
             process.wait(timeout=30)

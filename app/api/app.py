@@ -28,9 +28,12 @@ from app.api.routes import (
     templates,
 )
 from app.api.schemas import ErrorOut
+from app.api.telemetry import FASTAPI_TELEMETRY
 from app.labeling.limits import RequestLimits
 from app.labeling.runtime import runtime
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
+from app.observability.logs import RequestLogMiddleware, configure_structlog
+from app.observability.tracing import configure_tracing
 from app.settings import Settings
 from judges import JudgeRegistry
 
@@ -44,6 +47,8 @@ _UNAUTHORIZED: dict[int | str, dict[str, object]] = {
 def create_app(settings: Settings | None = None, registry: JudgeRegistry | None = None) -> FastAPI:
     """Build the app. ``registry`` lets tests plug in fake judges through the real registry."""
     settings = settings or Settings()
+    configure_tracing()  # only when OTEL_* variables ask for traces
+    configure_structlog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,10 +70,12 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
         version="0.1.0",
         summary="AI-feedback labeling: pairwise verdicts stored with provenance.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     errors.install(app)
     default_limit, upload_limits = body_limits(settings)
     app.add_middleware(BodyLimitMiddleware, default=default_limit, routes=upload_limits)
+    app.add_middleware(RequestLogMiddleware)  # outermost of ours: it sees every request
     app.include_router(meta.health_router)
     # Each route's scope is its line in app.api.deps.ROUTE_ACCESS.
     protected = [Depends(require_access)]

@@ -27,6 +27,7 @@ from app.labeling.access import (
     check_budget,
 )
 from app.labeling.compare import Labeler
+from app.observability.logs import note
 from app.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `referee keys create`.")
@@ -155,6 +156,7 @@ async def require_access(
     access = route_access(request)
     authorize(caller, access.scope)
     acting_key.set(caller.key_id)
+    note(key=caller.name)  # the key's name on the request's log line, never its secret
     if not access.spends or caller.daily_budget_usd is None:
         yield
         return

@@ -23,6 +23,7 @@ from app.cli import (
     templates,
 )
 from app.cli.round import round_cli
+from app.observability.logs import configure_logging
 
 cli = typer.Typer(
     name="referee",
@@ -56,4 +57,6 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
+    # Log lines (not the tables and progress a command draws) on stderr: JSON off a terminal.
+    configure_logging(sys.stderr, "stderr")
     cli()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from typing import Annotated
 
 import typer
 
-from app.cli.console import err, fail, load_settings, out
+from app.cli.console import fail, load_settings, out
 from app.errors import RefereeError
 
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -34,20 +36,33 @@ def serve(
     from app.api.deps import is_loopback
     from app.labeling.fleet_limits import check_redis
     from app.labeling.runtime import ensure_schema
+    from app.observability.logs import configure_logging, logging_config
+    from app.observability.tracing import configure_tracing
 
     settings = load_settings()
+    # The server's output is its log: JSON lines unless stdout is a terminal, uvicorn's too.
+    configure_logging(sys.stdout, "stdout")
+    log = logging.getLogger("referee")
     if settings.auth == "off" and not is_loopback(host):
         fail(f"REFEREE_AUTH=off is allowed only on a loopback address (127.0.0.1, ::1), not {host}")
     try:
+        configure_tracing()
         asyncio.run(ensure_schema(settings))
         asyncio.run(check_redis(settings))
     except RefereeError as exc:
         fail(exc.message)
     if settings.auth == "off":
-        err.print(f"auth: off (no API key checked; loopback {host} only)", markup=False)
+        log.warning("auth: off (no API key checked; loopback %s only)", host)
     else:
-        err.print("auth: required (every /v1 route needs an API key with its scope)", markup=False)
-    uvicorn.run("app.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        log.info("auth: required (every /v1 route needs an API key with its scope)")
+    uvicorn.run(
+        "app.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=logging_config("stdout", json=not sys.stdout.isatty()),
+    )
 
 
 @db_cli.command("upgrade")

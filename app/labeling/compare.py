@@ -35,6 +35,8 @@ from app.labeling.limits import OPERATOR, RequestLimits
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.labeling.templating import prepare
 from app.labeling.text_rules import check_judge_fits
+from app.observability.logs import observed_comparison
+from app.observability.tracing import record_outcome
 from app.settings import Settings
 from app.store import comparisons
 from app.store.db import Database
@@ -276,8 +278,12 @@ class Labeler:
             if not isinstance(claim, Claimed):
                 return CompareResult(claim, created=False)
             comparison_id = claim.comparison_id
-            async with self.claims.leased(comparison_id):
+            async with (
+                self.claims.leased(comparison_id),
+                observed_comparison(comparison_id, config.label),
+            ):
                 outcome = await judge_comparison(judge, pair.to_pair(), values["label_key"], under)
+                record_outcome(outcome)
                 async with self.db.transaction() as session:
                     await write_result(session, comparison_id, pair_lengths(pair), config, outcome)
                     comparison = await comparisons.get(session, comparison_id)

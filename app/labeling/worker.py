@@ -32,6 +32,8 @@ from app.labeling.compare import (
 )
 from app.labeling.inputs import PairIn
 from app.labeling.templating import matching
+from app.observability.logs import observed_batch_run, observed_comparison
+from app.observability.tracing import record_outcome
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
@@ -119,6 +121,7 @@ class Worker:
             self._stopping = True
             self.progress.stop_reason = reason
 
+    @observed_batch_run
     async def run(self) -> Progress:
         started = time.perf_counter()
         if self.batch_id is not None:
@@ -241,10 +244,11 @@ class Worker:
                 error_message=exc.message,
             )
         else:
-            async with self.labeler.holding(judge):
+            async with self.labeler.holding(judge), observed_comparison(row.id, row.judge):
                 outcome = await judge_comparison(
                     judge, pair.to_pair(), row.label_key, under, self._request_slots
                 )
+                record_outcome(outcome)
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
