@@ -192,6 +192,18 @@ class Settings(BaseSettings):
         description="Rounds the API process runs at once (each with up to 32 calls in flight);"
         " POST /v1/rounds for another is a 429 until one finishes.",
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve the Prometheus metrics on this port (no key asked) instead of"
+        " /metrics on the API's port (which needs a `read` key).",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the metrics port (REFEREE_METRICS_PORT, --metrics-port);"
+        " 0.0.0.0 lets a Prometheus on another host scrape it.",
+    )
     db_pool_size: int = Field(10, gt=0)
     db_echo: bool = False
 

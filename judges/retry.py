@@ -23,6 +23,22 @@ from judges.errors import TransientJudgeError
 
 _exponential = wait_random_exponential(multiplier=0.5, max=60)
 
+RetryListener = Callable[[BaseException | None], None]
+"""Told the error each time a transient failure is about to be tried again."""
+_listeners: list[RetryListener] = []
+
+
+def add_retry_listener(listener: RetryListener) -> None:
+    """Observe retries (the service counts them); adding a listener twice adds it once."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _notify_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    for listener in _listeners:
+        listener(error)
+
 
 def wait_honouring_retry_after(state: RetryCallState) -> float:
     """Exponential jittered backoff, floored at the provider's retry-after hint."""
@@ -43,6 +59,7 @@ def transient_retrying(
         stop=stop_after_attempt(max_attempts),
         wait=wait_honouring_retry_after,
         retry=retry_if_exception_type(TransientJudgeError),
+        before_sleep=_notify_retry,
         sleep=sleep,
         reraise=True,
     )

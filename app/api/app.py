@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app.api import errors, review_page
+from app.api import errors, metrics, review_page
 from app.api.deps import require_access
 from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
@@ -30,8 +31,10 @@ from app.api.routes import (
 from app.api.schemas import ErrorOut
 from app.api.telemetry import FASTAPI_TELEMETRY
 from app.labeling.limits import RequestLimits
+from app.labeling.metrics_serving import pending_pairs
 from app.labeling.runtime import runtime
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
+from app.observability.exposition import Exposition
 from app.observability.logs import RequestLogMiddleware, configure_structlog
 from app.observability.tracing import configure_tracing
 from app.settings import Settings
@@ -60,9 +63,12 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
             app.state.workers = BackgroundWorkers(
                 labeler, WorkerOptions(concurrency=labeler.settings.api_worker_concurrency)
             )
+            app.state.metrics = Exposition(pending_pairs(labeler.db), asyncio.get_running_loop())
+            metrics.serve_port(app.state.metrics, labeler.settings)
             try:
                 yield
             finally:
+                await app.state.metrics.aclose()
                 await app.state.workers.aclose()
 
     app = FastAPI(
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
     app.add_middleware(BodyLimitMiddleware, default=default_limit, routes=upload_limits)
     app.add_middleware(RequestLogMiddleware)  # outermost of ours: it sees every request
     app.include_router(meta.health_router)
+    metrics.install(app, settings.metrics_port is not None, [Depends(require_access)])
     # Each route's scope is its line in app.api.deps.ROUTE_ACCESS.
     protected = [Depends(require_access)]
     app.include_router(

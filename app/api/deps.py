@@ -89,6 +89,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/rounds"): READ,
     ("GET", "/v1/rounds/{name}"): READ,
     ("POST", "/get_reward"): PAID,
+    # Prometheus text, not JSON (app.api.metrics); absent when REFEREE_METRICS_PORT is set.
+    ("GET", "/metrics"): READ,
 }
 
 

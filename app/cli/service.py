@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from typing import Annotated
 
 import typer
@@ -55,6 +57,10 @@ def serve(
         log.warning("auth: off (no API key checked; loopback %s only)", host)
     else:
         log.info("auth: required (every /v1 route needs an API key with its scope)")
+    if workers > 1:
+        # Each server process counts its metrics into files here; a scrape of any one reads all.
+        metrics_dir = tempfile.mkdtemp(prefix="referee-metrics-")
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
     uvicorn.run(
         "app.api.app:create_app",
         factory=True,

@@ -30,6 +30,7 @@ from app.labeling.inputs import LabeledPairIn, PairIn
 from app.labeling.jsonl import LineError, ParsedLine, rejected
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.labeling.templating import prepare
+from app.observability import metrics
 from app.store import batches, comparisons
 from app.store.models import utcnow
 from judges.jury import PairJudgeConfig
@@ -330,6 +331,8 @@ async def _store_rule_ties(
         for row, lengths in fresh
     ]
     await comparisons.write_runs(session, runs)
+    for (row, _), run in zip(fresh, runs, strict=True):
+        metrics.count_verdict(row["judge"], run.verdict)
     return len(fresh)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.labeling.access import acting_key
 from app.labeling.pricing import call_cost
+from app.observability import metrics
 from app.store.models_tracing import trace_id
 from judges import CallRecord, JudgeConfig, PairwiseAnswer
 
@@ -35,8 +36,11 @@ def parsed_answer(answer: Any) -> dict[str, Any] | None:
 
 
 def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
-    """The judge_calls values for one call; the caller adds the comparison or rating id."""
-    return {
+    """The judge_calls values for one call; the caller adds the comparison or rating id.
+
+    Every stored call is built here once, so the call is counted here too.
+    """
+    row = {
         "order": call.order.value if call.order is not None else None,
         "attempt": call.attempt,
         "provider": config.provider,
@@ -60,3 +64,5 @@ def call_row(config: JudgeConfig, call: CallRecord) -> dict[str, Any]:
         "api_key_id": acting_key.get(),
         trace_id.name: call.trace_id,
     }
+    metrics.count_call(row)
+    return row

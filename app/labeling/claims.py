@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.errors import JudgeFailedError
+from app.observability import metrics
 from app.store import comparisons
 from app.store.db import Database
 from app.store.models import Comparison, utcnow
@@ -110,10 +111,12 @@ class LabelClaims:
                     # Its holder was killed on this host: no need to wait its lease out.
                     async with self.db.transaction() as session:
                         await comparisons.release_label(session, comparison_id, row.lease_owner)
+                    metrics.count_lease("label", taken_over=1)
                     return None
                 expires = row.lease_expires_at
                 if expires is not None and expires >= utcnow():
                     continue  # still being judged
+                metrics.count_lease("label", taken_over=1)
                 return None  # its holder died: take over
             if row.status == "labeled" and row.verdicts:
                 return row
@@ -142,6 +145,7 @@ class LabelClaims:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             async with self.db.transaction() as session:
                 await comparisons.renew_label(session, comparison_id, self.owner, self.lease)
+            metrics.count_lease("label", renewed=1)
 
     async def _release(self, comparison_id: uuid.UUID) -> None:
         async with self.db.transaction() as session:

@@ -35,6 +35,7 @@ from app.labeling.limits import OPERATOR, RequestLimits
 from app.labeling.screening import RULE_TEMPLATE, TextPolicy, rule_key, rule_verdict, screen_pair
 from app.labeling.templating import prepare
 from app.labeling.text_rules import check_judge_fits
+from app.observability import metrics
 from app.observability.logs import observed_comparison
 from app.observability.tracing import record_outcome
 from app.settings import Settings
@@ -314,6 +315,7 @@ class Labeler:
                 verdict = rule_verdict(pair_lengths(pair))
                 run = comparisons.RunRows(comparison_id, verdict, [], "labeled", None)
                 await comparisons.write_runs(session, [run])
+                metrics.count_verdict(config.label, verdict)
                 found = await comparisons.get(session, comparison_id)
                 assert found is not None
                 return CompareResult(found, created=True)
@@ -387,6 +389,7 @@ def run_rows(
             **lengths,
         }
     )
+    metrics.count_verdict(config.label, values)  # every judged verdict's row is built here
     if isinstance(outcome, JuryOutcome):
         return jury_run_rows(comparison_id, values, outcome)
     assert isinstance(config, JudgeConfig)  # a jury's outcome is a JuryOutcome

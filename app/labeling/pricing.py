@@ -31,6 +31,11 @@ def _is_priced(provider: str, model: str) -> bool:
     return True
 
 
+def is_priced(provider: str, model: str) -> bool:
+    """Whether the price table knows the model (a finite, maintained list)."""
+    return _is_priced(provider, model)
+
+
 def price_usage(provider: str, usage: Usage) -> PriceUsage:
     """Our usage in the price table's terms, where input tokens include the cached ones.
 

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from app.errors import SchemaOutdatedError
 from app.labeling.compare import Labeler
 from app.labeling.fleet_limits import shared_limits
+from app.labeling.pricing import is_priced
+from app.observability import metrics
 from app.settings import Settings
 from app.store import migrate
 from app.store.db import Database
@@ -58,6 +60,7 @@ async def runtime(
     use_template_folders(settings.template_folders())
     db = Database(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     judges = registry or build_registry(settings)
+    metrics.configure(judges, settings.resolved_default_judge(), is_priced)
     labeler = Labeler(db, judges, settings)
     try:
         # --rpm/--tpm: one budget with every other process on the judge (Redis or PostgreSQL).

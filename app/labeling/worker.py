@@ -34,6 +34,7 @@ from app.labeling.inputs import PairIn
 from app.labeling.templating import matching
 from app.observability.logs import observed_batch_run, observed_comparison
 from app.observability.tracing import record_outcome
+from app.observability import metrics
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
@@ -298,6 +299,7 @@ class Worker:
             if ids:
                 async with self.labeler.db.transaction() as session:
                     await batches.renew(session, self.owner, ids, self._lease)
+                metrics.count_lease("batch", renewed=len(ids))
 
 
 async def run_worker(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.observability import metrics
 from app.store.comparisons import is_current_verdict
 from app.store.db import insert_for
 from app.store.models import Batch, Comparison, Verdict, utcnow
@@ -135,9 +136,12 @@ async def claim(
     )
     if batch_id is not None:
         candidates = candidates.where(Comparison.batch_id == batch_id)
-    ids = list((await session.execute(candidates)).scalars())
-    if not ids:
+    found = (await session.execute(candidates.add_columns(Comparison.lease_owner))).all()
+    if not found:
         return []
+    ids = [comparison_id for comparison_id, _ in found]
+    # A row still naming an owner had a lease that ran out: its holder stopped renewing.
+    metrics.count_lease("batch", taken_over=sum(owner is not None for _, owner in found))
     await session.execute(
         update(Comparison)
         .where(Comparison.id.in_(ids))
@@ -262,3 +266,13 @@ async def list_batches(session: AsyncSession, limit: int = 100) -> list[Batch]:
             await session.execute(select(Batch).order_by(Batch.created_at.desc()).limit(limit))
         ).scalars()
     )
+
+
+async def pending_by_judge(session: AsyncSession) -> dict[str, int]:
+    """Pending comparisons per judge label, the queue depth: one grouped count on an index."""
+    result = await session.execute(
+        select(Comparison.judge, func.count())
+        .where(Comparison.status == "pending")
+        .group_by(Comparison.judge)
+    )
+    return {judge: count for judge, count in result.all()}
