@@ -86,12 +86,13 @@ def write_many_pairs(path: Path, n: int) -> None:
 
 
 async def bare_loop(base_url: str, calls: int, in_flight: int) -> float:
-    # The same client as the judge's (aiohttp transport, 60 s timeout, no SDK retries).
+    # The judge's client (aiohttp transport, 60 s timeout); the SDK's retries stand in for the
+    # judge's own, so a dropped keep-alive connection on a busy machine does not end the run.
     client = anthropic.AsyncAnthropic(
         http_client=anthropic.DefaultAioHttpClient(),
         api_key="bench",
         base_url=base_url,
-        max_retries=0,
+        max_retries=2,
         timeout=60.0,
     )
     semaphore = asyncio.Semaphore(in_flight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,16 +35,6 @@ from app.cli.console import (
 from app.cli.inspect import GoldConflictChoice, GoldConflictOption, MapOption, print_gold
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
-
-MetricsPortOption = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        max=65535,
-        help="Serve Prometheus metrics on this port while the run lasts (no key asked;"
-        " interface REFEREE_METRICS_HOST, default 127.0.0.1).",
-    ),
-]
 
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
@@ -116,7 +107,6 @@ def label(
             "twice or more to judge the file under each, one batch each, in one run."
         ),
     ] = None,
-    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -185,7 +175,7 @@ def label(
         options.template = each
         if len(templates) > 1:
             out.print(f"template {each}:")
-        failed |= _label_once(settings, file, source, options, dry_run, metrics_port)
+        failed |= _label_once(settings, file, source, options, dry_run)
     if failed:
         raise typer.Exit(1)
 
@@ -202,15 +192,9 @@ def _provider_batch(
 
 
 def _label_once(
-    settings: Settings,
-    file: str,
-    source: str,
-    options: LabelOptions,
-    dry_run: bool,
-    metrics_port: int | None = None,
+    settings: Settings, file: str, source: str, options: LabelOptions, dry_run: bool
 ) -> bool:
     """Judge (or estimate) the file once with ``options``; whether the run should exit 1."""
-    from app.labeling.metrics_serving import observed
     from app.labeling.run import estimate, label_stream
 
     try:
@@ -230,11 +214,7 @@ def _label_once(
                 return result.rejected > 0  # the real run's exit code for the same file
             printer = RejectPrinter(where=str(options.rejects_path))
             summary = run_fast(
-                observed(
-                    settings,
-                    metrics_port,
-                    label_stream(settings, stream, source, options, progress_view, printer),
-                )
+                label_stream(settings, stream, source, options, progress_view, printer)
             )
             printer.finish()
         except RefereeError as exc:
@@ -258,8 +238,12 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}", markup=False),
     )
+    # Judging starts now: what start-up built (modules, the SDK's types) lives to the end.
+    # Frozen, the collector no longer walks it on every full collection, nor at exit.
+    gc.freeze()
     started = time.monotonic()
-    with RichProgress(*columns, console=err, transient=False) as bar:
+    # Redrawn 4 times a second (rich's default is 10): its thread takes the GIL from the loop.
+    with RichProgress(*columns, console=err, transient=False, refresh_per_second=4) as bar:
         task = bar.add_task("judging", total=total, rate="", tokens=0, cost="0.00")
 
         def update(p: Progress) -> None:
@@ -343,7 +327,6 @@ def worker(
     tpm: Annotated[
         float | None, typer.Option(help="Tokens/minute per judge, shared by every worker.")
     ] = None,
-    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Work off pending pairs from the shared database, beside any number of other workers.
 
@@ -353,24 +336,18 @@ def worker(
 
     Example: REFEREE_DATABASE_URL=postgresql://… referee worker --concurrency 64 --forever
     """
-    from app.labeling.metrics_serving import observed
     from app.labeling.worker import run_worker
 
-    settings = load_settings()
     try:
         progress = run_fast(
-            observed(
-                settings,
-                metrics_port,
-                run_worker(
-                    settings,
-                    concurrency,
-                    uuid.UUID(batch) if batch else None,
-                    forever,
-                    lease_seconds,
-                    rpm,
-                    tpm,
-                ),
+            run_worker(
+                load_settings(),
+                concurrency,
+                uuid.UUID(batch) if batch else None,
+                forever,
+                lease_seconds,
+                rpm,
+                tpm,
             )
         )
     except (RefereeError, ValueError) as exc:

@@ -95,6 +95,7 @@ class Worker:
         self._results: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._stopping = False
         self._feeding = False
+        self._unwritten = 0  # judged pairs the writer has not committed yet
         # Set when a slot frees up or new rows are stored: the claim loop looks again.
         self._slot_freed = asyncio.Event()
         # ``concurrency`` bounds requests, not pairs: as many pairs as requests
@@ -173,6 +174,12 @@ class Worker:
                     self._in_flight[row.id] = task
                     task.add_done_callback(functools.partial(self._forget, row.id))
             if not claimed and not self._in_flight and not self._feeding:
+                if self._unwritten:
+                    # Our own results, not written yet, would look like others' pending work
+                    # (a poll's sleep at the end of every run): wait for the writer instead.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), self.options.poll_seconds)
+                    continue
                 if self.options.stop_when_empty and not await self._others_hold_work():
                     return
                 await asyncio.sleep(self.options.poll_seconds)
@@ -250,6 +257,7 @@ class Worker:
                     judge, pair.to_pair(), row.label_key, under, self._request_slots
                 )
                 record_outcome(outcome)
+        self._unwritten += 1
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
@@ -268,7 +276,12 @@ class Worker:
                     break
             if None in items:
                 done = True
-            await self._write([i for i in items if i is not None])
+            written = [i for i in items if i is not None]
+            try:
+                await self._write(written)
+            finally:
+                self._unwritten -= len(written)
+                self._slot_freed.set()
 
     async def _write(self, items: list[WorkItem]) -> None:
         if not items:
