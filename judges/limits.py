@@ -35,6 +35,12 @@ MAX_COOL_DOWN_S = 60.0
 # than the one 60/rpm * rpm slots after it. 1% leaves 0.6 s of slack.
 FLEET_HEADROOM = 0.01
 TOKEN_BUCKET_S = 1.0
+# Slots a process may hold reserved ahead: a second's worth of requests (tpm
+# alone: a few), so its own round trips never hold the fleet back.
+RESERVE_AHEAD_S = 1.0
+TOKENS_AHEAD = 4
+# Clock reads of one reservation differ by this much at most.
+PAUSE_SLACK_S = 0.001
 
 
 def limit_key(config: JudgeConfig) -> str:
@@ -50,9 +56,9 @@ def limit_key(config: JudgeConfig) -> str:
 
 def cool_down_seconds(retry_after: float | None) -> float:
     """How long a 429 pauses the judge: the provider's hint (capped) or a short default."""
-    if retry_after is None or retry_after <= 0:
+    if retry_after is None:
         return DEFAULT_COOL_DOWN_S
-    return min(float(retry_after), MAX_COOL_DOWN_S)
+    return min(max(float(retry_after), 0.0), MAX_COOL_DOWN_S)
 
 
 class RateLimits:
@@ -77,10 +83,21 @@ class RateLimits:
             # bucket is empty rather than never.
             await self._tokens.acquire(min(float(estimated_tokens), self._tokens.max_rate))
 
+    @property
+    def limited(self) -> bool:
+        return self._requests is not None or self._tokens is not None
+
     async def cool_down(self, retry_after: float | None) -> None:
-        """The provider answered 429: hold every task's next request for a while."""
-        until = time.monotonic() + cool_down_seconds(retry_after)
-        self._paused_until = max(self._paused_until, until)
+        """The provider answered 429: hold every task's next request for a while.
+
+        Only a limited judge pauses; an unlimited one leaves each request's
+        retries to back off alone (judges.retry), as they always have.
+        """
+        if self.limited:
+            self._pause(cool_down_seconds(retry_after))
+
+    def _pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     @property
     def paused_for(self) -> float:
@@ -124,10 +141,12 @@ class FleetLimits(RateLimits):
     GCRA with reservations: a request adds 60/rpm seconds to the requests
     timeline (and its tokens' share of a minute to the tokens timeline) and
     may leave at the timeline's old value (tokens: up to a one-second bucket
-    early). One store call per request; a process that dies holds at most
-    the one slot it reserved. Within a process one task reserves at a time
-    and sleeps holding the turn, so a cool-down another process announces
-    reaches this process's next reservation, a slot or so later.
+    early). One store call per request, no lock held between calls. A
+    process keeps at most about a second of slots reserved ahead
+    (:data:`RESERVE_AHEAD_S`), so the fleet's timeline never waits on one
+    process's round trip, and a process that dies wastes at most that
+    second. Every reply carries the fleet's cool-down: a task that wakes
+    for a slot a 429 has since covered reserves again after the pause.
     """
 
     def __init__(
@@ -135,7 +154,8 @@ class FleetLimits(RateLimits):
     ) -> None:
         super().__init__()
         self.store, self.key, self.rpm, self.tpm = store, key, rpm, tpm
-        self._turn = asyncio.Lock()
+        ahead = max(1, int(RESERVE_AHEAD_S * rpm / 60.0)) if rpm else TOKENS_AHEAD
+        self._ahead = asyncio.Semaphore(ahead)
 
     def increments(self, estimated_tokens: int) -> tuple[float, float]:
         """Seconds of the requests and tokens timelines one request of this size takes."""
@@ -156,14 +176,26 @@ class FleetLimits(RateLimits):
 
     async def acquire(self, estimated_tokens: int) -> None:
         requests_s, tokens_s = self.increments(estimated_tokens)
-        async with self._turn:
-            await self._wait_pause()  # this process's own 429s, without a round trip
-            reservation = await self.store.reserve(self.key, requests_s, tokens_s)
-            wait = self.delay(reservation, requests_s)
-            if wait > 0:
-                await asyncio.sleep(wait)
+        async with self._ahead:
+            while True:
+                await self._wait_pause()
+                reservation = await self.store.reserve(self.key, requests_s, tokens_s)
+                now = time.monotonic()
+                # The store's clock, read in ours: how long the fleet's pause still runs.
+                paused = now + reservation.paused_until - reservation.now
+                self._paused_until = max(self._paused_until, paused)
+                slot = now + self.delay(reservation, requests_s)
+                if slot > now:
+                    await asyncio.sleep(slot - now)
+                if self._paused_until <= slot + PAUSE_SLACK_S:
+                    return
+                # A 429 somewhere in the fleet since this slot was reserved covers it.
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.tpm)
 
     async def cool_down(self, retry_after: float | None) -> None:
-        # The fleet first: once this process shows the pause, every process sees it.
+        # The fleet first: once this process shows the pause, every process can see it.
         await self.store.pause(self.key, cool_down_seconds(retry_after))
-        await super().cool_down(retry_after)
+        self._pause(cool_down_seconds(retry_after))

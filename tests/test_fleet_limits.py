@@ -158,6 +158,8 @@ async def test_without_a_limit_a_judge_keeps_the_process_local_limiter(
 ) -> None:
     async with fleet_member(fleet_settings, model_name()) as judge:
         assert type(judge.limits) is RateLimits
+        await judge.limits.cool_down(30)  # its 429s are retried alone, as they always were
+        assert judge.limits.paused_for == 0
 
 
 async def test_on_sqlite_the_limiter_is_the_process_and_a_429_pauses_its_tasks(
