@@ -171,12 +171,12 @@ def _leanings(scope: Scope) -> Subquery:
             func.sum(case((position == "1", 1), (position == "2", -1), else_=0)).label("lean"),
         )
         .join(Verdict, Verdict.id == JudgeCall.verdict_id)
-        .where(
-            Verdict.position_consistent == false(),
-            JudgeCall.error_class.is_(None),
-            position.in_(("1", "2", "tie")),
-        )
+        .where(Verdict.position_consistent == false(), JudgeCall.error_class.is_(None))
         .group_by(JudgeCall.verdict_id)
+        # Tested on the joined calls only (not in WHERE, where PostgreSQL reads
+        # the JSON of every call before the join): a verdict leans when its
+        # calls named a position.
+        .having(func.sum(case((position.in_(("1", "2", "tie")), 1), else_=0)) > 0)
     )
     if scope.conditions():
         # A scoped report reads the calls of its comparisons only.
