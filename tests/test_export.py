@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from click.testing import Result
@@ -181,6 +182,21 @@ class TestDpoRows:
                 "rejected": assistant(SHORT),
             },
         ]
+
+    def test_spliced_rows_are_the_bytes_of_the_decoded_row(
+        self, api: TestClient, database_url: str, outdir: Path
+    ) -> None:
+        """DPO lines spliced from stored JSON text (SQLite's, PostgreSQL's JSONB cast to text)
+        are byte for byte what encoding the decoded row writes: quotes, backslashes, tabs,
+        newlines, non-ASCII and U+2028 alike."""
+        prompt = 'quote " back \\ slash / tab \t nl \n café 東京 😀 \u2028 end'
+        chosen = LONG + ' "é" \\n'
+        compare(api, prompt, chosen, SHORT)
+        out = outdir / "dpo.jsonl"
+        result = export(database_url, "dpo", out)
+        assert result.exit_code == 0, result.stderr
+        row = {"prompt": user(prompt), "chosen": assistant(chosen), "rejected": assistant(SHORT)}
+        assert out.read_bytes() == orjson.dumps(row) + b"\n"
 
     def test_only_the_current_verdict_counts(
         self, api: TestClient, database_url: str, outdir: Path, script: Script

@@ -21,7 +21,9 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Select,
+    Text,
     and_,
+    cast,
     create_engine,
     event,
     select,
@@ -100,13 +102,13 @@ class VerdictRecord(NamedTuple):
     """True: prompt and responses are their stored JSON text, not decoded (see verdicts)."""
 
 
-def _verdict_select(query: VerdictQuery) -> Select[Any]:
+def _verdict_select(query: VerdictQuery, *, json_text: bool = False) -> Select[Any]:
+    """The current verdicts ``query`` asks for; ``json_text``: the pair's JSON as text (cast)."""
+    pair = [Comparison.prompt, Comparison.response_a, Comparison.response_b]
     statement = select(
         Comparison.id,
         Comparison.external_id,
-        Comparison.prompt,
-        Comparison.response_a,
-        Comparison.response_b,
+        *(cast(column, Text) if json_text else column for column in pair),
         Comparison.judge,
         Comparison.template_version,
         Comparison.constitution,
@@ -200,10 +202,14 @@ class Reader:
         if self._engine.dialect.name == "sqlite":
             yield from self._sqlite_verdicts(statement, json_text)
             return
-        # psycopg decodes JSONB and uuid itself; SQLAlchemy streams in chunks.
+        if json_text:
+            # JSONB's text output of a string is the JSON string orjson would write (the
+            # same escapes, UTF-8 kept): spliced as on SQLite, with no decoding per row.
+            statement = _verdict_select(query, json_text=True)
+        # A server-side cursor (yield_per streams on psycopg): memory flat in the rows.
         result = self._main.execute(statement.execution_options(yield_per=self.chunk_rows))
         for row in result:
-            yield VerdictRecord._make((str(row[0]), *row[1:], False))
+            yield VerdictRecord._make((str(row[0]), *row[1:], json_text))
 
     def _stream(self, statement: Select[Any]) -> Iterator[Row[Any]]:
         # Options on the statement, not the connection: Connection.execution_options
