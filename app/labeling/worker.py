@@ -32,9 +32,9 @@ from app.labeling.compare import (
 )
 from app.labeling.inputs import PairIn
 from app.labeling.templating import matching
+from app.observability import metrics
 from app.observability.logs import observed_batch_run, observed_comparison
 from app.observability.tracing import record_outcome
-from app.observability import metrics
 from app.settings import Settings
 from app.store import batches, comparisons
 from app.store.models import Comparison
