@@ -12,11 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from judges.errors import JudgeConfigError
 
 CUSTOM_RUBRIC_ID = "custom"
+
+
+# Asked for on every rating call and key: the hash is made once per rubric, not per call.
+@lru_cache(maxsize=256)
+def _version(rubric_id: str, text: str, scale_min: int, scale_max: int) -> str:
+    shown = [rubric_id, text, scale_min, scale_max]
+    digest = hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
+    return f"{rubric_id}-{digest[:12]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +66,7 @@ class Rubric:
     @property
     def version(self) -> str:
         """``<id>-<12 hex>``, content-addressed over what the judge is shown."""
-        shown = [self.id, self.text, self.scale_min, self.scale_max]
-        digest = hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
-        return f"{self.id}-{digest[:12]}"
+        return _version(self.id, self.text, self.scale_min, self.scale_max)
 
     def passes(self, score: float) -> bool:
         """Whether a score counts as good under this rubric."""

@@ -45,11 +45,11 @@ async def judged(session: AsyncSession, label_keys: Sequence[str]) -> dict[str, 
     return {row.label_key: row for row in (await session.execute(statement)).scalars()}
 
 
-async def record_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, RewardItem]:
+async def record_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, uuid.UUID]:
     """Store a request's items (table column values); a retry finds its rows by item key.
 
     A row already scored keeps its score; one that had none (failed,
-    deadline) takes this request's outcome. Returns every row by item key.
+    deadline) takes this request's outcome. Returns every row's id by item key.
     """
     if not rows:
         return {}
@@ -60,31 +60,18 @@ async def record_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
         [{**row, "created_at": now, "updated_at": now} for row in rows],
         unique="item_key",
     )
-    keys = [row["item_key"] for row in rows]
-    found = await _by_keys(session, keys)
+    statement = select(RewardItem.item_key, RewardItem.id, RewardItem.status).where(
+        RewardItem.item_key.in_({row["item_key"] for row in rows})
+    )
+    found = {key: (row_id, status) for key, row_id, status in await session.execute(statement)}
     for row in rows:
-        existing = found[row["item_key"]]
-        if existing.status != "scored" and existing.id != row["id"]:
+        row_id, status = found[row["item_key"]]
+        if status != "scored" and row_id != row["id"]:  # stored by an earlier try, unscored
             outcome = {name: row[name] for name in OUTCOME_COLUMNS}
             await session.execute(
-                update(RewardItem)
-                .where(RewardItem.id == existing.id)
-                .values(**outcome, updated_at=now)
+                update(RewardItem).where(RewardItem.id == row_id).values(**outcome, updated_at=now)
             )
-    return (
-        await _by_keys(session, keys)
-        if any(found[row["item_key"]].id != row["id"] for row in rows)
-        else found
-    )
-
-
-async def _by_keys(session: AsyncSession, keys: list[str]) -> dict[str, RewardItem]:
-    statement = (
-        select(RewardItem)
-        .where(RewardItem.item_key.in_(set(keys)))
-        .execution_options(populate_existing=True)
-    )
-    return {row.item_key: row for row in (await session.execute(statement)).scalars()}
+    return {key: row_id for key, (row_id, _) in found.items()}
 
 
 def run_items(connection: Connection, run: str, chunk_rows: int) -> Iterator[Row[Any]]:

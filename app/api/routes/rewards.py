@@ -88,7 +88,7 @@ class RewardsOut(BaseModel):
                 raw_score=o.scored.raw_score,
                 passed=o.scored.passed,
                 cached=o.scored.cached,
-                id=o.row.id,
+                id=o.row_id,
                 rating_id=o.scored.rating_id,
                 comparison_id=o.scored.comparison_id,
             )

@@ -63,6 +63,8 @@ class RewardItemIn(BaseModel):
     )
     # (field, message) when the item failed its own input rules; see `invalid`.
     _invalid: tuple[str, str] | None = PrivateAttr(None)
+    # `stored()`, made once: the key, the rating row and the reward row all use it.
+    _stored: dict[str, Any] | None = PrivateAttr(None)
 
     @classmethod
     def invalid(cls, value: Any, error: ValidationError) -> RewardItemIn:
@@ -84,7 +86,12 @@ class RewardItemIn(BaseModel):
         return item
 
     def stored(self) -> dict[str, Any]:
-        return self.model_dump(include={"prompt", "completion", "reference"}, mode="json")
+        """The texts as stored (JSON); the same dict on every call, never to be changed."""
+        if self._stored is None:
+            self._stored = self.model_dump(
+                include={"prompt", "completion", "reference"}, mode="json"
+            )
+        return self._stored
 
     def run_and_step(self, index: int) -> tuple[str | None, int | None]:
         """``metadata.run`` and ``metadata.step``, checked; 422 naming the item's field."""

@@ -17,6 +17,7 @@ A scorer maps the stored label onto a reward:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -92,7 +93,9 @@ class Scorer(ABC):
 
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
-        """What keys the scores: the judge configuration and the scorer's own options."""
+        """What keys the scores: the judge configuration and the scorer's own options.
+
+        The same dict for every item of a request: read it, never change it."""
 
     @abstractmethod
     def holding(self) -> AbstractAsyncContextManager[None]:
@@ -133,13 +136,8 @@ class RatingScorer(Scorer):
                 " use kind rubric (an LLM rating) or pairwise",
                 field="scorer.judge",
             )
-
-    @property
-    def judge_label(self) -> str:
-        return self.config.label
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {
+        # Made once per request, not per item: the judge and rubric are fixed for it.
+        self._fingerprint = {
             "kind": self.kind,
             "judge": self.config.fingerprint(),
             "rubric": self.rubric.version,
@@ -147,14 +145,26 @@ class RatingScorer(Scorer):
             "output": self.spec.output if self.kind == "reward_model" else None,
         }
 
+    @property
+    def judge_label(self) -> str:
+        return self.config.label
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
     def holding(self) -> AbstractAsyncContextManager[None]:
         return self.labeler.holding(self.judge)
 
     def _rated(self, item: RewardItemIn) -> ResponseItemIn:
-        return ResponseItemIn(prompt=item.prompt, response=item.completion, metadata=item.metadata)
+        # The item's fields are validated already, with the same types: not again.
+        return ResponseItemIn.model_construct(
+            prompt=item.prompt, response=item.completion, metadata=item.metadata
+        )
 
     def key(self, item: RewardItemIn) -> str:
-        return rating_key(self._rated(item).stored(), self.config, self.rubric)
+        stored = item.stored()
+        rated = {"prompt": stored["prompt"], "response": stored["completion"]}
+        return rating_key(rated, self.config, self.rubric)
 
     async def lookup(self, session: AsyncSession, keys: list[str]) -> dict[str, Scored]:
         found = await rewards.rated(session, keys)
@@ -167,6 +177,8 @@ class RatingScorer(Scorer):
             outcome = await rate_response(
                 self.judge, to_text(item.prompt), to_text(item.completion), self.rubric
             )
+        # The slot is free: the item waiting for it sends its call before this one is stored.
+        await asyncio.sleep(0)
         values = rating_values(self._rated(item), self.config, self.rubric, key)
         calls = [call_row(self.config, call) for call in outcome.calls]
         run = rewards.RatingRun(values, outcome_values(outcome), calls)

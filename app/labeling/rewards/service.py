@@ -16,6 +16,7 @@ client retrying the same batch finds the same rows instead of adding more.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections import Counter
@@ -31,7 +32,6 @@ from app.labeling.rewards.inputs import RewardItemIn, RewardRequest, check_reque
 from app.labeling.rewards.scorers import DEADLINE, RatingWriter, Scored, Scorer, build_scorer
 from app.labeling.rewards.writer import GroupWriter
 from app.store import rewards
-from app.store.models_rewards import RewardItem
 
 log = logging.getLogger("referee")
 # The time kept after the wait for scores to store the rows and answer.
@@ -41,7 +41,8 @@ ANSWER_RESERVE_S = 0.05
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
     scored: Scored
-    row: RewardItem
+    row_id: uuid.UUID
+    """The stored reward row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,27 +155,32 @@ class RewardService:
         scorer: Scorer,
         planned: list[_Planned],
         outcomes: list[Scored],
-    ) -> list[RewardItem]:
+    ) -> list[uuid.UUID]:
         """One reward row per item, keyed so that the same request again finds the same rows."""
-        seen: Counter[str] = Counter()
+        fingerprint = scorer.fingerprint()
+        # Scorer and idempotency key are the request's: an item's identity within it is
+        # its run, step and texts (the nth repeat of one gets n in its key).
+        seen: Counter[tuple[str | None, int | None, str]] = Counter()
         rows = []
         for plan, scored in zip(planned, outcomes, strict=True):
             stored = plan.item.stored()
+            same = (plan.run, plan.step, json.dumps(stored, sort_keys=True, ensure_ascii=False))
+            occurrence = seen[same]
+            seen[same] += 1
             identity = {
                 "v": 1,
                 "kind": "reward_item",
-                "scorer": scorer.fingerprint(),
+                "scorer": fingerprint,
                 "run": plan.run,
                 "step": plan.step,
                 "idempotency_key": request.idempotency_key,
                 "item": stored,
+                "n": occurrence,
             }
-            occurrence = seen[document_key(identity)]
-            seen[document_key(identity)] += 1
             rows.append(
                 {
                     "id": uuid.uuid4(),
-                    "item_key": document_key({**identity, "n": occurrence}),
+                    "item_key": document_key(identity),
                     "score_key": plan.key,
                     "run": plan.run,
                     "step": plan.step,
