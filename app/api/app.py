@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from app.api import errors, metrics, review_page
 from app.api.deps import require_access
+from app.api.heap import serving_collector
 from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
     batches,
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
             app.state.metrics = Exposition(pending_pairs(labeler.db), asyncio.get_running_loop())
             metrics.serve_port(app.state.metrics, labeler.settings)
             try:
-                yield
+                with serving_collector():
+                    yield
             finally:
                 await app.state.metrics.aclose()
                 await app.state.workers.aclose()
