@@ -36,6 +36,16 @@ from app.cli.inspect import GoldConflictChoice, GoldConflictOption, MapOption, p
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
 
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on this port while the run lasts (no key asked;"
+        " interface REFEREE_METRICS_HOST, default 127.0.0.1).",
+    ),
+]
+
 if TYPE_CHECKING:
     from app.labeling.batch import Progress
     from app.labeling.provider_batch import ProviderBatchOptions
@@ -107,6 +117,7 @@ def label(
             "twice or more to judge the file under each, one batch each, in one run."
         ),
     ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Judge every pair in a file (both orders) and store the verdicts.
 
@@ -175,7 +186,7 @@ def label(
         options.template = each
         if len(templates) > 1:
             out.print(f"template {each}:")
-        failed |= _label_once(settings, file, source, options, dry_run)
+        failed |= _label_once(settings, file, source, options, dry_run, metrics_port)
     if failed:
         raise typer.Exit(1)
 
@@ -192,9 +203,15 @@ def _provider_batch(
 
 
 def _label_once(
-    settings: Settings, file: str, source: str, options: LabelOptions, dry_run: bool
+    settings: Settings,
+    file: str,
+    source: str,
+    options: LabelOptions,
+    dry_run: bool,
+    metrics_port: int | None = None,
 ) -> bool:
     """Judge (or estimate) the file once with ``options``; whether the run should exit 1."""
+    from app.labeling.metrics_serving import observed
     from app.labeling.run import estimate, label_stream
 
     try:
@@ -214,7 +231,11 @@ def _label_once(
                 return result.rejected > 0  # the real run's exit code for the same file
             printer = RejectPrinter(where=str(options.rejects_path))
             summary = run_fast(
-                label_stream(settings, stream, source, options, progress_view, printer)
+                observed(
+                    settings,
+                    metrics_port,
+                    label_stream(settings, stream, source, options, progress_view, printer),
+                )
             )
             printer.finish()
         except RefereeError as exc:
@@ -327,6 +348,7 @@ def worker(
     tpm: Annotated[
         float | None, typer.Option(help="Tokens/minute per judge, shared by every worker.")
     ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Work off pending pairs from the shared database, beside any number of other workers.
 
@@ -336,18 +358,24 @@ def worker(
 
     Example: REFEREE_DATABASE_URL=postgresql://… referee worker --concurrency 64 --forever
     """
+    from app.labeling.metrics_serving import observed
     from app.labeling.worker import run_worker
 
+    settings = load_settings()
     try:
         progress = run_fast(
-            run_worker(
-                load_settings(),
-                concurrency,
-                uuid.UUID(batch) if batch else None,
-                forever,
-                lease_seconds,
-                rpm,
-                tpm,
+            observed(
+                settings,
+                metrics_port,
+                run_worker(
+                    settings,
+                    concurrency,
+                    uuid.UUID(batch) if batch else None,
+                    forever,
+                    lease_seconds,
+                    rpm,
+                    tpm,
+                ),
             )
         )
     except (RefereeError, ValueError) as exc:
