@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, create_engine, insert
+from sqlalchemy import URL, Table, create_engine, insert
 
 from app.keys import digest
 from app.store.models import Base
@@ -90,11 +90,9 @@ def seed_rows(pairs: int = 300, seed: int = 11) -> dict[str, list[dict[str, Any]
             for repeat in range(2 if rng.random() < 0.08 else 1):
                 comparison_id = uuid.UUID(int=rng.getrandbits(122) | (4 << 76))
                 status = rng.choice(["labeled"] * 8 + ["failed", "pending", "running"])
-                meta: dict[str, Any] | None = {"source": "seed"}
+                meta: dict[str, Any] | None = {"source": "seed", "category": category}
                 if category == "MISSING":
                     meta = None if index % 2 else {}
-                else:
-                    meta["category"] = category
                 created = at()
                 rows["comparisons"].append(
                     {
@@ -174,7 +172,7 @@ def _call(
     )
 
 
-def seed(url: str, pairs: int = 300, seed: int = 11) -> None:
+def seed(url: str | URL, pairs: int = 300, seed: int = 11) -> None:
     """Insert the rows into a migrated database at a sync URL."""
     engine = create_engine(url)
     try:

@@ -137,7 +137,8 @@ def test_streamed_quantiles_equal_numpy_per_step(database_url: str) -> None:
     """2,000 items over 20 steps (and some without a step), inserted directly."""
     rng = random.Random(5)
     now = utcnow()
-    rows, scores = [], {}
+    rows: list[dict[str, Any]] = []
+    scores: dict[int | None, list[float]] = {}
     for index in range(2000):
         step = None if index % 97 == 0 else index % 20
         status = rng.choice(["scored"] * 9 + ["failed", "deadline"])
