@@ -9,6 +9,7 @@ them. The dead-process test runs a real subprocess and kills it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -25,10 +26,12 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import create_engine, text
 
+from app.labeling.batch import enqueue
 from app.labeling.fleet_limits import shown_url
+from app.labeling.jsonl import read_pairs
 from app.labeling.runtime import runtime
 from app.settings import Settings
-from app.store import migrate
+from app.store import batches, migrate
 from app.store.db import sync_url
 from app.store.redis_limits import KEY_PREFIX
 from judges.base import Judge
@@ -315,3 +318,37 @@ def test_a_bad_redis_url_is_one_clear_error(
 def test_error_messages_mask_the_redis_password() -> None:
     assert shown_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     assert shown_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+async def test_referee_workers_with_rpm_share_it(
+    postgres_url: str, provider: FakeProvider, tmp_path: Path
+) -> None:
+    """Two `referee worker --rpm 1200` processes on one batch: 20 requests a second together.
+
+    120 requests take six seconds, so the two overlap once both have started
+    (two limits of their own would send 40 a second meanwhile)."""
+    if SKIP_POSTGRES:
+        pytest.skip("REFEREE_TEST_SKIP_POSTGRES=1")
+    model = model_name()
+    source = tmp_path / "pairs.jsonl"
+    lines = (
+        {"prompt": f"Question {i}?", "response_a": f"Answer {i}.", "response_b": f"Reply {i}!"}
+        for i in range(60)
+    )
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    settings = Settings(database_url=postgres_url, judges_file=None)
+    async with runtime(settings) as labeler:
+        config = labeler.resolve(f"anthropic:{model}")
+        async with labeler.db.transaction() as session:
+            batch, _ = await batches.get_or_create(session, model, str(source), config.label)
+        with source.open(encoding="utf-8") as stream:
+            await enqueue(labeler, batch.id, config, read_pairs(stream, str(source)), str(source))
+    env = {**os.environ, "REFEREE_DATABASE_URL": postgres_url}
+    command = ["worker", "--batch", str(batch.id), "--concurrency", "16", "--rpm", "1200"]
+    workers = await asyncio.gather(*(asyncio.to_thread(referee, *command, env=env) for _ in "ab"))
+    assert all(w.returncode == 0 for w in workers), [w.stderr for w in workers]
+    times = arrivals(provider, model)
+    assert len(times) == 120  # both orders of 60 pairs
+    assert most_in_any_window(times, 1.0) <= 24, times
+    assert times[-1] - times[0] >= 5.5
+    assert all(w.stdout.startswith("worker judged") for w in workers)
