@@ -269,13 +269,6 @@ def _queue(later: bool) -> Work:
     )
 
 
-# Open in the report module (app/store/reports.py): on PostgreSQL its gold and position-lean
-# subqueries aggregate every gold label and every call before the scope's comparisons join.
-KNOWN_OPEN = {
-    ("postgresql", "report cells of a batch"): "report subqueries read every gold label and "
-    "call whatever the scope (app/store/reports.py)"
-}
-
 CASES = [
     # GET /v1/comparisons: first page, a deep page, and each filter.
     _async_case("comparisons page", _page(ComparisonFilters()), ordered=True),
@@ -328,7 +321,4 @@ def test_hot_queries_use_indexes(seeded: Seeded, case: Case) -> None:
             failures.append("a page sorted instead of read in index order by")
         if failures and not failures[-1].endswith("plan:"):
             failures[-1] += f"\n{statement}\nplan:\n{plan.text}"
-    known = KNOWN_OPEN.get((make_url(seeded.url).get_backend_name(), case.name))
-    if failures and known:
-        pytest.xfail(known)
     assert not failures, f"{case.name}:\n" + "\n\n".join(failures)
