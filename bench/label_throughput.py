@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anthropic
@@ -232,11 +233,27 @@ def whole_command(
     )
 
 
+@dataclass
+class FirstVerdict:
+    seconds: float
+    """From launch until the bench saw a verdict row."""
+    first_row_s: float
+    """From launch until the first pair was stored (start-up: imports, database, judge)."""
+    first_verdict_s: float
+    """From launch until the first verdict was stored, by its own timestamp."""
+    peak_rss_mb: float
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 def first_verdict(
     provider: SpawnedProvider, database_url: str, source: Path, in_flight: int
-) -> tuple[float, float]:
-    """Seconds from launch until a verdict is stored, and the process's peak RSS (MB) then."""
+) -> FirstVerdict:
+    """Time to first verdict from launch, split at the first stored pair, and peak RSS then."""
     engine = create_engine(sync_url(database_url))
+    launched = datetime.now(UTC).replace(tzinfo=None)
     started = time.perf_counter()
     run = subprocess.Popen(
         label_command(source, in_flight),
@@ -258,11 +275,24 @@ def first_verdict(
         peak = re.search(r"VmHWM:\s+(\d+) kB", status)
         run.send_signal(signal.SIGINT)  # a clean stop: what is stored stays stored
         run.communicate(timeout=120)
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT min(created_at) FROM comparisons")).scalar_one()
+            verdict = connection.execute(text("SELECT min(created_at) FROM verdicts")).scalar_one()
     finally:
         if run.poll() is None:
             run.kill()
         engine.dispose()
-    return seconds, int(peak.group(1)) / 1024 if peak else float("nan")
+
+    def since_launch(value: datetime | str) -> float:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return (_naive_utc(when) - launched).total_seconds()
+
+    return FirstVerdict(
+        seconds,
+        since_launch(row),
+        since_launch(verdict),
+        int(peak.group(1)) / 1024 if peak else float("nan"),
+    )
 
 
 def verdict(met: bool) -> str:
@@ -342,13 +372,15 @@ def main() -> None:
             if args.first_verdict_lines:
                 provider.configure(latency_ms=args.first_verdict_latency_ms)
                 with scratch_database(kind, workdir, postgres) as url:
-                    seconds, rss = first_verdict(provider, url, big, args.in_flight)
+                    first = first_verdict(provider, url, big, args.in_flight)
                 provider.configure(latency_ms=args.latency_ms)
                 print(
                     f"[{kind}] first verdict on a {args.first_verdict_lines}-line file "
-                    f"({args.first_verdict_latency_ms:.0f} ms/call): {seconds:.2f} s from launch "
-                    f"(target <= {FIRST_VERDICT_TARGET_S:.0f} s): "
-                    f"{verdict(seconds <= FIRST_VERDICT_TARGET_S)}; peak RSS {rss:.0f} MB"
+                    f"({args.first_verdict_latency_ms:.0f} ms/call): {first.seconds:.2f} s from "
+                    f"launch (target <= {FIRST_VERDICT_TARGET_S:.0f} s): "
+                    f"{verdict(first.seconds <= FIRST_VERDICT_TARGET_S)}; first pair stored at "
+                    f"{first.first_row_s:.2f} s (start-up before it), first verdict stamped at "
+                    f"{first.first_verdict_s:.2f} s; peak RSS {first.peak_rss_mb:.0f} MB"
                 )
     finally:
         provider.close()
