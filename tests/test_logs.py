@@ -84,7 +84,8 @@ class Server:
         self.process.terminate()
         self.process.wait(timeout=30)
         for reader in self._readers:
-            reader.join(timeout=10)
+            reader.join(timeout=60)  # to the end of the output: spans are flushed at exit
+            assert not reader.is_alive()
         return self.lines["stdout"] + self.lines["stderr"]
 
 

@@ -37,7 +37,7 @@ from app.labeling.runtime import runtime
 from app.labeling.worker import BackgroundWorkers, WorkerOptions
 from app.observability.exposition import Exposition
 from app.observability.logs import RequestLogMiddleware, configure_structlog
-from app.observability.tracing import configure_tracing
+from app.observability.tracing import configure_tracing, flush
 from app.settings import Settings
 from judges import JudgeRegistry
 
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, registry: JudgeRegistry | None 
             finally:
                 await app.state.metrics.aclose()
                 await app.state.workers.aclose()
+                flush()  # the spans still buffered: no exit hook runs after a SIGTERM
 
     app = FastAPI(
         title="Referee",

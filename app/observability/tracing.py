@@ -108,6 +108,18 @@ def configure_tracing(env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def flush(timeout_millis: int = 5_000) -> None:
+    """Export the spans still buffered.
+
+    Called as the server shuts down: uvicorn ends a server stopped by
+    SIGTERM by raising the signal again, so the SDK's exit hook never runs
+    and the last spans would be lost.
+    """
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(timeout_millis)
+
+
 def enabled() -> bool:
     """Whether an SDK tracer provider is installed (spans are recorded)."""
     return isinstance(trace.get_tracer_provider(), TracerProvider)
