@@ -324,6 +324,7 @@ def report_whole(kind: str, whole: Whole, args: argparse.Namespace) -> None:
             f"({whole.phase[1]:.1f} s; /bare {phase_rate / bare_rate:.3f}); "
             f"outside it (start-up, exit): {whole.label_s - whole.phase[1]:.1f} s"
         )
+    print(f"  referee label said: {whole.last_line}")
     print(
         f"  whole command / bare loop: {ratio:.3f} (target >= {WHOLE_TARGET}): "
         f"{verdict(ratio >= WHOLE_TARGET)}"
