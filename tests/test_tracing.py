@@ -6,6 +6,7 @@ in-memory exporter installed as the process's tracer provider.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,6 +212,45 @@ class TestModelCallSpans:
         assert {row["trace_id"] for row in stored_calls(database_url)} == {
             "0af7651916cd43dd8448eb211c80319c"
         }
+
+
+class TestBatchRunSpans:
+    def test_a_batch_run_is_a_trace_of_its_own_linked_to_its_request(
+        self,
+        api: TestClient,
+        provider: FakeProvider,
+        exported: InMemorySpanExporter,
+        database_url: str,
+    ) -> None:
+        """batch run (a root, linked to the POST) → comparison → model calls; calls keep its id."""
+        provider.configure(policy="longer")
+        items = [
+            pair_body(prompt=f"q{n}", response_a="a longer answer", response_b="s")
+            for n in range(3)
+        ]
+        submitted = api.post(f"/v1/batches?judge={JUDGE}", json=items)
+        assert submitted.status_code == 202, submitted.text
+        batch_id = submitted.json()["id"]
+        deadline = time.monotonic() + 30
+        # The run's span ends once the worker has let its leases go, just after "done".
+        while not named(exported.get_finished_spans(), "batch run"):
+            assert time.monotonic() < deadline, "the batch run did not end"
+            time.sleep(0.1)
+        assert api.get(f"/v1/batches/{batch_id}").json()["status"] == "done"
+        spans = exported.get_finished_spans()
+        (request,) = named(spans, "POST /v1/batches")
+        (run,) = named(spans, "batch run")
+        assert run.parent is None
+        assert [link.context.span_id for link in run.links] == [span_id(request)]
+        attributes = dict(run.attributes or {})
+        assert attributes["referee.batch.id"] == batch_id
+        assert attributes["referee.batch.labeled"] == 3
+        comparisons = named(spans, "comparison")
+        assert len(comparisons) == 3
+        assert {parent_of(c) for c in comparisons} == {span_id(run)}
+        calls = named(spans, f"chat {MODEL}")
+        assert {parent_of(c) for c in calls} == {span_id(c) for c in comparisons}
+        assert {row["trace_id"] for row in stored_calls(database_url)} == {trace_hex(run)}
 
 
 class TestTracingOff:

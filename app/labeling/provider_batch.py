@@ -32,6 +32,7 @@ from app.labeling.batch import Progress, ProgressView, run_in_foreground
 from app.labeling.compare import Labeler, pair_lengths, run_cost, run_rows
 from app.labeling.pricing import call_cost
 from app.labeling.worker import stored_pair
+from app.observability.logs import observed_batch_run
 from app.store import batches, comparisons, provider_batches
 from app.store.models import Comparison, ProviderBatch, utcnow
 from judges import JudgeConfig, JudgeError, PairOutcome, TransientJudgeError
@@ -180,6 +181,7 @@ class ProviderBatchRun:
             self.progress.stop_reason = reason
             self._stopped.set()
 
+    @observed_batch_run
     async def run(self) -> Progress:
         # Its client polls for hours: no cache eviction may close it meanwhile.
         async with self.labeler.holding(self.judge):
