@@ -383,3 +383,39 @@ class TestDashboard:
             used |= {m.split("=")[0].rstrip("!~").strip() for ms in matchers for m in ms.split(",")}
             used |= set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"]))
             assert used <= label_names, (expr, used - label_names)
+
+
+class TestSeveralServerProcesses:
+    def test_serve_with_two_workers_counts_every_process(
+        self, settings: Settings, database_url: str, tmp_path: Path
+    ) -> None:
+        """serve --workers 2: any process answering a scrape counts both processes' requests."""
+        if not database_url.startswith("sqlite"):
+            pytest.skip("the server processes, not the database, are under test")
+        _, key = asyncio.run(create_key(settings, "prometheus", ["read"]))
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
+            env={**os.environ, "REFEREE_DATABASE_URL": database_url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base, served = f"http://127.0.0.1:{port}", 0
+        try:
+            deadline = time.monotonic() + 90
+            while served < 20:
+                try:
+                    served += httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.2)
+            headers = {"Authorization": f"Bearer {key}"}
+            scrapes = [httpx.get(f"{base}/metrics", headers=headers, timeout=10) for _ in range(4)]
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+        for scrape in scrapes:
+            found = samples(scrape.text)
+            assert total(found, "referee_http_requests_total", route="/healthz") == served
+            assert not [name for name, _ in found if name.startswith("python_gc")]  # the files'

@@ -357,6 +357,8 @@ def worker(
     others finish its pairs. On SQLite run one worker.
 
     Example: REFEREE_DATABASE_URL=postgresql://… referee worker --concurrency 64 --forever
+
+    Example, with Prometheus metrics on port 9101: referee worker --forever --metrics-port 9101
     """
     from app.labeling.metrics_serving import observed
     from app.labeling.worker import run_worker
