@@ -202,6 +202,8 @@ class TestServeLogs:
         loggers = {r.get("logger") for r in records}
         assert {"uvicorn.error", "uvicorn.access"} <= loggers  # uvicorn's own lines, as JSON
         assert any("Uvicorn running on" in r["event"] for r in records)
+        # The SDKs' own line per HTTP call ("HTTP Request: POST …") is not written.
+        assert not [r for r in records if "HTTP Request" in r["event"]]
 
         by_status = {r["status"]: r for r in requests_logged(records) if r["method"] == "POST"}
         for status in (201, 502, 422, 401):
@@ -281,3 +283,10 @@ class TestRedaction:
         line = logs.formatter(json=True).format(entry)
         assert "ValueError: boom on 1 field" in json.loads(line)["exception"]
         assert PROMPT not in line
+
+
+
+@pytest.mark.parametrize("name", logs._PER_REQUEST_LOGGERS)
+def test_provider_clients_log_warnings_only(name: str) -> None:
+    """The SDKs and their HTTP clients write a line per request at INFO; only warnings pass."""
+    assert logs.logging_config("stderr", json=True)["loggers"][name] == {"level": "WARNING"}

@@ -151,6 +151,9 @@ def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+_PER_REQUEST_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "aiohttp.access")
+
+
 def logging_config(
     stream: Literal["stdout", "stderr"], *, json: bool, level: str = "INFO"
 ) -> dict[str, Any]:
@@ -172,6 +175,10 @@ def logging_config(
             **{name: dict(through_root) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
             # Its schema check at start-up says "Context impl SQLiteImpl." and the like.
             "alembic": {"level": "WARNING"},
+            # The provider SDKs and their HTTP clients log every request at INFO: a line
+            # per model call is CPU in the judging loop, noise under a progress bar, and a
+            # process blocks once a piped stderr nobody reads is full. Their warnings stay.
+            **{name: {"level": "WARNING"} for name in _PER_REQUEST_LOGGERS},
         },
     }
 
