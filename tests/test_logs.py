@@ -285,7 +285,6 @@ class TestRedaction:
         assert PROMPT not in line
 
 
-
 @pytest.mark.parametrize("name", logs._PER_REQUEST_LOGGERS)
 def test_provider_clients_log_warnings_only(name: str) -> None:
     """The SDKs and their HTTP clients write a line per request at INFO; only warnings pass."""
