@@ -12,12 +12,13 @@ from app.store.migrate import upgrade
 from tests.fake_provider import FakeProvider
 from tests.test_batch import pairs_file
 
-SDKS = ("anthropic", "openai", "torch", "transformers", "pyarrow", "numpy", "plotly")
+# redis only when REFEREE_REDIS_URL asks for the fleet's budgets in it.
+SDKS = ("anthropic", "openai", "torch", "transformers", "pyarrow", "numpy", "plotly", "redis")
 
 
-def imported_after(code: str) -> list[str]:
-    """The heavy modules a fresh interpreter holds after running ``code``."""
-    report = f"print(json.dumps([m for m in {SDKS!r} if m in sys.modules]))"
+def imported_after(code: str, modules: tuple[str, ...] = SDKS) -> list[str]:
+    """The heavy ``modules`` a fresh interpreter holds after running ``code``."""
+    report = f"print(json.dumps([m for m in {modules!r} if m in sys.modules]))"
     probe = f"import sys, json\n{code}\n{report}"
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -46,6 +47,14 @@ class TestLazyProviders:
             "try:\n    cli(['label', '--help'])\nexcept SystemExit:\n    pass"
         )
         assert imported_after(code) == []
+
+    def test_help_imports_no_migration_machinery(self) -> None:
+        """Alembic is loaded by the schema check or a migration, not by parsing a command."""
+        code = (
+            "from app.cli import cli\n"
+            "try:\n    cli(['label', '--help'])\nexcept SystemExit:\n    pass"
+        )
+        assert imported_after(code, ("alembic", "mako", "redis")) == []
 
     def test_a_live_run_of_an_openai_judge_never_imports_anthropic(
         self, tmp_path: Path, provider: FakeProvider

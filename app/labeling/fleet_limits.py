@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from app.errors import RefereeError
 from app.settings import Settings
 from app.store.db import Database
 from app.store.rate_limits import PostgresBudget
-from app.store.redis_limits import RedisBudget
 from judges import JudgeRegistry
 from judges.config import JudgeConfig
 from judges.limits import BudgetStore, FleetLimits, RateLimits, limit_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -46,6 +46,10 @@ def shown_url(url: str) -> str:
 
 async def connect_redis(url: str) -> Redis:
     """A checked Redis client, or one clear error naming the setting (never a traceback)."""
+    # Imported here: redis (and what it pulls in) would cost every command's start-up.
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
     try:
         database = urlsplit(url).path.strip("/")
         if urlsplit(url).scheme in ("redis", "rediss") and database and not database.isdigit():
@@ -94,6 +98,8 @@ async def shared_limits(
     client = await connect_redis(redis_url) if redis_url else None
     store: BudgetStore | None = None
     if client is not None:
+        from app.store.redis_limits import RedisBudget
+
         store = RedisBudget(client)
     elif db.engine.dialect.name == "postgresql":
         store = PostgresBudget(db.engine)

@@ -7,20 +7,25 @@ at the head revision and refuses (or, with REFEREE_AUTO_MIGRATE, upgrades).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 import migrations
 from app.store.db import sync_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (and Mako, which it pulls in) is imported by the functions that use it:
+# every command checks the schema, and most never migrate.
+
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Date-prefixed revision files sort in the order they were written.
@@ -30,18 +35,26 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(database_url), revision)
 
 
 def head_revisions(database_url: str) -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
 
 
 def current_revisions(database_url: str) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
