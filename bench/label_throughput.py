@@ -2,8 +2,11 @@
 
 Everything runs against one fake provider in its own process on loopback, in the same run:
 
-- the bare loop sends 2 × N Anthropic calls through AsyncAnthropic with the same
-  number in flight (no storage, no protocol; its imports and client are not timed);
+- the bare loop (bench.bare_judge_loop, a process of its own on uvloop, importing
+  only the SDK) sends the judge's own 2 × N Messages bodies (both orders of every
+  pair, built before timing by the judge's template and request builder) through
+  AsyncAnthropic with the same number in flight; no storage, no protocol, timed
+  from its first request;
 - `referee label` judges N pairs in both orders with `--concurrency` requests in
   flight, storing everything, timed as a whole process: start-up, enqueue, judging;
 - time to first verdict: `referee label` on a generated 1,000,000-line file, from
@@ -26,7 +29,6 @@ server), so earlier runs' rows are never reused.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -43,13 +45,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import anthropic
-from anthropic.types import ToolParam
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.store import migrate
 from app.store.db import sync_url
+from judges import JudgeRegistry
+from judges.formats import VERDICT_FORMAT
+from judges.templates import get_template
+from judges.types import ShownPair
 from tests.fake_provider import FakeProvider
 from tests.fake_provider.runner import SpawnedProvider
 
@@ -86,58 +90,43 @@ def write_many_pairs(path: Path, n: int) -> None:
             )
 
 
-async def bare_loop(base_url: str, calls: int, in_flight: int) -> float:
-    # The judge's client (aiohttp transport, 60 s timeout); the SDK's retries stand in for the
-    # judge's own, so a dropped keep-alive connection on a busy machine does not end the run.
-    client = anthropic.AsyncAnthropic(
-        http_client=anthropic.DefaultAioHttpClient(),
-        api_key="bench",
-        base_url=base_url,
-        max_retries=2,
-        timeout=60.0,
+def judge_bodies(source: Path, out: Path) -> int:
+    """The Messages bodies ``referee label`` sends for ``source``: both orders of each pair.
+
+    Built by the judge's own template and request builder, so the bare loop
+    makes the same calls (same system blocks, tool, prompt and responses).
+    """
+    os.environ.setdefault("ANTHROPIC_API_KEY", "bench")
+    registry = JudgeRegistry.from_entry_points()
+    judge = registry.judge(registry.resolve(f"anthropic:{MODEL}"))
+    template = get_template(judge.config.template)
+    count = 0
+    with source.open(encoding="utf-8") as lines, out.open("w", encoding="utf-8") as bodies:
+        for line in lines:
+            pair = json.loads(line)
+            for first, second in (("response_a", "response_b"), ("response_b", "response_a")):
+                shown = ShownPair(pair["prompt"], pair[first], pair[second])
+                system, user = template.render(shown, None)
+                body = judge.message_params(system, user, VERDICT_FORMAT, template.shots(shown))  # type: ignore[attr-defined]
+                if "temperature" in body:  # as the judge sends it (see its _send)
+                    body["extra_body"] = {"temperature": body.pop("temperature")}
+                bodies.write(json.dumps(body) + "\n")
+                count += 1
+    return count
+
+
+def bare_loop(base_url: str, bodies: Path, in_flight: int) -> tuple[float, float]:
+    """Seconds and CPU seconds of the bare loop over ``bodies``, in a process of its own."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bare_judge_loop", str(bodies), base_url, str(in_flight)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    semaphore = asyncio.Semaphore(in_flight)
-    tool: ToolParam = {
-        "name": "record_verdict",
-        "description": "Record which response is better.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "rationale": {"type": "string"},
-                "winner": {"type": "string", "enum": ["1", "2", "tie"]},
-            },
-            "required": ["rationale", "winner"],
-            "additionalProperties": False,
-        },
-    }
-
-    async def one(i: int) -> None:
-        async with semaphore:
-            await client.messages.create(
-                model=MODEL,
-                max_tokens=256,
-                messages=[
-                    {
-                        "role": "user",
-                        "content": f"<response_1>\nx{i}\n</response_1>\n<response_2>\ny\n</response_2>",
-                    }
-                ],
-                tools=[tool],
-                tool_choice={"type": "tool", "name": "record_verdict"},
-            )
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(calls)))
-    elapsed = time.perf_counter() - started
-    await client.close()
-    return elapsed
-
-
-def cpu_seconds_of(function: object) -> float:
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    function()  # type: ignore[operator]
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if result.returncode != 0:
+        raise SystemExit(f"the bare loop failed: {result.stderr[-2000:]}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return float(figures["seconds"]), float(figures["cpu_seconds"])
 
 
 @contextmanager
@@ -202,12 +191,9 @@ class Whole:
 def whole_command(
     provider: SpawnedProvider, database_url: str, source: Path, pairs: int, in_flight: int
 ) -> Whole:
-    box: dict[str, float] = {}
-    bare_cpu = cpu_seconds_of(
-        lambda: box.update(
-            t=asyncio.run(bare_loop(provider.anthropic_base_url, 2 * pairs, in_flight))
-        )
-    )
+    bodies = source.with_suffix(".bodies.jsonl")
+    judge_bodies(source, bodies)
+    bare_s, bare_cpu = bare_loop(provider.anthropic_base_url, bodies, in_flight)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
@@ -224,7 +210,7 @@ def whole_command(
     found = re.search(r"judged (\d+) pairs in ([\d.]+) s", result.stdout)
     lines = result.stdout.strip().splitlines()
     return Whole(
-        box["t"],
+        bare_s,
         bare_cpu,
         label_elapsed,
         (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
