@@ -40,8 +40,10 @@ from judges.policies.base import (
 )
 from judges.types import Message, Text, Usage
 
-WRITE_BATCH = 64
-WRITE_WAIT_S = 0.05
+WRITE_SAMPLES = 2048
+"""Samples stored in one transaction at most (their ids are bound in one IN list)."""
+WRITE_WAIT_S = 0.1
+"""How long a finished request waits for others to be stored with it."""
 COST_QUANTUM = Decimal("1e-8")
 """Costs are stored to the cent's millionth (Numeric(14, 8))."""
 PRICED_PROVIDERS = frozenset({"openai", "anthropic"})
@@ -87,6 +89,8 @@ class _Drawn:
 
     samples: tuple[store.ClaimedSample, ...]
     outcome: RequestOutcome
+    cost: Decimal | None
+    """The request's cost (None: unpriced), shared over its samples when stored."""
 
 
 class Generator:
@@ -126,6 +130,8 @@ class Generator:
         # at once and a stop (--max-cost) overshoots by the requests in flight at most.
         self._claim_size = min(n, policy.max_n) if policy.native_n else 1
         self._prices: tuple[Decimal, Decimal] | None = None
+        self._spent = Decimal(0)
+        """What the finished requests cost, stored or still waiting for the writer."""
 
     def expect_prompts(self) -> None:
         """Prompts are still being stored: an empty queue means "wait", not "done"."""
@@ -183,9 +189,9 @@ class Generator:
             # slot to free up, so a finished request is replaced without a database turn.
             room = BUFFERED * concurrency - len(self._in_flight)
             claimed: list[store.ClaimedSample] = []
-            # Refill in small chunks: waiting for many slots to free up would
-            # leave them idle for most of a model call.
-            if room >= max(1, concurrency // 16) or not self._in_flight:
+            # Refill once a quarter of the slots' worth is gone: the claimed requests still
+            # waiting keep every slot busy meanwhile, and fewer claims cost fewer transactions.
+            if room >= max(1, concurrency // 4) or not self._in_flight:
                 self._fed.clear()
                 async with self.db.transaction() as session:
                     claimed = await store.claim(
@@ -249,8 +255,16 @@ class Generator:
             proceed=lambda: not self._stopping,
         )
         if outcome is not None:  # None: stopped before it was sent; the samples stay pending
+            cost = self._request_cost(outcome.usage)
+            # The budget counts a request once it is answered, not once it is stored:
+            # results wait a moment to be stored together, and claimed requests must
+            # not be sent meanwhile.
+            self._spent += cost or Decimal(0)
+            max_cost = self.options.max_cost
+            if max_cost is not None and self._spent >= max_cost:
+                self.stop(f"budget of ${max_cost} reached")
             self._unwritten += 1
-            self._results.put_nowait(_Drawn(samples, outcome))
+            self._results.put_nowait(_Drawn(samples, outcome, cost))
 
     async def _all_written(self) -> None:
         while self._unwritten and not self._writer_failed:
@@ -269,17 +283,16 @@ class Generator:
     async def _write_all(self) -> None:
         done = False
         while not done:
-            item = await self._results.get()
-            items = [item]
-            deadline = asyncio.get_running_loop().time() + WRITE_WAIT_S
-            while len(items) < WRITE_BATCH:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    items.append(await asyncio.wait_for(self._results.get(), timeout))
-                except TimeoutError:
-                    break
+            items = [await self._results.get()]
+            if items[0] is not None:
+                # Let what finishes meanwhile join this one transaction: one timer a flush,
+                # not a wait per result (a burst of answers is stored in a few statements).
+                await asyncio.sleep(WRITE_WAIT_S)
+            samples = 0
+            while samples < WRITE_SAMPLES and not self._results.empty():
+                item = self._results.get_nowait()
+                items.append(item)
+                samples += len(item.samples) if item is not None else 0
             done = None in items
             drawn = [i for i in items if i is not None]
             await self._write(drawn)
@@ -290,7 +303,13 @@ class Generator:
         self, owner: str, drawn: list[tuple[tuple[store.ClaimedSample, ...], RequestOutcome]]
     ) -> None:
         """Store finished requests' samples that ``owner`` still leases (provider-batch mode)."""
-        await self._write([_Drawn(samples, outcome) for samples, outcome in drawn], owner)
+        await self._write(
+            [
+                _Drawn(samples, outcome, self._request_cost(outcome.usage))
+                for samples, outcome in drawn
+            ],
+            owner,
+        )
 
     async def _write(self, items: list[_Drawn], owner: str | None = None) -> None:
         if not items:
@@ -312,14 +331,14 @@ class Generator:
         draw = outcome.draw
         if draw is None:
             shares = usage_shares(outcome.usage, [None] * len(item.samples))
-            costs = self._costs(outcome.usage, shares)
+            costs = self._costs(item.cost, shares)
             return [
                 _failed(c.sample_id, request_id, outcome, share, cost)
                 for c, share, cost in zip(item.samples, shares, costs, strict=True)
             ]
         seed = draw.seed if draw.seed is not None else outcome.seed
         shares = usage_shares(outcome.usage, [c.text for c in draw.choices])
-        costs = self._costs(outcome.usage, shares)
+        costs = self._costs(item.cost, shares)
         return [
             store.SampleResult(
                 sample_id=sample.sample_id,
@@ -342,16 +361,18 @@ class Generator:
             )
         ]
 
-    def _costs(self, usage: Usage, shares: list[Usage]) -> list[Decimal | None]:
+    def _request_cost(self, usage: Usage) -> Decimal | None:
+        """A request's cost to the stored precision (None: unpriced); one price lookup."""
+        cost = self._cost(usage)
+        return cost.quantize(COST_QUANTUM) if cost is not None else None
+
+    def _costs(self, cost: Decimal | None, shares: list[Usage]) -> list[Decimal | None]:
         """The request's exact cost, shared over its samples by their tokens at unit prices.
 
-        One price lookup a request (the table's lookup is the costly part);
-        the shares add up to the request's cost exactly.
+        The shares add up to the request's cost exactly.
         """
-        cost = self._cost(usage)
         if cost is None:
             return [None] * len(shares)
-        cost = cost.quantize(COST_QUANTUM)
         rate_in, rate_out = self._unit_prices()
         weights = [
             (s.input_tokens + s.cache_read_tokens + s.cache_write_tokens) * rate_in
