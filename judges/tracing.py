@@ -1,5 +1,9 @@
 """Model-call spans, named and attributed by the OpenTelemetry GenAI conventions.
 
+:class:`CallSpan` is any model call (a policy's sampling request uses it as
+is, see :func:`judges.policies.base.draw_with_retries`); :class:`ModelCallSpan`
+adds a judge call's order and its answer as an evaluation event.
+
 Only the OpenTelemetry *API* is used: it is a library's way to trace. With
 no SDK configured (the service configures one only when ``OTEL_*`` variables
 ask for it) every span is a non-recording no-op costing a few microseconds,
@@ -30,7 +34,9 @@ from judges.types import Order, PairwiseAnswer, Position, RatingAnswer, Usage, W
 
 TRACER = "judges"
 OPERATION = "chat"
-"""Every backend call is a chat-style request (Messages, Chat Completions, a local chat model)."""
+"""Every judge call is a chat-style request (Messages, Chat Completions, a local chat model)."""
+TEXT_COMPLETION = "text_completion"
+"""A plain-text prompt continued (a local policy whose tokenizer has no chat template)."""
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
@@ -105,35 +111,43 @@ def note_response(response: Any) -> Any:
     return response
 
 
-class ModelCallSpan:
-    """A CLIENT span around one model call, current while the call runs.
+class CallSpan:
+    """A CLIENT span around one model call (one attempt), current while the call runs.
 
-    ``to_winner`` maps a pairwise position in ``order`` to the caller's
-    a/b (the protocol's one mapping function, handed in).
+    ``operation`` is the GenAI operation (``chat``, ``text_completion``);
+    ``attributes`` are added to the conventions' own at the start.
     """
 
     def __init__(
-        self, judge: Judge, order: Order | None, to_winner: Callable[[Order, Position], Winner]
+        self,
+        provider: str,
+        model: str,
+        operation: str = OPERATION,
+        attributes: dict[str, AttributeValue] | None = None,
     ) -> None:
-        self.provider = judge.provider
-        self.model = judge.config.model
-        self.order = order
-        self.to_winner = to_winner
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.attributes = attributes
         self.trace_id: str | None = None
         """The trace's id as 32 hex digits while the span records; None when tracing is off."""
         self._span: trace.Span = trace.INVALID_SPAN
         self._scope: Any = None
 
+    @property
+    def recording(self) -> bool:
+        return self._span.is_recording()
+
     def __enter__(self) -> Self:
         attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": OPERATION,
+            "gen_ai.operation.name": self.operation,
             "gen_ai.provider.name": _PROVIDERS.get(self.provider, self.provider),
             "gen_ai.request.model": self.model,
         }
-        if self.order is not None:
-            attributes["referee.order"] = self.order.value
+        if self.attributes:
+            attributes.update(self.attributes)
         self._span = trace.get_tracer(TRACER).start_span(
-            f"{OPERATION} {self.model}", kind=SpanKind.CLIENT, attributes=attributes
+            f"{self.operation} {self.model}", kind=SpanKind.CLIENT, attributes=attributes
         )
         if self._span.is_recording():
             self.trace_id = format_trace_id(self._span.get_span_context().trace_id)
@@ -145,18 +159,25 @@ class ModelCallSpan:
         self._scope.__enter__()
         return self
 
-    def answered(self, raw: Any) -> Any:
-        """Record a successful call's usage and evaluation; return ``raw`` as is."""
+    def set_operation(self, operation: str) -> None:
+        """The operation, where it is known only once the call is made (a local model's
+        tokenizer decides between chat and plain text)."""
+        if operation != self.operation and self._span.is_recording():
+            self.operation = operation
+            self._span.set_attribute("gen_ai.operation.name", operation)
+            self._span.update_name(f"{operation} {self.model}")
+
+    def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
         if self._span.is_recording():
-            self._span.set_attributes(usage_attributes(self.provider, raw.usage))
-            answer = raw.answer
-            winner = None
-            if isinstance(answer, PairwiseAnswer) and self.order is not None:
-                winner = self.to_winner(self.order, answer.position)
-            event = evaluation_attributes(answer, winner, getattr(answer, "rationale", None))
-            if event is not None:
-                self._span.add_event(EVALUATION_EVENT, event)
-        return raw
+            self._span.set_attributes(attributes)
+
+    def set_usage(self, usage: Usage) -> None:
+        if self._span.is_recording():
+            self._span.set_attributes(usage_attributes(self.provider, usage))
+
+    def add_event(self, name: str, attributes: dict[str, AttributeValue]) -> None:
+        if self._span.is_recording():
+            self._span.add_event(name, attributes)
 
     def __exit__(
         self,
@@ -171,3 +192,35 @@ class ModelCallSpan:
             if isinstance(exc, JudgeError) and exc.usage is not None:
                 self._span.set_attributes(usage_attributes(self.provider, exc.usage))
         self._scope.__exit__(exc_type, exc, tb)
+
+
+class ModelCallSpan(CallSpan):
+    """A judge's model call: its order, and its answer as an evaluation event.
+
+    ``to_winner`` maps a pairwise position in ``order`` to the caller's
+    a/b (the protocol's one mapping function, handed in).
+    """
+
+    def __init__(
+        self, judge: Judge, order: Order | None, to_winner: Callable[[Order, Position], Winner]
+    ) -> None:
+        super().__init__(
+            judge.provider,
+            judge.config.model,
+            attributes={"referee.order": order.value} if order is not None else None,
+        )
+        self.order = order
+        self.to_winner = to_winner
+
+    def answered(self, raw: Any) -> Any:
+        """Record a successful call's usage and evaluation; return ``raw`` as is."""
+        if self._span.is_recording():
+            self._span.set_attributes(usage_attributes(self.provider, raw.usage))
+            answer = raw.answer
+            winner = None
+            if isinstance(answer, PairwiseAnswer) and self.order is not None:
+                winner = self.to_winner(self.order, answer.position)
+            event = evaluation_attributes(answer, winner, getattr(answer, "rationale", None))
+            if event is not None:
+                self._span.add_event(EVALUATION_EVENT, event)
+        return raw

@@ -17,6 +17,7 @@ from judges.backends.anthropic import AnthropicBatchTransport
 from judges.errors import JudgeConfigError, MissingCredentialsError, RefusedError
 from judges.policies.base import Choice, Draw, Policy, PolicyConfig, SamplingParams
 from judges.prompts import as_messages
+from judges.tracing import note_response
 from judges.types import Text, Usage
 
 
@@ -66,7 +67,9 @@ class AnthropicPolicy(Policy):
         if n != 1:
             raise JudgeConfigError("anthropic policies draw one sample a request")
         try:
-            message = await self._client.messages.create(**self.params(prompt, params))
+            message = note_response(
+                await self._client.messages.create(**self.params(prompt, params))
+            )
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
         return draw_from_message(message)

@@ -23,6 +23,7 @@ from judges.backends._local_models import LocalModel, inspect_model, pick_device
 from judges.errors import JudgeConfigError, JudgeError, TransientJudgeError
 from judges.policies.base import Choice, Draw, Policy, PolicyConfig, SamplingParams
 from judges.prompts import as_messages, render_text
+from judges.tracing import OPERATION, TEXT_COMPLETION
 from judges.types import Text, Usage
 
 MAX_N = 64
@@ -52,6 +53,12 @@ class LocalPolicy(Policy):
         self.device = pick_device(config.device)
         self._batcher: MicroBatcher[_Request, Draw] = MicroBatcher(self._run, config.batch_size)
         self._generating = threading.Lock()
+        self._chat: bool | None = None
+        """Whether the tokenizer has a chat template; known once the model is loaded."""
+
+    @property
+    def operation(self) -> str:
+        return TEXT_COMPLETION if self._chat is False else OPERATION
 
     async def draw(self, prompt: Text, n: int, params: SamplingParams, seed: int | None) -> Draw:
         return await self._batcher.submit(_Request(prompt, n, params, seed))
@@ -65,6 +72,7 @@ class LocalPolicy(Policy):
             model = shared_model(self.config.model, "generative", self.device, self.config.dtype)
         except RuntimeError as exc:
             raise JudgeConfigError(f"cannot load {self.config.model!r}: {exc}") from exc
+        self._chat = bool(getattr(model.tokenizer, "chat_template", None))
         results: dict[int, Draw | BaseException] = {}
         order = sorted(range(len(requests)), key=lambda i: _group_key(requests[i]))
         for _, members in groupby(order, key=lambda i: _group_key(requests[i])):

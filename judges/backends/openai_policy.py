@@ -19,6 +19,7 @@ from judges.backends.openai import OpenAIBatchTransport
 from judges.errors import MissingCredentialsError, RefusedError, UnparseableError
 from judges.policies.base import Choice, Draw, Policy, PolicyConfig, SamplingParams
 from judges.prompts import as_messages
+from judges.tracing import note_response
 from judges.types import Text, Usage
 
 # The API's documented bound on ``n``.
@@ -70,8 +71,8 @@ class OpenAIPolicy(Policy):
 
     async def draw(self, prompt: Text, n: int, params: SamplingParams, seed: int | None) -> Draw:
         try:
-            completion = await self._client.chat.completions.create(
-                **self.body(prompt, n, params, seed)
+            completion = note_response(
+                await self._client.chat.completions.create(**self.body(prompt, n, params, seed))
             )
         except openai.OpenAIError as exc:
             raise translate(exc, openai, self.provider) from exc

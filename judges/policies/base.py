@@ -5,7 +5,10 @@ for several samples in one request (OpenAI's ``n``, a local model's
 ``num_return_sequences``) says so with ``native_n`` and ``max_n``; one that
 cannot (Anthropic) draws one sample a request, and :func:`plan_requests`
 makes that ``n`` requests. Retries, rate limits and the request slots go
-through :func:`draw_with_retries` for every backend alike.
+through :func:`draw_with_retries` for every backend alike, and so does
+tracing: each attempt is a CLIENT span by the OpenTelemetry GenAI
+conventions (:class:`judges.tracing.CallSpan`), a no-op until the service
+installs an SDK.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from judges.errors import JudgeConfigError, JudgeError
 from judges.limits import RateLimits
 from judges.prompts import render_text
 from judges.retry import transient_retrying
+from judges.tracing import OPERATION, CallSpan
 from judges.types import Text, Usage
 
 PROMPT_OVERHEAD_TOKENS = 16
@@ -136,6 +140,12 @@ class Policy(ABC):
         self.config = config
         self.limits = RateLimits(config.rpm, config.tpm)
 
+    @property
+    def operation(self) -> str:
+        """The GenAI operation a request is: ``chat``, or ``text_completion`` for a plain
+        prompt continued (a local model without a chat template, once it is loaded)."""
+        return OPERATION
+
     @abstractmethod
     async def draw(self, prompt: Text, n: int, params: SamplingParams, seed: int | None) -> Draw:
         """Sample ``n`` answers to ``prompt`` (a string, or a conversation sent as is).
@@ -207,6 +217,17 @@ def usage_shares(usage: Usage, texts: Sequence[str | None]) -> list[Usage]:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyCall:
+    """One attempt of a request as it was sent: its failure (None: answered), time, tokens."""
+
+    error_class: str | None
+    latency_ms: float
+    usage: Usage
+    trace_id: str | None = None
+    """The trace of the attempt's span (32 hex digits); None when tracing is off."""
+
+
+@dataclass(frozen=True, slots=True)
 class RequestOutcome:
     """A request after its retries: the draw, or the final error; every attempt's usage."""
 
@@ -219,6 +240,13 @@ class RequestOutcome:
     """Tokens of every attempt (failed ones too): what the request cost."""
     error_class: str | None = None
     error_message: str | None = None
+    calls: tuple[PolicyCall, ...] = ()
+    """Every attempt sent live, in order (none for a provider batch's result)."""
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace of the last attempt, whose answer or failure is stored."""
+        return self.calls[-1].trace_id if self.calls else None
 
 
 def estimate_tokens(prompt: Text, n: int, params: SamplingParams) -> int:
@@ -245,7 +273,7 @@ async def draw_with_retries(
     attempt is sent: when it says no (the run is stopping), nothing is sent
     and None is returned.
     """
-    spent = [Usage()]
+    calls: list[PolicyCall] = []
     attempts = 0
     latency = 0.0
     try:
@@ -256,20 +284,64 @@ async def draw_with_retries(
                 async with slots or contextlib.nullcontext():
                     if not proceed():
                         return None
+                    span = CallSpan(policy.config.provider, policy.config.model, policy.operation)
                     started = time.perf_counter()
                     try:
-                        draw = await policy.draw(prompt, plan.n, params, seed)
+                        with span:
+                            if span.recording:
+                                span.set_attributes(_request_attributes(plan.n, params, seed))
+                            try:
+                                draw = await policy.draw(prompt, plan.n, params, seed)
+                            finally:
+                                span.set_operation(policy.operation)
+                            _note_draw(span, draw)
                     except JudgeError as exc:
-                        spent.append(exc.usage)
-                        raise
-                    finally:
                         latency = (time.perf_counter() - started) * 1000
+                        calls.append(PolicyCall(exc.error_class, latency, exc.usage, span.trace_id))
+                        raise
+                    latency = (time.perf_counter() - started) * 1000
+                    calls.append(PolicyCall(None, latency, draw.usage, span.trace_id))
     except JudgeError as exc:
         return RequestOutcome(
-            plan, seed, None, attempts, latency, _sum(spent), exc.error_class, exc.message
+            plan,
+            seed,
+            None,
+            attempts,
+            latency,
+            _sum([c.usage for c in calls]),
+            exc.error_class,
+            exc.message,
+            tuple(calls),
         )
-    spent.append(draw.usage)
-    return RequestOutcome(plan, seed, draw, attempts, latency, _sum(spent))
+    usage = _sum([c.usage for c in calls])
+    return RequestOutcome(plan, seed, draw, attempts, latency, usage, calls=tuple(calls))
+
+
+def _request_attributes(n: int, params: SamplingParams, seed: int | None) -> dict[str, Any]:
+    """The GenAI request attributes of a sampling request (none left unset)."""
+    attributes: dict[str, Any] = {"gen_ai.request.max_tokens": params.max_tokens}
+    if n != 1:
+        attributes["gen_ai.request.choice.count"] = n
+    if params.temperature is not None:
+        attributes["gen_ai.request.temperature"] = params.temperature
+    if params.top_p is not None:
+        attributes["gen_ai.request.top_p"] = params.top_p
+    if seed is not None:
+        attributes["gen_ai.request.seed"] = seed
+    return attributes
+
+
+def _note_draw(span: CallSpan, draw: Draw) -> None:
+    """A draw's usage, model and finish reasons on its span (never its text)."""
+    if not span.recording:
+        return
+    span.set_usage(draw.usage)
+    attributes: dict[str, Any] = {
+        "gen_ai.response.finish_reasons": [c.finish_reason or "" for c in draw.choices]
+    }
+    if draw.model:
+        attributes["gen_ai.response.model"] = draw.model
+    span.set_attributes(attributes)
 
 
 def _sum(usages: list[Usage]) -> Usage:
