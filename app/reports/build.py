@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFoundError
 from app.reports.blocks import INDEX, NO_COST, Evidence, block, grouped
@@ -53,14 +54,27 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
             batch_id = found.id
         scope = Scope(options.judge, batch_id)
         await reports.settle_for_counting(session)
-        cells = await reports.cells(session, scope, options.calibration_bins)
-        deciding = {cell.judge for cell in cells if cell.winner is not None}
-        counted = Counted(
-            cells=cells,
-            gold=await reports.gold_counts(session, scope),
-            judge_pairs=await reports.judge_pairs(session, scope, sorted(deciding)),
-            costs=await reports.call_costs(session, scope),
-        )
+        counting = reports.cells(session, scope, options.calibration_bins)
+        if database.dialect == "postgresql":
+            # The cells' statement runs on one core (its plan is not a parallel
+            # one); the pair-level counts run beside it on a second connection.
+            # Nothing is lost in consistency: at READ COMMITTED every statement
+            # reads its own snapshot, on one connection as on two.
+            # Both run to their end before a failure of either is raised, so
+            # no statement is still running when its transaction ends.
+            counted_cells, pair_counts = await asyncio.gather(
+                counting, _pair_counts_apart(database, scope), return_exceptions=True
+            )
+            if isinstance(counted_cells, BaseException):
+                raise counted_cells
+            if isinstance(pair_counts, BaseException):
+                raise pair_counts
+            cells = counted_cells
+            gold, agreement, costs = pair_counts
+        else:
+            cells = await counting
+            gold, agreement, costs = await _pair_counts(session, scope)
+        counted = Counted(cells=cells, gold=gold, judge_pairs=agreement, costs=costs)
         batch_ids = {c.batch_id for c in counted.cells if c.batch_id is not None}
         names = await reports.batch_names(session, batch_ids | ({batch_id} if batch_id else set()))
         reviewed = await review_agreement(session, options.bootstrap, scope)
@@ -69,6 +83,30 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
     # service keeps answering while a large report is computed.
     report = await asyncio.to_thread(assemble, counted, names, evidence, scope)
     return {**report, "review_agreement": reviewed}
+
+
+PairCounts = tuple[
+    list[tuple[str, str, int]],
+    list[tuple[str, str, str, str, int]],
+    dict[tuple[str, uuid.UUID | None], CostFacts],
+]
+"""The gold summary's, the judges' agreement's and the costs' counts (see :class:`Counted`)."""
+
+
+async def _pair_counts(session: AsyncSession, scope: Scope) -> PairCounts:
+    judges = await reports.judges(session, scope)
+    return (
+        await reports.gold_counts(session, scope),
+        await reports.judge_pairs(session, scope, judges),
+        await reports.call_costs(session, scope),
+    )
+
+
+async def _pair_counts_apart(database: Database, scope: Scope) -> PairCounts:
+    """:func:`_pair_counts` in a transaction of its own (a second connection)."""
+    async with database.transaction() as session:
+        await reports.settle_for_counting(session)
+        return await _pair_counts(session, scope)
 
 
 @dataclass(frozen=True, slots=True)
