@@ -22,8 +22,11 @@ from app.cli import (
     service,
     templates,
 )
+from app.cli.console import err, error_line
 from app.cli.round import round_cli
+from app.errors import RefereeError
 from app.observability.logs import configure_logging
+from app.observability.tracing import configure_tracing
 
 cli = typer.Typer(
     name="referee",
@@ -59,4 +62,11 @@ def main() -> None:
             stream.reconfigure(errors="backslashreplace")
     # Log lines (not the tables and progress a command draws) on stderr: JSON off a terminal.
     configure_logging(sys.stderr, "stderr")
+    # Traces where OTEL_* variables ask (worker, label, generate, round run, …); console
+    # spans go beside the log lines, not into a command's output.
+    try:
+        configure_tracing(console=sys.stderr)
+    except RefereeError as exc:  # an exporter or protocol Referee does not ship
+        err.print(error_line(exc.message))
+        sys.exit(2)
     cli()

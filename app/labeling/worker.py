@@ -87,6 +87,8 @@ class Worker:
         self.labeler = labeler
         self.options = options
         self.batch_id = batch_id
+        self.batch_ids: set[uuid.UUID] = set()
+        """The batches whose pairs this run claimed (its canonical log line names them)."""
         self.owner = worker_id()
         self.progress = Progress()
         self.on_progress = on_progress
@@ -169,6 +171,7 @@ class Worker:
                     claimed = await batches.claim(
                         session, self.batch_id, self.owner, room, self._lease
                     )
+                self.batch_ids.update(row.batch_id for row in claimed if row.batch_id is not None)
                 for row in claimed:
                     task = asyncio.create_task(self._judge(row))
                     self._in_flight[row.id] = task

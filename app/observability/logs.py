@@ -5,9 +5,10 @@ stdlib logging to one handler whose :class:`structlog.stdlib.ProcessorFormatter`
 renders it: :func:`logging_config` is the ``dictConfig`` for it (``referee
 serve`` hands it to uvicorn; the CLI applies it with :func:`configure_logging`).
 
-One canonical line per HTTP request (:class:`RequestLogMiddleware`) and per
-batch run (:func:`observed_batch_run`), with the request, batch and
-comparison ids and the trace id. Prompts, responses and keys are never
+One canonical line per HTTP request (:class:`RequestLogMiddleware`), per
+batch run (:func:`observed_batch_run`) and per generation run
+(:func:`observed_generation_run`), with the request, batch, comparison and
+generation ids and the trace id. Prompts, responses and keys are never
 logged on purpose; :func:`redact` is the safety net, and tracebacks are
 plain (no local variables, which could hold a request body).
 """
@@ -287,6 +288,19 @@ class _Run(Protocol):
     def batch_id(self) -> uuid.UUID | None: ...
 
 
+MAX_LOGGED_BATCHES = 100
+"""Batch ids a run's line names at most (a worker over every batch may touch many)."""
+
+
+def _worked_batches(runner: object) -> dict[str, Any]:
+    """For a run over every batch: the batches it worked on (ids, at most 100, and how many)."""
+    worked = getattr(runner, "batch_ids", None)
+    if getattr(runner, "batch_id", None) is not None or not worked:
+        return {}
+    ids = sorted(str(batch_id) for batch_id in worked)
+    return {"batch_ids": ids[:MAX_LOGGED_BATCHES], "batches": len(ids)}
+
+
 class _Progress(Protocol):
     done: int
     labeled: int
@@ -333,6 +347,75 @@ def observed_batch_run(
                 outcome="stopped" if progress.stop_reason else "finished",
                 stop_reason=progress.stop_reason,
                 **counts,
+                failures=progress.failures,
+                cost_usd=str(progress.cost),
+                duration_ms=_since(started),
+                **_worked_batches(runner),
+            )
+        return progress
+
+    return observed
+
+
+class _Generation(Protocol):
+    generation_id: uuid.UUID
+
+
+class _GenerationProgress(Protocol):
+    done: int
+    sampled: int
+    failed: int
+    discarded: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    failures: dict[str, int]
+    stop_reason: str | None
+
+
+GenT = TypeVar("GenT", bound=_Generation)
+GenProgressT = TypeVar("GenProgressT", bound=_GenerationProgress)
+
+
+def observed_generation_run(
+    run: Callable[[GenT], Coroutine[Any, Any, GenProgressT]],
+) -> Callable[[GenT], Coroutine[Any, Any, GenProgressT]]:
+    """Decorate a generator's ``run``: a span for the run, and its canonical line at the end."""
+
+    @functools.wraps(run)
+    async def observed(runner: GenT) -> GenProgressT:
+        generation_id = str(runner.generation_id)
+        started = time.perf_counter()
+        with (
+            bound_contextvars(generation_id=generation_id),
+            tracing.generation_span(runner.generation_id) as span,
+        ):
+            try:
+                progress = await run(runner)
+            except BaseException as exc:
+                _log().error(
+                    "generation_run",
+                    outcome="error",
+                    error=type(exc).__qualname__,
+                    duration_ms=_since(started),
+                )
+                raise
+            counts = {
+                "done": progress.done,
+                "sampled": progress.sampled,
+                "failed": progress.failed,
+                "discarded": progress.discarded,
+                "requests": progress.requests,
+            }
+            span.set_attributes({f"referee.generation.{k}": v for k, v in counts.items()})
+            _log().info(
+                "generation_run",
+                outcome="stopped" if progress.stop_reason else "finished",
+                stop_reason=progress.stop_reason,
+                **counts,
+                input_tokens=progress.input_tokens,
+                output_tokens=progress.output_tokens,
                 failures=progress.failures,
                 cost_usd=str(progress.cost),
                 duration_ms=_since(started),

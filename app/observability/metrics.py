@@ -4,8 +4,10 @@ Names follow the Prometheus conventions: a ``referee_`` prefix, base units
 (seconds, USD) in the name, ``_total`` on counters. Each event is counted
 where it happens once: a model call where its stored row is built
 (:func:`app.labeling.calls.call_row`), a verdict where its row is built, a
-retry in the judges' one retry policy, a lease where it is renewed or taken
-over, a request in the API's middleware.
+retry in the judges' one retry policy (policy calls' retries too), a
+policy (generation) call where its request's answer reaches the generator
+(:meth:`app.labeling.rounds.generate.Generator`), a lease where it is
+renewed or taken over, a request in the API's middleware.
 
 Every label value is bounded, so no client can grow the number of series:
 no ids, no free text. Providers, models and judges keep their names only
@@ -23,8 +25,10 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from judges.errors import JudgeError
+from judges.policies.base import PolicyCall, PolicyConfig, RequestOutcome
 from judges.registry import JudgeRegistry
 from judges.retry import add_retry_listener
+from judges.types import Usage
 
 OTHER = "other"
 """The label value that anything unknown or unbounded folds into."""
@@ -84,6 +88,32 @@ LEASE_TAKEOVERS = Counter(
     "referee_lease_takeovers_total",
     "Leases taken over from a holder that stopped renewing (it died or hung).",
     ["kind"],
+)
+GENERATION_CALLS = Counter(
+    "referee_generation_calls_total",
+    "Policy (generation) model calls, every attempt, by outcome: ok or the error class.",
+    ["provider", "model", "outcome"],
+)
+GENERATION_DURATION = Histogram(
+    "referee_generation_call_duration_seconds",
+    "Time a policy call took (its request, not the wait for a slot), every attempt.",
+    ["provider", "model"],
+    buckets=CALL_BUCKETS,
+)
+GENERATION_TOKENS = Counter(
+    "referee_generation_tokens_total",
+    "Tokens of policy calls by kind: input, output, cache_read, cache_write.",
+    ["provider", "model", "kind"],
+)
+GENERATION_COST = Counter(
+    "referee_generation_cost_usd_total",
+    "What policy calls cost, in US dollars (calls of unpriced models add nothing).",
+    ["provider", "model"],
+)
+GENERATION_UNPRICED_CALLS = Counter(
+    "referee_generation_unpriced_calls_total",
+    "Policy calls whose model has no price (a self-hosted server): their cost is unknown.",
+    ["provider", "model"],
 )
 HTTP_REQUESTS = Counter(
     "referee_http_requests_total",
@@ -197,6 +227,42 @@ def count_call(row: Mapping[str, Any]) -> None:
         COST.labels(provider, model).inc(float(cost))
     if error == "rate_limited":
         RATE_LIMITED.labels(provider, model).inc()
+
+
+def count_generation(
+    config: PolicyConfig,
+    outcome: RequestOutcome,
+    cost: Decimal | None,
+    cost_of: Callable[[Usage], Decimal | None],
+) -> None:
+    """One policy request's calls: every attempt sent live, or a provider batch's one result.
+
+    ``cost`` is the whole request's (every attempt's tokens), ``cost_of``
+    prices one attempt's usage where a request took several.
+    """
+    provider = VOCABULARY.provider(config.provider)
+    model = VOCABULARY.model(config.provider, config.model)
+    calls = outcome.calls or (PolicyCall(outcome.error_class, outcome.latency_ms, outcome.usage),)
+    for call in calls:
+        outcome_label = (
+            "ok" if call.error_class is None else bounded(call.error_class, ERROR_CLASSES)
+        )
+        GENERATION_CALLS.labels(provider, model, outcome_label).inc()
+        GENERATION_DURATION.labels(provider, model).observe(max(call.latency_ms, 0.0) / 1000)
+        usage = call.usage
+        for kind, tokens in (
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ):
+            if tokens:
+                GENERATION_TOKENS.labels(provider, model, kind).inc(tokens)
+        call_cost = cost if len(calls) == 1 else cost_of(usage)
+        if call_cost is None:
+            GENERATION_UNPRICED_CALLS.labels(provider, model).inc()
+        elif call_cost:
+            GENERATION_COST.labels(provider, model).inc(float(call_cost))
 
 
 def count_verdict(judge: str, verdict: Mapping[str, Any] | None) -> None:

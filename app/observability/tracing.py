@@ -9,16 +9,18 @@ is exported and no trace id is stored.
 
 The spans: one per HTTP request (FastAPI's own, see
 :data:`app.api.telemetry.FASTAPI_TELEMETRY`), one per comparison and per batch run (made
-here), and one per model call (:mod:`judges.tracing`), each a child of
-whichever is current.
+here), one per generation run, and one per model call, a judge's or a
+policy's (:mod:`judges.tracing`), each a child of whichever is current.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from typing import TextIO
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -48,14 +50,18 @@ def wanted(env: Mapping[str, str]) -> bool:
     return any(env.get(name, "").strip() for name in endpoints)
 
 
-def exporters(env: Mapping[str, str]) -> list[SpanExporter]:
-    """The exporters ``OTEL_TRACES_EXPORTER`` names (default ``otlp``); unknown ones refused."""
+def exporters(env: Mapping[str, str], console: TextIO | None = None) -> list[SpanExporter]:
+    """The exporters ``OTEL_TRACES_EXPORTER`` names (default ``otlp``); unknown ones refused.
+
+    ``console`` is where the console exporter writes (default stdout, the
+    server's log; a CLI command's log is stderr, its stdout its output).
+    """
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").lower().split(",")]
     chosen: list[SpanExporter] = []
     for name in filter(None, names):
         if name == "console":
             # One span a line, so the output stays JSON lines beside the logs.
-            chosen.append(ConsoleSpanExporter(formatter=_one_line))
+            chosen.append(ConsoleSpanExporter(out=console or sys.stdout, formatter=_one_line))
         elif name == "otlp":
             chosen.append(_otlp_exporter(env))
         elif name != "none":
@@ -89,7 +95,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
     return OTLPSpanExporter()  # it reads the endpoint, headers and timeout variables itself
 
 
-def configure_tracing(env: Mapping[str, str] | None = None) -> bool:
+def configure_tracing(env: Mapping[str, str] | None = None, console: TextIO | None = None) -> bool:
     """Install the SDK tracer provider the environment asks for; True when traces are recorded.
 
     Idempotent, and a provider installed before (by a test, or by
@@ -102,7 +108,7 @@ def configure_tracing(env: Mapping[str, str] | None = None) -> bool:
         return False
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
     provider = TracerProvider(resource=Resource.create(attributes))
-    for exporter in exporters(env):
+    for exporter in exporters(env, console):
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)  # flushed and shut down at exit by the SDK
     return True
@@ -172,6 +178,26 @@ def batch_span(batch_id: uuid.UUID | None) -> Iterator[trace.Span]:
         context=otel_context.Context(),
         links=links,
         attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            failed(span, exc)
+            raise
+
+
+@contextmanager
+def generation_span(generation_id: uuid.UUID) -> Iterator[trace.Span]:
+    """A span for one run of sampling a generation, its policy calls under it.
+
+    A child of whatever is current: ``POST /v1/generations`` samples within
+    its request, a round within its run, ``referee generate`` at the root.
+    """
+    with _tracer().start_as_current_span(
+        "generation run",
+        attributes={"referee.generation.id": str(generation_id)},
         record_exception=False,
         set_status_on_exception=False,
     ) as span:

@@ -43,6 +43,7 @@ from app.store.models_generation import (
     GenerationPrompt,
     GenerationSample,
 )
+from app.store.models_tracing import sample_trace_id
 
 __all__ = [
     "CandidateView",
@@ -141,6 +142,8 @@ class SampleResult:
     error_message: str | None = None
     prompt_id: uuid.UUID | None = None
     """The sample's prompt, when the writer knows it (saves looking it up)."""
+    trace_id: str | None = None
+    """The trace of the policy call that drew it (None: tracing off, or a provider batch)."""
 
 
 def text_key(text: str) -> str:
@@ -506,6 +509,7 @@ async def write_samples(
                 "attempts": r.attempts,
                 "error_class": r.error_class,
                 "error_message": r.error_message,
+                sample_trace_id.name: r.trace_id,
                 "updated_at": now,
             }
             for r in results

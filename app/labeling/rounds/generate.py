@@ -26,6 +26,8 @@ from typing import Any
 
 from app.labeling.batch import worker_id
 from app.labeling.pricing import call_cost
+from app.observability import metrics
+from app.observability.logs import observed_generation_run
 from app.store import generation as store
 from app.store.db import Database
 from judges.policies.base import (
@@ -155,6 +157,7 @@ class Generator:
             self._stopping = True
             self.progress.stop_reason = reason
 
+    @observed_generation_run
     async def run(self) -> GenerationProgress:
         started = time.perf_counter()
         writer = asyncio.create_task(self._write_loop())
@@ -256,6 +259,7 @@ class Generator:
         )
         if outcome is not None:  # None: stopped before it was sent; the samples stay pending
             cost = self._request_cost(outcome.usage)
+            metrics.count_generation(self.policy.config, outcome, cost, self._request_cost)
             # The budget counts a request once it is answered, not once it is stored:
             # results wait a moment to be stored together, and claimed requests must
             # not be sent meanwhile.
@@ -303,6 +307,10 @@ class Generator:
         self, owner: str, drawn: list[tuple[tuple[store.ClaimedSample, ...], RequestOutcome]]
     ) -> None:
         """Store finished requests' samples that ``owner`` still leases (provider-batch mode)."""
+        for _samples, outcome in drawn:  # a provider batch's result: one call each
+            metrics.count_generation(
+                self.policy.config, outcome, self._request_cost(outcome.usage), self._request_cost
+            )
         await self._write(
             [
                 _Drawn(samples, outcome, self._request_cost(outcome.usage))
@@ -355,6 +363,7 @@ class Generator:
                 error_class=choice.error_class,
                 error_message=choice.error_message,
                 prompt_id=sample.prompt_id,
+                trace_id=outcome.trace_id,
             )
             for sample, choice, share, cost in zip(
                 item.samples, draw.choices, shares, costs, strict=True
@@ -443,6 +452,7 @@ def _failed(
         attempts=outcome.attempts,
         error_class=outcome.error_class,
         error_message=outcome.error_message,
+        trace_id=outcome.trace_id,
     )
 
 

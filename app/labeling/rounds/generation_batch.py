@@ -29,6 +29,7 @@ from itertools import groupby
 from app.errors import BadRequestError, JudgeUnavailableError, ProviderBatchFailedError
 from app.labeling.provider_batch import MAX_CLAIM, REFUSED_HINT, ProviderBatchOptions
 from app.labeling.rounds.generate import GenerationProgress, Generator, stored_prompt
+from app.observability.logs import observed_generation_run
 from app.store import generation as store
 from judges.errors import JudgeError, TransientJudgeError
 from judges.policies.base import PlannedRequest, Policy, RequestOutcome, plan_requests, request_seed
@@ -94,6 +95,7 @@ class GenerationBatchRun:
             self.progress.stop_reason = reason
             self._stopped.set()
 
+    @observed_generation_run
     async def run(self) -> GenerationProgress:
         started = time.perf_counter()
         try:
