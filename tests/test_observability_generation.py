@@ -14,11 +14,13 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -491,3 +493,41 @@ class TestCommandLogsAndTraces:
             "cache_write": 9,
         }
         assert total(change, "referee_generation_cost_usd_total") == pytest.approx(0.002)
+
+
+class TestGenerateMetricsPort:
+    def test_referee_generate_serves_its_policy_calls_under_the_policy_name(
+        self, provider: FakeProvider, database_url: str, tmp_path: Path
+    ) -> None:
+        """--metrics-port: while it samples, the calls so far, the operator's policy model
+        named (a self-hosted checkpoint would be in no price table)."""
+        path = prompts_file(tmp_path / "prompts.jsonl", 3)
+        provider.configure(latency_ms=1500)
+        port = free_port()
+        command = [
+            *(sys.executable, "-m", "app.cli", "generate", str(path)),
+            *("-p", "openai:my-sft-checkpoint", "-n", "2", "--concurrency", "1"),
+            *("--metrics-port", str(port)),
+        ]
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        running = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen: Samples = {}
+        try:
+            deadline = time.monotonic() + 60
+            while not total(seen, "referee_generation_calls_total"):
+                assert time.monotonic() < deadline, "no policy call was counted"
+                try:
+                    seen = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        finally:
+            _out, err = running.communicate(timeout=120)
+        assert running.returncode == 0, err
+        calls = total(
+            seen, "referee_generation_calls_total", provider="openai", model="my-sft-checkpoint"
+        )
+        assert calls >= 1
+        assert total(seen, "referee_generation_calls_total") == calls  # nothing under "other"
+        assert total(seen, "referee_generation_unpriced_calls_total") == calls

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 from app.cli.console import RejectPrinter, err, fail, load_settings, out, run_fast
+from app.cli.label import MetricsPortOption
 from app.errors import RefereeError
 from app.labeling.jsonl import open_input
 
@@ -86,6 +87,7 @@ def generate(
     rejects: Annotated[
         Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.jsonl).")
     ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Sample n answers per prompt from a policy and store each with its provenance.
 
@@ -107,7 +109,10 @@ def generate(
       referee generate prompts.jsonl --policy openai:gpt-4o-mini -n 4 --dry-run
 
       referee generate prompts.jsonl --policy openai:gpt-4o-mini -n 8 --mode provider-batch
+
+      referee generate prompts.jsonl --policy openai:gpt-4o-mini -n 8 --metrics-port 9102
     """
+    from app.labeling.metrics_serving import observed
     from app.labeling.rounds.generation_files import GenerateOptions, estimate, generate_stream
     from app.labeling.rounds.generation_jobs import GenerationSpec
 
@@ -159,9 +164,8 @@ def generate(
                     raise typer.Exit(1)
                 return
             printer = RejectPrinter(where=str(options.rejects_path))
-            summary = run_fast(
-                generate_stream(settings, stream, source, spec, options, progress_view, printer)
-            )
+            work = generate_stream(settings, stream, source, spec, options, progress_view, printer)
+            summary = run_fast(observed(settings, metrics_port, work, policy=spec.policy))
             printer.finish()
         except RefereeError as exc:
             fail(exc.message)

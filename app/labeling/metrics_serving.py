@@ -34,13 +34,22 @@ def pending_pairs(db: Database) -> Callable[[], Awaitable[Mapping[str, int]]]:
 
 
 @asynccontextmanager
-async def metrics_served(settings: Settings, port: int | None) -> AsyncIterator[None]:
-    """Serve the metrics on ``port`` (REFEREE_METRICS_HOST) while the block runs; None: not."""
+async def metrics_served(
+    settings: Settings, port: int | None, policy: str | None = None
+) -> AsyncIterator[None]:
+    """Serve the metrics on ``port`` (REFEREE_METRICS_HOST) while the block runs; None: not.
+
+    ``policy``: the ``provider:model`` the operator samples from on the command line,
+    whose model then keeps its name in the labels (a vLLM checkpoint is in no price table).
+    """
     if port is None:
         yield
         return
     # Known names before the first scrape, which may come before the work's runtime is up.
     metrics.configure(build_registry(settings), settings.resolved_default_judge(), is_priced)
+    if policy is not None:
+        provider, _, model = policy.partition(":")
+        metrics.VOCABULARY.learn_model(provider, model)
     db = Database(settings.database_url, pool_size=1)
     exposition = Exposition(pending_pairs(db), asyncio.get_running_loop())
     exposition.serve(settings.metrics_host, port)
@@ -51,7 +60,13 @@ async def metrics_served(settings: Settings, port: int | None) -> AsyncIterator[
         await db.dispose()
 
 
-async def observed(settings: Settings, port: int | None, work: Coroutine[Any, Any, T]) -> T:
+async def observed(
+    settings: Settings,
+    port: int | None,
+    work: Coroutine[Any, Any, T],
+    *,
+    policy: str | None = None,
+) -> T:
     """Run ``work`` with the metrics served on ``port`` (the CLI's ``--metrics-port``)."""
-    async with metrics_served(settings, port):
+    async with metrics_served(settings, port, policy):
         return await work

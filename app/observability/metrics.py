@@ -186,6 +186,11 @@ class Vocabulary:
         if is_priced is not None:
             self.is_priced = is_priced
 
+    def learn_model(self, provider: str, model: str) -> None:
+        """A model the operator named on the command line (a policy to sample from)."""
+        if provider in self.providers:
+            self.models.add(model)
+
     def provider(self, value: str) -> str:
         return value if value in self.providers else OTHER
 
