@@ -531,3 +531,35 @@ class TestGenerateMetricsPort:
         assert calls >= 1
         assert total(seen, "referee_generation_calls_total") == calls  # nothing under "other"
         assert total(seen, "referee_generation_unpriced_calls_total") == calls
+
+    def test_referee_round_run_serves_its_sampling_under_the_policy_name(
+        self, provider: FakeProvider, database_url: str, tmp_path: Path
+    ) -> None:
+        """round run --metrics-port: the round's policy calls counted, the policy model named."""
+        path = prompts_file(tmp_path / "prompts.jsonl", 2)
+        provider.configure(latency_ms=1500)
+        port = free_port()
+        command = [
+            *(sys.executable, "-m", "app.cli", "round", "run", "r1", "--prompts", str(path)),
+            *("--policy", "openai:round-policy", "--judge", OPENAI, "-n", "2"),
+            *("--concurrency", "1", "--metrics-port", str(port)),
+        ]
+        env = {**os.environ, "REFEREE_DATABASE_URL": database_url}
+        running = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen: Samples = {}
+        try:
+            deadline = time.monotonic() + 60
+            while not total(seen, "referee_generation_calls_total"):
+                assert time.monotonic() < deadline, "no policy call was counted"
+                try:
+                    seen = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        finally:
+            _out, err = running.communicate(timeout=120)
+        assert running.returncode == 0, err
+        calls = total(seen, "referee_generation_calls_total", model="round-policy", outcome="ok")
+        assert calls >= 1
+        assert total(seen, "referee_generation_calls_total") == calls

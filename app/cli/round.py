@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli.console import JudgeOption, RejectPrinter, err, fail, load_settings, out, run_or_fail
+from app.cli.label import MetricsPortOption
 
 if TYPE_CHECKING:
     from app.labeling.rounds.round_run import RoundSummary
@@ -71,6 +72,7 @@ def round_run(
         float | None,
         typer.Option(min=0.0, help="Stop sampling once this run has spent this many USD."),
     ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run one RLAIF round: sample, judge, select chosen/rejected, compare with the parent.
 
@@ -94,6 +96,7 @@ def round_run(
         --checkpoint dpo-r1 --judge openai:gpt-4o-mini -n 4 --parent r1
     """
     from app.labeling.jsonl import open_input, read_records
+    from app.labeling.metrics_serving import observed
     from app.labeling.rounds.generation_jobs import GenerationPromptIn
     from app.labeling.rounds.round_run import (
         RoundSpec,
@@ -131,14 +134,15 @@ def round_run(
     printer = RejectPrinter()
 
     async def run() -> RoundSummary:
-        async with runtime(load_settings()) as labeler:
+        async with runtime(settings) as labeler:
             with open_input(prompts) as stream:
                 records = list(read_records(stream, prompts, GenerationPromptIn))
             plan = plan_round(labeler, spec, records, source)
             views = RoundViews(on_stage=_stage, on_reject=printer)
             return await run_round(labeler, plan, transport, views)
 
-    summary = run_or_fail(run(), prompts)
+    settings = load_settings()
+    summary = run_or_fail(observed(settings, metrics_port, run(), policy=policy), prompts)
     printer.finish()
     _print_summary(summary)
     if printer.count or summary.stage != "done":
