@@ -257,8 +257,11 @@ class TestGenerationRuns:
         provider: FakeProvider,
         exported: InMemorySpanExporter,
         database_url: str,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """Sampled within the request: request → generation run → policy calls, one trace."""
+        """Sampled within the request: request → generation run → policy calls, one trace;
+        the request's canonical line names the generation."""
+        caplog.set_level(logging.INFO, logger="referee")
         before = process_samples()
         body = {"policy": OPENAI, "prompts": [{"prompt": "Name a prime."}], "n": 2}
         response = api.post("/v1/generations", json=body)
@@ -282,6 +285,15 @@ class TestGenerationRuns:
         assert parent_of(call) == span_id(run)
         stored = rows(database_url, "SELECT DISTINCT trace_id FROM generation_samples")
         assert stored == [(trace_hex(request),)]
+        (line,) = [
+            r.msg
+            for r in caplog.records
+            if isinstance(r.msg, dict)
+            and r.msg.get("event") == "http_request"
+            and r.msg.get("route") == "/v1/generations"
+        ]
+        assert line["generation_id"] == response.json()["id"]
+        assert line["trace_id"] == trace_hex(request)
 
 
 def _spec(policy: str, n: int) -> Any:

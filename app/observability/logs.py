@@ -386,6 +386,7 @@ def observed_generation_run(
     @functools.wraps(run)
     async def observed(runner: GenT) -> GenProgressT:
         generation_id = str(runner.generation_id)
+        note(generation_id=generation_id)  # on the line of the request that runs it, if any
         started = time.perf_counter()
         with (
             bound_contextvars(generation_id=generation_id),
