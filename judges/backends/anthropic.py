@@ -67,6 +67,9 @@ class AnthropicJudge(Judge):
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout_s,
+            # judges.tracing makes the call's GenAI span (one per attempt, with the
+            # verdict's evaluation event); the SDK's own would be a second span of it.
+            open_telemetry=False,
         )
 
     async def answer(self, shown: ShownPair, question: str | None = None) -> RawAnswer:

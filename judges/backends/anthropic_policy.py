@@ -38,6 +38,9 @@ class AnthropicPolicy(Policy):
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout_s,
+            # judges.tracing makes the call's GenAI span (one per attempt, with the
+            # verdict's evaluation event); the SDK's own would be a second span of it.
+            open_telemetry=False,
         )
 
     def params(self, prompt: Text, params: SamplingParams) -> dict[str, Any]:
