@@ -325,34 +325,20 @@ def observed_batch_run(
         batch_id = str(runner.batch_id) if runner.batch_id is not None else None
         started = time.perf_counter()
         with bound_contextvars(batch_id=batch_id), tracing.batch_span(runner.batch_id) as span:
-            try:
-                progress = await run(runner)
-            except BaseException as exc:
-                _log().error(
-                    "batch_run",
-                    outcome="error",
-                    error=type(exc).__qualname__,
-                    duration_ms=_since(started),
-                )
-                raise
-            counts = {
-                "done": progress.done,
-                "labeled": progress.labeled,
-                "failed": progress.failed,
-                "discarded": progress.discarded,
-            }
-            span.set_attributes({f"referee.batch.{k}": v for k, v in counts.items()})
-            _log().info(
+            return await _logged_run(
                 "batch_run",
-                outcome="stopped" if progress.stop_reason else "finished",
-                stop_reason=progress.stop_reason,
-                **counts,
-                failures=progress.failures,
-                cost_usd=str(progress.cost),
-                duration_ms=_since(started),
-                **_worked_batches(runner),
+                run(runner),
+                span,
+                "referee.batch",
+                started,
+                lambda p: {
+                    "done": p.done,
+                    "labeled": p.labeled,
+                    "failed": p.failed,
+                    "discarded": p.discarded,
+                },
+                lambda p: _worked_batches(runner),
             )
-        return progress
 
     return observed
 
@@ -392,38 +378,64 @@ def observed_generation_run(
             bound_contextvars(generation_id=generation_id),
             tracing.generation_span(runner.generation_id) as span,
         ):
-            try:
-                progress = await run(runner)
-            except BaseException as exc:
-                _log().error(
-                    "generation_run",
-                    outcome="error",
-                    error=type(exc).__qualname__,
-                    duration_ms=_since(started),
-                )
-                raise
-            counts = {
-                "done": progress.done,
-                "sampled": progress.sampled,
-                "failed": progress.failed,
-                "discarded": progress.discarded,
-                "requests": progress.requests,
-            }
-            span.set_attributes({f"referee.generation.{k}": v for k, v in counts.items()})
-            _log().info(
+            return await _logged_run(
                 "generation_run",
-                outcome="stopped" if progress.stop_reason else "finished",
-                stop_reason=progress.stop_reason,
-                **counts,
-                input_tokens=progress.input_tokens,
-                output_tokens=progress.output_tokens,
-                failures=progress.failures,
-                cost_usd=str(progress.cost),
-                duration_ms=_since(started),
+                run(runner),
+                span,
+                "referee.generation",
+                started,
+                lambda p: {
+                    "done": p.done,
+                    "sampled": p.sampled,
+                    "failed": p.failed,
+                    "discarded": p.discarded,
+                    "requests": p.requests,
+                },
+                lambda p: {"input_tokens": p.input_tokens, "output_tokens": p.output_tokens},
             )
-        return progress
 
     return observed
+
+
+_P = TypeVar("_P", bound="_RunProgress")
+
+
+class _RunProgress(Protocol):
+    cost: Decimal
+    failures: dict[str, int]
+    stop_reason: str | None
+
+
+async def _logged_run(
+    event: str,
+    running: Coroutine[Any, Any, _P],
+    span: Any,
+    prefix: str,
+    started: float,
+    counts_of: Callable[[_P], dict[str, int]],
+    extra_of: Callable[[_P], dict[str, Any]],
+) -> _P:
+    """Await a run; its counts on ``span`` and one canonical ``event`` line (or its error)."""
+    try:
+        progress = await running
+    except BaseException as exc:
+        _log().error(
+            event, outcome="error", error=type(exc).__qualname__, duration_ms=_since(started)
+        )
+        raise
+    counts = counts_of(progress)
+    span.set_attributes({f"{prefix}.{k}": v for k, v in counts.items()})
+    _log().info(
+        event,
+        outcome="stopped" if progress.stop_reason else "finished",
+        stop_reason=progress.stop_reason,
+        **counts,
+        **extra_of(progress),
+        failures=progress.failures,
+        cost_usd=str(progress.cost),
+        duration_ms=_since(started),
+    )
+    return progress
 
 
 def _since(started: float) -> float:
