@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from app.labeling.rounds.generate import GenerationProgress
     from app.labeling.rounds.generation_files import GenerateEstimate, GenerateSummary
 
-HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "openai", "anthropic")
 SAMPLING_GC_THRESHOLDS = (50_000, 20, 100)
 
 
@@ -192,11 +190,6 @@ def progress_view(total: int) -> Iterator[Callable[[GenerationProgress], None]]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}", markup=False),
     )
-    # The SDK's HTTP client logs every request at INFO: a JSON line a model call on stderr
-    # costs the event loop time per sample (and buries the progress bar); failures are
-    # still counted and reported by the run.
-    for name in HTTP_CLIENT_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     # Sampling starts now: what start-up built (modules, the SDK's types) lives to the end.
     # Frozen, the collector no longer walks it on every full collection, nor at exit.
     gc.freeze()
