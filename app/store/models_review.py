@@ -23,10 +23,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.store.models import Base, IdType, JsonType, UtcDateTime, utcnow
+from app.store.models import (
+    Base,
+    Comparison,
+    IdType,
+    JsonType,
+    UtcDateTime,
+    Verdict,
+    utcnow,
+)
 
 QUEUE_KINDS = (
     "disagreement",
@@ -127,3 +136,28 @@ class ReviewAssignment(Base):
         Index("ix_review_assignments_state", "queue_id", "reviewer", "state"),
         Index("ix_review_assignments_item", "item_id", "state"),
     )
+
+
+# Indexes the read pages walk (migration 0024), declared here beside the review models as
+# app/store/models_reports.py declares the report's.
+
+JUDGE_PAGE_INDEX = Index(
+    "ix_comparisons_judge_created",
+    Comparison.judge,
+    Comparison.created_at,
+    Comparison.id,
+)
+"""GET /v1/comparisons?judge=…: one judge's rows in page order, from the cursor on. Without
+it a page walks every judge's rows from the cursor (a rare judge's page reads most of them)."""
+
+JURY_QUEUE_INDEX = Index(
+    "ix_verdicts_jury_queue",
+    Verdict.id,
+    Verdict.disagreement,
+    Verdict.comparison_id,
+    postgresql_where=text("disagreement IS NOT NULL"),
+    sqlite_where=text("disagreement IS NOT NULL"),
+)
+"""The review queue's candidates (split jury verdicts in id order) with their comparison,
+read from this small index alone: ``ix_verdicts_jury`` lacks the comparison id, so every
+candidate cost a read of the verdicts table, most of them for a pair already reviewed."""
