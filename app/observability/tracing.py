@@ -20,19 +20,23 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Link, Status, StatusCode, format_trace_id
 from opentelemetry.util.types import AttributeValue
 
 from app.errors import InvalidInputError
 from judges import PairOutcome
 from judges.tracing import EVALUATION_EVENT, capture_content
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+# The SDK (and psutil, which its resources pull in) is imported when traces are
+# configured: without OTEL_* variables every command runs on the API's no-op spans.
 
 TRACER = "referee"
 DEFAULT_SERVICE = "referee"
@@ -56,6 +60,8 @@ def exporters(env: Mapping[str, str], console: TextIO | None = None) -> list[Spa
     ``console`` is where the console exporter writes (default stdout, the
     server's log; a CLI command's log is stderr, its stdout its output).
     """
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").lower().split(",")]
     chosen: list[SpanExporter] = []
     for name in filter(None, names):
@@ -106,6 +112,10 @@ def configure_tracing(env: Mapping[str, str] | None = None, console: TextIO | No
     env = os.environ if env is None else env
     if not wanted(env):
         return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
     provider = TracerProvider(resource=Resource.create(attributes))
     for exporter in exporters(env, console):
@@ -121,14 +131,28 @@ def flush(timeout_millis: int = 5_000) -> None:
     SIGTERM by raising the signal again, so the SDK's exit hook never runs
     and the last spans would be lost.
     """
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
+    provider = _sdk_provider()
+    if provider is not None:
         provider.force_flush(timeout_millis)
 
 
 def enabled() -> bool:
     """Whether an SDK tracer provider is installed (spans are recorded)."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    return _sdk_provider() is not None
+
+
+def _sdk_provider() -> TracerProvider | None:
+    """The installed SDK tracer provider, if any; the SDK is not imported to find out.
+
+    No SDK provider can exist before its module was imported (by
+    :func:`configure_tracing`, a test, or ``opentelemetry-instrument``).
+    """
+    sdk = sys.modules.get("opentelemetry.sdk.trace")
+    if sdk is None:
+        return None
+    sdk_provider: type[TracerProvider] = sdk.TracerProvider
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, sdk_provider) else None
 
 
 def current_trace_id() -> str | None:
