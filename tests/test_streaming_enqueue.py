@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,48 @@ class TestRejectsAcrossChunks:
         assert len(stored) == len(ends)  # one commit per chunk
         found = rows(database_url, "SELECT external_id, source_line FROM comparisons")
         assert sorted((line, key) for key, line in found) == [(n, f"l{n}") for n in good]
+
+
+class TestBacklogBound:
+    async def test_pending_rows_never_exceed_the_bound_while_a_slow_judge_works(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The file is many times the bound: every chunk is stored only when the pending rows
+        (counted in the chunk's own transaction) stay within it, and every pair is still judged
+        once. Unbounded, the whole file was pending before the first few verdicts."""
+        from app.labeling import batch as batch_module
+        from app.labeling import run as run_module
+
+        provider.configure(policy="longer", latency_ms=5)
+        monkeypatch.setattr(batch_module, "ENQUEUE_CHUNK", 50)
+        monkeypatch.setattr(run_module, "MIN_BACKLOG", 100)
+        bound = run_module.backlog_bound(4)
+        assert bound == 100
+        peaks: list[int] = []
+        store_pending = batches.enqueue
+
+        async def counting(session: Any, new_rows: Sequence[dict[str, Any]]) -> int:
+            stored = await store_pending(session, new_rows)
+            if new_rows:
+                peaks.append(await batches.pending_count(session, new_rows[0]["batch_id"]))
+            return stored
+
+        monkeypatch.setattr(batches, "enqueue", counting)
+        source = pairs_file(tmp_path / "pairs.jsonl", 600)
+        options = LabelOptions(
+            judge=JUDGE, concurrency=4, origin=str(source), rejects_path=tmp_path / "r.jsonl"
+        )
+        settings = Settings(database_url=database_url, judges_file=None)
+        with source.open("rb") as stream:
+            summary = await label_stream(settings, stream, "pairs", options, quiet, print)
+        assert summary.submitted == 600
+        assert len(peaks) > 600 // 50  # the first chunks are smaller
+        assert max(peaks) <= bound
+        assert rows(
+            database_url, "SELECT count(*), count(DISTINCT comparison_id) FROM verdicts"
+        ) == [(600, 600)]
+        assert rows(database_url, "SELECT DISTINCT status FROM comparisons") == [("labeled",)]

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -231,6 +231,7 @@ async def enqueue(
     gold_ledger: GoldLedger | None = None,
     on_stored: Callable[[int], None] = lambda _pending: None,
     halted: Callable[[], bool] = lambda: False,
+    room: Callable[[int], Awaitable[None]] | None = None,
 ) -> EnqueueResult:
     """Store every good record as a pending comparison, a chunk per transaction.
 
@@ -247,9 +248,12 @@ async def enqueue(
     Judging may run beside it (``referee label``): chunks start small so the
     first pairs are claimable within milliseconds, each committed chunk calls
     ``on_stored`` with its new pending rows, and the reading yields to the
-    event loop every few lines so calls in flight are not held up. Once
-    ``halted()`` says so (Ctrl-C) it stops between chunks; what is stored
-    stays stored and the same command resumes the rest.
+    event loop every few lines so calls in flight are not held up. Before
+    a chunk is stored, ``room(rows)`` returns once that many more pending
+    rows keep the judging's backlog within its bound, so a file of millions
+    of lines is not stored far ahead of the verdicts. Once ``halted()`` says
+    so (Ctrl-C) it stops between chunks; what is stored stays stored and
+    the same command resumes the rest.
     """
     result = EnqueueResult()
     screen = Screen(labeler, config, source, under, policy)
@@ -278,6 +282,11 @@ async def enqueue(
                 ties.append((row, pair_lengths(item.pair)))
             else:
                 rows.append(row)
+        if room is not None and rows:
+            await room(len(rows))
+            if halted():  # stopped while waiting for the judging to catch up
+                result.merged = screen.merged
+                return result
         async with labeler.db.transaction() as session:
             ruled = await _store_rule_ties(session, ties)
             pending = await batches.enqueue(session, rows)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from app.labeling.batch import (
+    ENQUEUE_CHUNK,
     Accepted,
     EnqueueResult,
     Progress,
@@ -31,7 +32,7 @@ from app.labeling.runtime import runtime
 from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
 from app.labeling.templating import with_template
-from app.labeling.worker import Worker, WorkerOptions
+from app.labeling.worker import Worker, WorkerOptions, judging_collector
 from app.settings import Settings
 from app.store import batches
 from judges import JudgeConfig, JudgeError, Order, show
@@ -46,6 +47,12 @@ if TYPE_CHECKING:
     from app.labeling.provider_batch import ProviderBatchOptions
 
 ESTIMATED_OUTPUT_TOKENS = 150
+BACKLOG_PER_SLOT = 8
+"""Pending pairs allowed per request slot while a file is still being stored."""
+MIN_BACKLOG = 2 * ENQUEUE_CHUNK
+"""The backlog bound's floor: a full chunk fits while the judging still has a chunk ahead."""
+RECOUNT_S = 1.0
+"""A waiting feeder counts again at least this often (other processes judge the batch too)."""
 
 
 @dataclass
@@ -286,7 +293,39 @@ async def label_stream(
 
 
 Feed = Callable[..., Coroutine[Any, Any, EnqueueResult]]
-"""``enqueue`` with the run's file and batch bound; takes ``on_stored`` and ``halted``."""
+"""``enqueue`` with the run's file and batch bound; takes ``on_stored``, ``halted`` and ``room``."""
+
+
+def backlog_bound(concurrency: int) -> int:
+    """Pending pairs a run lets pile up ahead of its judging: seconds of work, not the file."""
+    return max(BACKLOG_PER_SLOT * concurrency, MIN_BACKLOG)
+
+
+class Backlog:
+    """Holds the feeder of ``referee label`` while the batch's pending pairs fill the bound.
+
+    Reading a file is much faster than judging it: unbounded, a file of
+    millions of lines was stored whole long before most of it was judged
+    (and a killed run left it all pending). Pending rows are counted in the
+    database (on the claim index: it costs as many rows as are pending), so
+    pairs other processes judge free room too; the count is taken again
+    after each write of the worker, or every RECOUNT_S. A worker that stops
+    (a budget, Ctrl-C) or ends lets the rest through.
+    """
+
+    def __init__(self, labeler: Labeler, batch_id: uuid.UUID, worker: Worker, bound: int) -> None:
+        self.labeler, self.batch_id, self.worker, self.bound = labeler, batch_id, worker, bound
+
+    async def room(self, adding: int) -> None:
+        """Return once ``adding`` more pending rows stay within the bound (or none is pending)."""
+        while not self.worker.stopping:
+            self.worker.written.clear()  # before counting: a write meanwhile wakes the wait
+            async with self.labeler.db.transaction() as session:
+                pending = await batches.pending_count(session, self.batch_id)
+            if pending == 0 or pending + adding <= self.bound:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.worker.written.wait(), RECOUNT_S)
 
 
 async def _judge_while_enqueueing(
@@ -301,7 +340,8 @@ async def _judge_while_enqueueing(
 
     The worker claims the first chunk as soon as it is committed and keeps
     going while the file is read, so a file of millions of lines shows
-    verdicts within a second or two. Ctrl-C stops both between chunks;
+    verdicts within a second or two; the reading waits while the pending
+    pairs fill :func:`backlog_bound` (:class:`Backlog`). Ctrl-C stops both between chunks;
     otherwise the whole file is stored even when judging stops early (a
     budget), as it was before judging started.
     """
@@ -328,12 +368,14 @@ async def _judge_while_enqueueing(
             worker.stop("the file could not be stored")
         worker.feeding(False)
 
+    backlog = Backlog(labeler, batch_id, worker, backlog_bound(options.concurrency))
     worker.feeding(True)
-    task = asyncio.create_task(feed(on_stored=stored, halted=halted))
+    task = asyncio.create_task(feed(on_stored=stored, halted=halted, room=backlog.room))
     task.add_done_callback(fed)
     loop = asyncio.get_running_loop()
     try:
-        progress = await run_in_foreground(worker, progress_view, pending)
+        with judging_collector():
+            progress = await run_in_foreground(worker, progress_view, pending)
         # Judging ended first (a budget, a judge that cannot be built): the rest of the
         # file is still stored, unless Ctrl-C asks to stop now.
         loop.add_signal_handler(signal.SIGINT, interrupted.set)

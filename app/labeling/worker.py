@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from app.api.heap import SERVING_THRESHOLDS
 from app.errors import RefereeError
 from app.labeling.access import Caller, acting_key, batch_payer, check_payer
 from app.labeling.batch import BatchRunner, Progress, worker_id
@@ -42,8 +44,28 @@ from judges import JudgeConfigError, PairOutcome
 from judges.jury import PairJudgeConfig
 
 log = logging.getLogger("referee.worker")
-WRITE_BATCH = 64
-WRITE_WAIT_S = 0.05
+WRITE_PAIRS = 1024
+"""Judged pairs stored in one transaction at most (their ids are bound in one IN list)."""
+WRITE_WAIT_S = 0.1
+"""How long a judged pair waits for others to be stored with it (the first one never waits)."""
+REFILL_FRACTION = 4
+"""Claim again once 1/REFILL_FRACTION of the pair slots is free (fewer, larger claims)."""
+
+
+@contextlib.contextmanager
+def judging_collector() -> Iterator[None]:
+    """Collect the youngest generation after 50,000 new objects while pairs are judged.
+
+    Hundreds of pairs in flight keep their SDK objects alive for a model
+    call's latency: at the default 700 they were scanned (and promoted) again
+    and again. The server does the same (app.api.heap); restored afterwards.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*SERVING_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 @dataclass
@@ -98,6 +120,10 @@ class Worker:
         self._stopping = False
         self._feeding = False
         self._unwritten = 0  # judged pairs the writer has not committed yet
+        self.written = asyncio.Event()
+        """Set after each write and when the run ends: whoever waits for judging to catch up
+        (the feeder of ``referee label``) looks again."""
+        self.finished = False
         # Set when a slot frees up or new rows are stored: the claim loop looks again.
         self._slot_freed = asyncio.Event()
         # ``concurrency`` bounds requests, not pairs: as many pairs as requests
@@ -119,11 +145,17 @@ class Worker:
         """New pending rows were stored: claim them now rather than at the next poll."""
         self._slot_freed.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (or done): it claims nothing more."""
+        return self._stopping or self.finished
+
     def stop(self, reason: str) -> None:
         """Claim nothing more; pairs in flight finish and are stored."""
         if not self._stopping:
             self._stopping = True
             self.progress.stop_reason = reason
+            self.written.set()
 
     @observed_batch_run
     async def run(self) -> Progress:
@@ -150,6 +182,8 @@ class Worker:
                 await heartbeat
             await asyncio.shield(self._release())
             self.progress.elapsed_s = time.perf_counter() - started
+            self.finished = True
+            self.written.set()
         return self.progress
 
     async def _release(self) -> None:
@@ -162,9 +196,10 @@ class Worker:
             self._slot_freed.clear()
             room = self.options.concurrency - len(self._in_flight)
             claimed: list[Comparison] = []
-            # Refill in small chunks: waiting for a quarter of the slots to free
-            # up would leave them idle for most of a model call.
-            if room >= max(1, self.options.concurrency // 16) or not self._in_flight:
+            # Refill once a quarter of the pair slots is free: a pair takes a request slot
+            # per call, so the pairs still claimed keep every request slot busy meanwhile,
+            # and fewer claims cost fewer transactions.
+            if room >= max(1, self.options.concurrency // REFILL_FRACTION) or not self._in_flight:
                 if not await self._payer_may_spend():
                     return
                 async with self.labeler.db.transaction() as session:
@@ -264,27 +299,24 @@ class Worker:
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
-        done = False
+        done, first = False, True
         while not done:
-            item = await self._results.get()
-            items = [item]
-            deadline = asyncio.get_running_loop().time() + WRITE_WAIT_S
-            while len(items) < WRITE_BATCH:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    items.append(await asyncio.wait_for(self._results.get(), timeout))
-                except TimeoutError:
-                    break
-            if None in items:
-                done = True
+            items = [await self._results.get()]
+            if items[0] is not None and not first:
+                # Let what finishes meanwhile join this one transaction: one timer a flush,
+                # not a wait per result. The first verdict is stored at once.
+                await asyncio.sleep(WRITE_WAIT_S)
+            first = False
+            while len(items) < WRITE_PAIRS and not self._results.empty():
+                items.append(self._results.get_nowait())
+            done = None in items
             written = [i for i in items if i is not None]
             try:
                 await self._write(written)
             finally:
                 self._unwritten -= len(written)
                 self._slot_freed.set()
+                self.written.set()
 
     async def _write(self, items: list[WorkItem]) -> None:
         if not items:
@@ -345,7 +377,8 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, worker.stop, "interrupted")
-        return await worker.run()
+        with judging_collector():
+            return await worker.run()
 
 
 class BackgroundWorkers:

@@ -227,6 +227,16 @@ async def cancel_pending(session: AsyncSession, batch_id: uuid.UUID) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def pending_count(session: AsyncSession, batch_id: uuid.UUID) -> int:
+    """The batch's pending rows, counted on the claim index (costs as many rows as are pending)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(Comparison)
+        .where(Comparison.batch_id == batch_id, Comparison.status == "pending")
+    )
+    return int(result.scalar_one())
+
+
 async def status_counts(session: AsyncSession, batch_id: uuid.UUID) -> dict[str, int]:
     result = await session.execute(
         select(Comparison.status, func.count())
