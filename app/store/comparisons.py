@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,13 +171,9 @@ async def page(
             and_(Verdict.comparison_id == Comparison.id, is_current_verdict()),
         ).where(Verdict.winner == filters.winner)
     if after is not None:
-        created_at, last_id = after
-        # The bare ``created_at >=`` is what starts the index range at the cursor; the OR
-        # alone is only a filter, and a deep page would walk every row before it.
-        statement = statement.where(
-            Comparison.created_at >= created_at,
-            or_(Comparison.created_at > created_at, Comparison.id > last_id),
-        )
+        # A row-value comparison in the index's own order: the whole cursor is the start of
+        # the index range (PostgreSQL and SQLite both seek to it), not a filter on each row.
+        statement = statement.where(tuple_(Comparison.created_at, Comparison.id) > after)
     statement = statement.order_by(Comparison.created_at, Comparison.id).limit(limit)
     result = await session.execute(_with_children(statement))
     found: list[Comparison] = list(result.scalars().unique())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -44,22 +44,35 @@ async def review_queue(
 
     Oldest verdict first, after a verdict-id cursor; each comparison comes
     with its votes loaded.
+
+    Two statements: the page's verdict ids, then their rows. The first walks
+    the candidates in ``ix_verdicts_jury_queue`` alone and reads a
+    comparison only for a filter on it, so the candidates it passes over
+    (reviewed pairs, superseded verdicts) cost no read of the verdicts'
+    or comparisons' rows; only the page's own rows are read whole.
     """
-    statement = (
-        select(Comparison, Verdict)
-        .join(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
-        .where(Verdict.disagreement >= filters.min_disagreement)
+    ids = select(Verdict.id).where(
+        Verdict.disagreement >= filters.min_disagreement, is_current_verdict()
     )
+    if filters.judge is not None or filters.batch_id is not None or not filters.include_reviewed:
+        ids = ids.join(Comparison, Comparison.id == Verdict.comparison_id)
     if filters.judge is not None:
-        statement = statement.where(Comparison.judge == filters.judge)
+        ids = ids.where(Comparison.judge == filters.judge)
     if filters.batch_id is not None:
-        statement = statement.where(Comparison.batch_id == filters.batch_id)
+        ids = ids.where(Comparison.batch_id == filters.batch_id)
     if not filters.include_reviewed:
-        statement = statement.where(~_reviewed())
+        ids = ids.where(~_reviewed())
     if after is not None:
-        statement = statement.where(Verdict.id > after)
-    statement = (
-        statement.options(selectinload(Comparison.jury_votes)).order_by(Verdict.id).limit(limit)
+        ids = ids.where(Verdict.id > after)
+    page_ids = list((await session.execute(ids.order_by(Verdict.id).limit(limit))).scalars())
+    if not page_ids:
+        return []
+    rows = await session.execute(
+        select(Comparison, Verdict)
+        .join(Verdict, Verdict.comparison_id == Comparison.id)
+        .where(Verdict.id.in_(page_ids))
+        .options(selectinload(Comparison.jury_votes))
     )
-    result = await session.execute(statement)
-    return [(comparison, verdict) for comparison, verdict in result.all()]
+    found = {verdict.id: (comparison, verdict) for comparison, verdict in rows.all()}
+    # A comparison deleted between the two statements is left out, not an error.
+    return [found[verdict_id] for verdict_id in page_ids if verdict_id in found]
