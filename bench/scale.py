@@ -51,10 +51,10 @@ TARGET_P95_MS = 50.0
 LIMIT = 50
 
 
-def database(admin_url: str, comparisons: int) -> str:
+def database(admin_url: str, comparisons: int, name: str | None = None) -> str:
     """A database of ``comparisons`` on the server, seeded the first time (one transaction)."""
     admin = make_url(admin_url).set(drivername="postgresql+psycopg")
-    name = f"referee_bench_scale_{comparisons}"
+    name = name or f"referee_bench_scale_{comparisons}"
     url = admin.set(database=name).render_as_string(hide_password=False)
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -154,9 +154,14 @@ def main() -> None:
     parser.add_argument("--postgres", required=True, metavar="URL", help="a PostgreSQL server")
     parser.add_argument("--comparisons", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200, help="per measured kind")
+    parser.add_argument(
+        "--database",
+        metavar="NAME",
+        help="the benchmark database (reused when seeded); default referee_bench_scale_<N>",
+    )
     args = parser.parse_args()
 
-    url = database(args.postgres, args.comparisons)
+    url = database(args.postgres, args.comparisons, args.database)
     rng = random.Random(7)
     positions = Positions(url, rng, args.requests)
     settings = Settings(database_url=url, judges_file=None)
