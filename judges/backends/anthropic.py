@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+from anthropic._models import construct_type
+from anthropic.types import ContentBlock
 
 from judges.backends._caching import cacheable, preamble_tokens, system_blocks
 from judges.backends._sdk_errors import translate
@@ -114,13 +117,14 @@ class AnthropicJudge(Judge):
         self, fmt: AnswerFormat[AnswerT], message: Any
     ) -> tuple[AnswerT, str, Usage]:
         """Parse one Messages reply (live, or a batch's succeeded result) into ``fmt``."""
-        blocks, raw_output, usage = _unpack(message)
+        reply = message if isinstance(message, Reply) else Reply.of_message(message)
+        raw_output = reply.raw_output()
         try:
-            answer = self._answer_from_blocks(fmt, blocks, raw_output, message.stop_reason)
+            answer = self._answer_from_blocks(fmt, reply.blocks, raw_output, reply.stop_reason)
         except JudgeError as exc:
-            exc.usage = usage  # a failed call still cost tokens
+            exc.usage = reply.usage  # a failed call still cost tokens
             raise
-        return answer, raw_output, usage
+        return answer, raw_output, reply.usage
 
     async def generate(self, prompt: Text) -> RawGenerated:
         """Send the conversation as is; the text blocks of the reply, joined, are the response."""
@@ -130,9 +134,9 @@ class AnthropicJudge(Judge):
         }
         if system is not None:
             request["system"] = system
-        message = await self._send(self._params(request))
-        blocks, raw_output, usage = _unpack(message)
-        stop_reason = message.stop_reason
+        reply = await self._send(self._params(request))
+        blocks, raw_output, usage = reply.blocks, reply.raw_output(), reply.usage
+        stop_reason = reply.stop_reason
         try:
             if stop_reason == "refusal":
                 raise RefusedError("the model refused to answer", raw_output=raw_output)
@@ -153,16 +157,29 @@ class AnthropicJudge(Judge):
             params["temperature"] = self.config.temperature
         return params
 
-    async def _send(self, params: dict[str, Any]) -> Any:
-        """Send one Messages request body; SDK errors become judge errors."""
+    async def _send(self, params: dict[str, Any]) -> Reply:
+        """Send one Messages request body; SDK errors become judge errors.
+
+        The SDK sends it and reads the reply (``with_raw_response``), but the
+        reply is not made into the SDK's whole ``Message`` model: a judge reads
+        its content blocks, usage, stop reason, id and model, and building the
+        rest cost more CPU per call than anything else after the request.
+        The blocks still go through the SDK's own models, so the stored raw
+        output is the same JSON. A reply of another shape is left to the SDK.
+        """
         params = dict(params)
         if "temperature" in params:
             # Not a typed parameter in every SDK release; the API accepts it in the body.
             params["extra_body"] = {"temperature": params.pop("temperature")}
         try:
-            return note_response(await self._client.messages.create(**params))
+            response = await self._client.messages.with_raw_response.create(**params)
+            reply = Reply.of_body(await response.read())
+            if reply is None:
+                reply = Reply.of_message(await response.parse())
         except anthropic.AnthropicError as exc:
             raise translate(exc, anthropic, self.provider) from exc
+        note_response(reply)
+        return reply
 
     def _answer_from_blocks(
         self,
@@ -217,10 +234,78 @@ def cached_preamble_tokens(config: JudgeConfig) -> int:
     return preamble_tokens(system, tools)
 
 
-def _unpack(message: Any) -> tuple[list[dict[str, Any]], str, Usage]:
-    """A reply's content blocks, their JSON (the stored raw output) and its usage."""
-    blocks = [block.model_dump(mode="json") for block in message.content]
-    return blocks, json.dumps(blocks, ensure_ascii=False), _usage(message.usage)
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a judge reads of one Messages reply.
+
+    ``blocks`` are the content blocks as the SDK's models dump them (their
+    JSON is the stored raw output); ``id`` and ``model`` go on the call's span.
+    """
+
+    id: str | None
+    model: str | None
+    stop_reason: str | None
+    blocks: list[dict[str, Any]]
+    usage: Usage
+
+    def raw_output(self) -> str:
+        return json.dumps(self.blocks, ensure_ascii=False)
+
+    @classmethod
+    def of_message(cls, message: Any) -> Reply:
+        """From the SDK's ``Message`` (a batch result, or a reply of an unusual shape)."""
+        blocks = [block.model_dump(mode="json") for block in message.content]
+        return cls(message.id, message.model, message.stop_reason, blocks, _usage(message.usage))
+
+    @classmethod
+    def of_body(cls, body: bytes) -> Reply | None:
+        """From the reply's JSON body; None unless it has the documented fields and types."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        content, usage = data.get("content"), data.get("usage")
+        if not (isinstance(content, list) and isinstance(usage, dict)):
+            return None
+        tokens = [usage.get(name) for name in _TOKEN_FIELDS]
+        if not all(isinstance(count, int) or count is None for count in tokens):
+            return None
+        input_tokens, output_tokens, cache_read, cache_write = tokens
+        if input_tokens is None or output_tokens is None:
+            return None
+        texts = [data.get(name) for name in ("id", "model", "stop_reason")]
+        if not all(isinstance(text, str) or text is None for text in texts):
+            return None
+        blocks = [block for block in map(_block, content) if block is not None]
+        if len(blocks) != len(content):
+            return None
+        reply_id, model, stop_reason = texts
+        usage_ = Usage(input_tokens, output_tokens, cache_read or 0, cache_write or 0)
+        return cls(reply_id, model, stop_reason, blocks, usage_)
+
+
+# Usage's token counts, in the order of judges.types.Usage's fields.
+_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def _block(value: object) -> dict[str, Any] | None:
+    """One content block as the SDK's model of it dumps (defaults included), or None.
+
+    The SDK's own constructor for the block, as it builds ``Message.content``;
+    None for a value no model matches (the SDK then parses the whole reply).
+    """
+    block = construct_type(type_=ContentBlock, value=value)
+    if not isinstance(block, anthropic.BaseModel):
+        return None
+    dumped: dict[str, Any] = block.model_dump(mode="json")
+    return dumped
 
 
 def _usage(usage: Any) -> Usage:
