@@ -223,3 +223,31 @@ class TestBacklogBound:
             database_url, "SELECT count(*), count(DISTINCT comparison_id) FROM verdicts"
         ) == [(600, 600)]
         assert rows(database_url, "SELECT DISTINCT status FROM comparisons") == [("labeled",)]
+
+    async def test_a_file_within_the_bound_is_stored_without_counting(
+        self,
+        tmp_path: Path,
+        database_url: str,
+        provider: FakeProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The run's own tally (pending before it, plus stored, less judged) is within the
+        bound: the chunks are stored without a count query in front of them."""
+        provider.configure(policy="longer", latency_ms=0)
+        counts: list[int] = []
+        count_pending = batches.pending_count
+
+        async def counted(session: Any, batch_id: Any) -> int:
+            counts.append(await count_pending(session, batch_id))
+            return counts[-1]
+
+        monkeypatch.setattr(batches, "pending_count", counted)
+        source = pairs_file(tmp_path / "pairs.jsonl", 300)
+        options = LabelOptions(
+            judge=JUDGE, concurrency=4, origin=str(source), rejects_path=tmp_path / "r.jsonl"
+        )
+        settings = Settings(database_url=database_url, judges_file=None)
+        with source.open("rb") as stream:
+            summary = await label_stream(settings, stream, "pairs", options, quiet, print)
+        assert summary.progress.done == 300
+        assert counts == []

@@ -307,10 +307,11 @@ class Backlog:
     Reading a file is much faster than judging it: unbounded, a file of
     millions of lines was stored whole long before most of it was judged
     (and a killed run left it all pending). Pending rows are counted in the
-    database (on the claim index: it costs as many rows as are pending), so
-    pairs other processes judge free room too; the count is taken again
-    after each write of the worker, or every RECOUNT_S. A worker that stops
-    (a budget, Ctrl-C) or ends lets the rest through.
+    database once this run's own tally nears the bound (on the claim index:
+    it costs as many rows as are pending), so pairs other processes judge
+    free room too; the count is taken again after each write of the worker,
+    or every RECOUNT_S. A worker that stops (a budget, Ctrl-C) or ends lets
+    the rest through.
     """
 
     def __init__(self, labeler: Labeler, batch_id: uuid.UUID, worker: Worker, bound: int) -> None:
@@ -318,6 +319,12 @@ class Backlog:
 
     async def room(self, adding: int) -> None:
         """Return once ``adding`` more pending rows stay within the bound (or none is pending)."""
+        progress = self.worker.progress
+        # Pending before the run plus what it stored, less what it judged: the most that can
+        # be pending unless another process stores into this batch too. Within the bound, no
+        # count is needed (the file's first chunks are stored without one).
+        if (progress.queued or 0) - progress.done + adding <= self.bound:
+            return
         while not self.worker.stopping:
             self.worker.written.clear()  # before counting: a write meanwhile wakes the wait
             async with self.labeler.db.transaction() as session:
