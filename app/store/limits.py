@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from sqlalchemy import String
 
-from app.store.schema import metadata
+from app.store.models import Base
+
+# Every table read below is one of app.store.models' (a table of another models
+# module needs that module imported here): the whole schema's modules would cost
+# every command that validates input their import, ``referee label`` included.
+metadata = Base.metadata
 
 INT32_MAX = 2**31 - 1
 """``Integer`` columns are 32-bit on PostgreSQL."""
