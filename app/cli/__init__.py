@@ -4,54 +4,57 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Mapping
+from typing import ClassVar
 
 import typer
 
-from app.cli import (
-    constitutions,
-    data,
-    generate,
-    inspect,
-    keys,
-    label,
-    rate,
-    report,
-    review,
-    revise,
-    select,
-    service,
-    templates,
-)
 from app.cli.console import err, error_line
-from app.cli.round import round_cli
+from app.cli.lazy import LazyGroup, Where
 from app.errors import RefereeError
 from app.observability.logs import configure_logging
 from app.observability.tracing import configure_tracing
 
+
+class Commands(LazyGroup):
+    """Every command: its module is imported when it runs (``referee label`` loads label's)."""
+
+    commands_at: ClassVar[Mapping[str, Where]] = {
+        "export": ("data", "export"),
+        "rate": ("rate", "rate"),
+        "select": ("select", "select"),
+        "revise": ("revise", "revise"),
+        "report": ("report", "report"),
+        "inspect": ("inspect", "inspect"),
+        "serve": ("service", "serve"),
+        "label": ("label", "label"),
+        "worker": ("label", "worker"),
+        "generate": ("generate", "generate"),
+        "db": ("service", "db_cli"),
+        "keys": ("keys", "keys_cli"),
+        "feedback": ("data", "feedback_cli"),
+        "constitutions": ("constitutions", "constitutions_cli"),
+        "templates": ("templates", "templates_cli"),
+        "review-queue": ("review", "review_cli"),
+        "gold": ("report", "gold_cli"),
+        "round": ("round", "round_cli"),
+    }
+
+
 cli = typer.Typer(
     name="referee",
+    cls=Commands,
     help="AI-feedback labeling: judge pairs, store verdicts with provenance, export datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-cli.add_typer(service.db_cli, name="db")
-cli.add_typer(keys.keys_cli, name="keys")
-cli.add_typer(data.feedback_cli, name="feedback")
-cli.add_typer(constitutions.constitutions_cli, name="constitutions")
-cli.add_typer(templates.templates_cli, name="templates")
-cli.command("export")(data.export)
-cli.command("rate")(rate.rate)
-cli.command("select")(select.select)
-cli.command("revise")(revise.revise)
-cli.add_typer(review.review_cli, name="review-queue")
-cli.command("report")(report.report)
-cli.command("inspect")(inspect.inspect)
-cli.add_typer(report.gold_cli, name="gold")
-cli.add_typer(round_cli, name="round")
-cli.command("serve")(service.serve)
-cli.command("label")(label.label)
-cli.command("worker")(label.worker)
-cli.command("generate")(generate.generate)
+
+
+@cli.callback()
+def _referee() -> None:
+    # No options of its own: the callback makes typer build a group whose
+    # commands (all of them lazy, none registered here) it does not know yet.
+    pass
 
 
 def main() -> None:
