@@ -10,6 +10,7 @@ counted every comparison.
 
     python -m bench.report_speed --rows 1000000                  # PostgreSQL and SQLite
     python -m bench.report_speed --rows 1000000 --backend postgresql --reuse
+    python -m bench.report_speed --rows 1000000 --backend sqlite --sqlite-file /tmp/r.db --reuse
 
 PostgreSQL: a scratch database (--pg-database, dropped and created again
 unless --reuse finds it already holding --rows comparisons) on --pg-url,
@@ -25,11 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from app.store import migrate
-from bench.seed import seed
+from bench.seed import SeedStats, seed
 
 TARGET_S = 10.0
 TARGET_MB = 300.0
@@ -76,6 +80,18 @@ def report_once(url: str, backend: str, args: tuple[str, ...]) -> Run:
     return Run(backend, seconds, usage.ru_maxrss / 1024, report)
 
 
+def seed_apart(url: str, rows: int) -> SeedStats:
+    """:func:`bench.seed.seed` in a process of its own, so this one stays small.
+
+    Linux counts the memory a child had before its exec (a copy of this
+    process) in the peak RSS wait4 reports for it: after seeding here
+    (hundreds of MB for a million rows), the report's figure was this
+    process's size, not the report's.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(seed, url, rows).result()
+
+
 def counted(report: dict[str, Any]) -> int:
     return sum(block["counts"]["comparisons"] for block in report["judges"])
 
@@ -97,6 +113,22 @@ def postgres_database(base: str, name: str, rows: int, reuse: bool) -> tuple[str
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     return url.render_as_string(hide_password=False), True
+
+
+def sqlite_database(file: Path | None, folder: str, rows: int, reuse: bool) -> tuple[str, bool]:
+    """The SQLite database's URL, and whether it must be seeded (its file removed if so)."""
+    path = file if file is not None else Path(folder) / "referee.db"
+    if reuse and path.exists():
+        with sqlite3.connect(path) as connection:
+            try:
+                (found,) = connection.execute("SELECT count(*) FROM comparisons").fetchone()
+            except sqlite3.Error:
+                found = 0
+        if found >= rows:
+            return f"sqlite:///{path}", False
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    return f"sqlite:///{path}", True
 
 
 def steady_state(url: str) -> None:
@@ -137,7 +169,14 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--pg-database", default="referee_report_bench")
     parser.add_argument(
-        "--reuse", action="store_true", help="keep a PostgreSQL scratch database already seeded"
+        "--sqlite-file",
+        type=Path,
+        help="the SQLite database's file (default: a temporary one, dropped at the end)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a scratch database (PostgreSQL, or --sqlite-file) already seeded",
     )
     parser.add_argument("--repeat", type=int, default=1, help="report runs (the best is kept)")
     args = parser.parse_args()
@@ -148,9 +187,9 @@ def main() -> None:
             if backend == "postgresql":
                 url, fresh = postgres_database(args.pg_url, args.pg_database, args.rows, args.reuse)
             else:
-                url, fresh = f"sqlite:///{Path(folder) / 'referee.db'}", True
+                url, fresh = sqlite_database(args.sqlite_file, folder, args.rows, args.reuse)
             if fresh:
-                stats = seed(url, args.rows)
+                stats = seed_apart(url, args.rows)
                 print(f"{backend}: {stats.line()}", flush=True)
             # Up to date even if a migration landed since the seeding (a shared checkout).
             migrate.upgrade(url)
