@@ -53,7 +53,8 @@ async def build_report(database: Database, options: ReportOptions) -> dict[str, 
                 raise NotFoundError(f"no batch {options.batch!r} (give its name or id)")
             batch_id = found.id
         scope = Scope(options.judge, batch_id)
-        await reports.settle_for_counting(session)
+        # Serial when the pair-level counts run beside it (PostgreSQL).
+        await reports.settle_for_counting(session, parallel=database.dialect != "postgresql")
         counting = reports.cells(session, scope, options.calibration_bins)
         if database.dialect == "postgresql":
             # The cells' statement runs on one core (its plan is not a parallel
@@ -95,11 +96,8 @@ PairCounts = tuple[
 
 async def _pair_counts(session: AsyncSession, scope: Scope) -> PairCounts:
     judges = await reports.judges(session, scope)
-    return (
-        await reports.gold_counts(session, scope),
-        await reports.judge_pairs(session, scope, judges),
-        await reports.call_costs(session, scope),
-    )
+    per_pair = await reports.pair_counts(session, scope, judges)
+    return per_pair.gold, per_pair.judge_pairs, await reports.call_costs(session, scope)
 
 
 async def _pair_counts_apart(database: Database, scope: Scope) -> PairCounts:
