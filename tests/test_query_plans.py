@@ -8,6 +8,11 @@ PostgreSQL after ``ANALYZE``, ``EXPLAIN QUERY PLAN`` on SQLite. A case fails
 when a large table is read whole (PostgreSQL ``Seq Scan``, SQLite ``SCAN t``
 without an index) where an index should serve. Whole-table reads a case
 needs by its nature (an export or report of everything) are listed with it.
+
+The workflow cases (generation, selection, rounds, rewards) are a table:
+each entry names the store function that sends the statements, the
+seeded rows it looks up (tests/plans_workflow_seed.py, on the same
+database) and the plan shapes it must not have.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from itertools import islice
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store import batches, comparisons, reports
+from app.store import batches, comparisons, generation, reports, rewards, rounds, selection
 from app.store import review_queue as review_queue_store
 from app.store.comparisons import ComparisonFilters
 from app.store.db import Database
@@ -35,6 +40,7 @@ from app.store.models import Batch, Comparison, Verdict
 from app.store.review_queue import QueueFilters
 from bench.seed import seed
 from tests.conftest import POSTGRES_ADMIN_URL, SKIP_POSTGRES
+from tests.plans_workflow_seed import WORKFLOW_TABLES, Workflow, seed_workflow
 
 # Enough rows that an index beats a scan by far (the planner knows the sizes from ANALYZE).
 COMPARISONS = 40_000
@@ -42,7 +48,10 @@ COMPARISONS = 40_000
 BATCH_ROWS = 200
 # A third of the pairs judged by juries, so jury votes are a large table too.
 JURY_SHARE = 0.3
-LARGE_TABLES = frozenset({"comparisons", "verdicts", "judge_calls", "gold_labels", "jury_votes"})
+LARGE_TABLES = (
+    frozenset({"comparisons", "verdicts", "judge_calls", "gold_labels", "jury_votes"})
+    | WORKFLOW_TABLES
+)
 
 Captured = list[tuple[str, Any]]
 
@@ -56,11 +65,13 @@ class Seeded:
     """A (created_at, id) keyset cursor a third of the way in: a deep page."""
     verdict_after: int
     """A verdict id half-way: a review-queue cursor."""
+    workflow: Workflow
     plans: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _facts(url: str) -> Seeded:
     engine = create_engine(url)
+    workflow = seed_workflow(engine)
     with engine.connect() as connection:
         batch_id, judge = connection.execute(
             select(Batch.id, Batch.judge).order_by(Batch.name).limit(1).offset(3)
@@ -75,7 +86,7 @@ def _facts(url: str) -> Seeded:
             select(Verdict.id).order_by(Verdict.id).offset(COMPARISONS // 2).limit(1)
         ).scalar_one()
     engine.dispose()
-    return Seeded(url, batch_id, judge, (cursor[0], cursor[1]), int(after))
+    return Seeded(url, batch_id, judge, (cursor[0], cursor[1]), int(after), workflow)
 
 
 @pytest.fixture(
@@ -152,6 +163,21 @@ def run_reader(url: str, work: Callable[[Reader], Iterator[Any]]) -> Captured:
     try:
         with Reader(engine, chunk_rows=100) as reader:
             list(islice(work(reader), 10))
+    finally:
+        stop()
+        engine.dispose()
+    return captured
+
+
+def run_sync(url: str, work: Callable[[Connection], Any]) -> Captured:
+    """Statements ``work`` sends on a plain connection (rolled back: plans only)."""
+    captured: Captured = []
+    engine = create_engine(url)
+    stop = _recording(engine, captured)
+    try:
+        with engine.connect() as connection:
+            work(connection)
+            connection.rollback()
     finally:
         stop()
         engine.dispose()
@@ -306,6 +332,122 @@ CASES = [
         lambda s, db: reports.call_costs(db, reports.Scope(batch_id=s.batch_id)),
     ),
 ]
+
+
+# -- the workflow lookups: generation, selection, rounds, rewards ------------------------------
+
+SessionLookup = Callable[[Workflow, AsyncSession], Awaitable[Any]]
+ConnectionLookup = Callable[[Workflow, Connection], Any]
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A table entry: the store function's call on the seeded rows, and the forbidden shapes."""
+
+    name: str
+    call: SessionLookup | None = None
+    on_connection: ConnectionLookup | None = None
+    """For the functions that stream on a plain connection (exports)."""
+    whole: frozenset[str] = NO_TABLES
+    """Large tables it may read whole (none: every large table must be read by an index)."""
+    ordered: bool = False
+    """A page or claim in index order: its first statement must not sort."""
+
+    def case(self) -> Case:
+        call, on_connection = self.call, self.on_connection
+        if call is not None:
+            return _async_case(
+                self.name, lambda s, db: call(s.workflow, db), self.whole, ordered=self.ordered
+            )
+        assert on_connection is not None
+        return Case(
+            self.name,
+            lambda s: run_sync(s.url, lambda c: on_connection(s.workflow, c)),
+            self.whole,
+            ordered=self.ordered,
+        )
+
+
+def _first_rows(rows: Iterator[Any]) -> list[Any]:
+    return list(islice(rows, 10))
+
+
+LOOKUPS = [
+    # Rewards: the stored labels a request reuses, and a run's export.
+    Lookup("rewards: ratings by label key", lambda w, db: rewards.rated(db, w.rating_keys)),
+    Lookup(
+        "rewards: comparisons by label key", lambda w, db: rewards.judged(db, w.comparison_keys)
+    ),
+    Lookup(
+        "rewards: a run's items",
+        on_connection=lambda w, c: _first_rows(rewards.run_items(c, w.reward_run, 100)),
+    ),
+    # Generation: the worker's claims and leases, the status and the candidates' pages.
+    Lookup("generation by name", lambda w, db: generation.get_by_name(db, "generation-020")),
+    Lookup(
+        "generation: claim pending samples",
+        lambda w, db: generation.claim(db, w.drawing_id, "plans", 64, LEASE),
+        ordered=True,
+    ),
+    Lookup(
+        "generation: samples leased to a worker",
+        lambda w, db: generation.leased_to(db, w.lease_owner),
+    ),
+    Lookup(
+        "generation: lease owners of a generation",
+        lambda w, db: generation.generation_lease_owners(db, w.drawing_id, "host:1:"),
+    ),
+    Lookup("generation: release leases", lambda w, db: generation.release(db, [w.lease_owner])),
+    Lookup(
+        "generation: status counts", lambda w, db: generation.status_counts(db, w.generation_id)
+    ),
+    Lookup("generation: total cost", lambda w, db: generation.total_cost(db, w.generation_id)),
+    Lookup(
+        "generation: candidate count",
+        lambda w, db: generation.candidate_count(db, w.generation_id),
+    ),
+    Lookup("generation: prompt count", lambda w, db: generation.prompt_count(db, w.generation_id)),
+    Lookup(
+        "generation: drawn by prompt key",
+        lambda w, db: generation.drawn_by_prompt_key(db, w.generation_id),
+    ),
+    Lookup(
+        "generation: a page of prompts with candidates",
+        lambda w, db: generation.candidates_by_prompt(db, w.drawing_id, offset=0, limit=50),
+        ordered=True,
+    ),
+    Lookup(
+        "generation: samples by prompt",
+        lambda w, db: generation.samples_by_prompt(db, w.prompt_ids),
+    ),
+    # Selection: a generation's runs, a run's decisions and counts, its preference pairs.
+    Lookup(
+        "selection: runs of a generation",
+        lambda w, db: selection.runs_for_generation(db, w.generation_id),
+    ),
+    Lookup("selection: decided prompts", lambda w, db: selection.decided(db, w.run_id)),
+    Lookup("selection: counts", lambda w, db: selection.counts(db, w.run_id)),
+    Lookup("selection: preferences", lambda w, db: selection.preferences(db, w.run_id)),
+    # Rounds: by name, the lineage, the matchups and what they were judged.
+    Lookup("round by name", lambda w, db: rounds.get_by_name(db, w.round_name)),
+    Lookup("rounds: lineage rows", on_connection=lambda w, c: rounds.lineage_rows(c, w.round_name)),
+    Lookup(
+        "rounds: representative answers",
+        lambda w, db: rounds.representative_answers(db, w.generation_id),
+    ),
+    Lookup(
+        "rounds: comparison ids by label key",
+        lambda w, db: rounds.comparison_ids(db, w.comparison_keys),
+    ),
+    Lookup("rounds: matchup keys", lambda w, db: rounds.matchup_keys(db, w.round_id)),
+    Lookup("rounds: matchup outcomes", lambda w, db: rounds.matchup_outcomes(db, w.round_id)),
+    Lookup(
+        "rounds: selected pairs of a run",
+        on_connection=lambda w, c: _first_rows(rounds.selected_pairs(c, w.run_id, 100)),
+    ),
+]
+CASES += [lookup.case() for lookup in LOOKUPS]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

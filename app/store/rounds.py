@@ -123,6 +123,9 @@ async def representative_answers(
             ),
         )
         .join(GenerationCandidate, GenerationCandidate.id == sample.candidate_id)
+        # Implied by the join, but said: the prompts are then read by the generation's index,
+        # not hashed from the whole table (tests/test_query_plans.py).
+        .where(GenerationPrompt.generation_id == generation_id)
     )
     rows = (await session.execute(statement)).all()
     return {row[0]: PromptAnswer(row[0], row[1], row[2], row[3]) for row in rows}
