@@ -356,7 +356,15 @@ async def pair_counts(session: AsyncSession, scope: Scope, judges: Sequence[str]
     pair_key, judge = _bytewise(session, Comparison.pair_key), _bytewise(session, Comparison.judge)
     order = func.row_number().over(
         partition_by=(pair_key, judge),
-        order_by=(Verdict.id.is_(None), Comparison.created_at.desc(), Comparison.id.desc()),
+        # Decided comparisons first, the latest first, and its newest verdict
+        # (the current one) first: rank 1 is the verdict that counts, with no
+        # anti-join to find each comparison's current verdict.
+        order_by=(
+            Verdict.id.is_(None),
+            Comparison.created_at.desc(),
+            Comparison.id.desc(),
+            Verdict.id.desc(),
+        ),
     )
     ranked = (
         select(
@@ -366,7 +374,7 @@ async def pair_counts(session: AsyncSession, scope: Scope, judges: Sequence[str]
             order.label("rank"),
         )
         .select_from(Comparison)
-        .outerjoin(Verdict, and_(Verdict.comparison_id == Comparison.id, is_current_verdict()))
+        .outerjoin(Verdict, Verdict.comparison_id == Comparison.id)
         .where(Comparison.pair_key.is_not(None), *scope.conditions())
         .subquery("ranked")
     )
