@@ -183,6 +183,92 @@ class TestLazyCommands:
         assert command.name == name
 
 
+def run_main(code: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run ``code`` (which sets sys.argv and may patch), then ``main()``; what ``seen`` holds."""
+    program = (
+        "import gc, json, sys, contextlib\nseen = {}\n"
+        f"{code}\n"
+        "from app.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    seen['exit'] = exit.code\n"
+        "seen['enabled at exit'] = gc.isenabled()\n"
+        "print(json.dumps(seen))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return seen
+
+
+class TestStartupCollector:
+    """main() pauses the cyclic collector for start-up; every command's work runs with it on."""
+
+    def test_label_starts_with_it_paused_and_judges_with_it_on(
+        self, tmp_path: Path, provider: FakeProvider
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'referee.db'}"
+        upgrade(url)
+        source = pairs_file(tmp_path / "pairs.jsonl", 3)
+        code = (
+            "import app.labeling.run as run, app.cli.label as label_cli\n"
+            "build, view = run.judge_config, label_cli.progress_view\n"
+            "def judge_config(*args):\n"
+            "    seen['building the judge'] = gc.isenabled()\n"
+            "    return build(*args)\n"
+            "@contextlib.contextmanager\n"
+            "def progress_view(total):\n"
+            "    with view(total) as update:\n"
+            "        seen['judging'] = gc.isenabled()\n"
+            "        yield update\n"
+            "run.judge_config, label_cli.progress_view = judge_config, progress_view\n"
+            f"sys.argv = ['referee', 'label', {str(source)!r}, '--judge', 'openai:gpt-4o-mini']"
+        )
+        seen = run_main(code, {"REFEREE_DATABASE_URL": url})
+        assert seen == {
+            "building the judge": False,
+            "judging": True,
+            "exit": 0,
+            "enabled at exit": True,
+        }
+
+    def test_a_dry_run_estimates_with_it_on(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'referee.db'}"
+        upgrade(url)
+        source = pairs_file(tmp_path / "pairs.jsonl", 3)
+        code = (
+            "import app.labeling.run as run\n"
+            "estimate = run.estimate\n"
+            "async def estimating(*args):\n"
+            "    seen['estimating'] = gc.isenabled()\n"
+            "    return await estimate(*args)\n"
+            "run.estimate = estimating\n"
+            f"sys.argv = ['referee', 'label', {str(source)!r}, '--judge', 'openai:gpt-4o-mini',"
+            " '--dry-run']"
+        )
+        seen = run_main(code, {"REFEREE_DATABASE_URL": url, "OPENAI_API_KEY": "sk-test"})
+        assert seen == {"estimating": True, "exit": 0, "enabled at exit": True}
+
+    def test_other_commands_run_with_it_on(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'referee.db'}"
+        upgrade(url)
+        code = (
+            "from app.store import migrate\n"
+            "current = migrate.current_revisions\n"
+            "def reading(url):\n"
+            "    seen['working'] = gc.isenabled()\n"
+            "    return current(url)\n"
+            "migrate.current_revisions = reading\n"
+            "sys.argv = ['referee', 'db', 'current']"
+        )
+        seen = run_main(code, {"REFEREE_DATABASE_URL": url})
+        assert seen == {"working": True, "exit": 0, "enabled at exit": True}
+
+
 class TestSchemaCheck:
     """The schema check, without Alembic, finds what Alembic finds."""
 

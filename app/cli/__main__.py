@@ -1,5 +1,10 @@
 """``python -m app.cli``: the ``referee`` command without the installed script."""
 
-from app.cli import main
+import gc
+
+# Paused before app.cli's own imports, not only in main(): see app.cli.pause_collector.
+gc.disable()
+
+from app.cli import main  # noqa: E402
 
 main()

@@ -181,12 +181,17 @@ def label(
     templates: list[str | None] = [*template] if template else [None]
     if len(templates) > 1 and file == "-":
         fail("several --template options read the file once each: give a file, not -")
+    if dry_run:
+        gc.enable()  # no judging to start: the estimate reads the whole file now
     failed = False
-    for each in templates:
-        options.template = each
-        if len(templates) > 1:
-            out.print(f"template {each}:")
-        failed |= _label_once(settings, file, source, options, dry_run, metrics_port)
+    try:
+        for each in templates:
+            options.template = each
+            if len(templates) > 1:
+                out.print(f"template {each}:")
+            failed |= _label_once(settings, file, source, options, dry_run, metrics_port)
+    finally:
+        gc.enable()  # paused for start-up by main() (app.cli.pause_collector)
     if failed:
         raise typer.Exit(1)
 
@@ -260,8 +265,10 @@ def progress_view(total: int) -> Iterator[Callable[[Progress], None]]:
         TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]}", markup=False),
     )
     # Judging starts now: what start-up built (modules, the SDK's types) lives to the end.
-    # Frozen, the collector no longer walks it on every full collection, nor at exit.
+    # Frozen, the collector no longer walks it on every full collection, nor at exit; and
+    # it runs again (main() paused it for start-up: app.cli.pause_collector).
     gc.freeze()
+    gc.enable()
     started = time.monotonic()
     # Redrawn 4 times a second (rich's default is 10): its thread takes the GIL from the loop.
     with RichProgress(*columns, console=err, transient=False, refresh_per_second=4) as bar:
