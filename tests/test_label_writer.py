@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, cast
 from app.api.heap import SERVING_THRESHOLDS
 from app.labeling.batch import Progress
 from app.labeling.compare import Labeler
-from app.labeling.run import LabelOptions, label_stream
+from app.labeling.run import Backlog, LabelOptions, label_stream
 from app.labeling.worker import WRITE_WAIT_S, Worker, WorkerOptions, WorkItem
 from app.settings import Settings
 from tests.fake_provider import FakeProvider
@@ -68,6 +69,28 @@ class TestWriter:
         await writer
         assert sum(n for _, n in writes) == 60
         assert len(writes) <= 60 * 0.01 / WRITE_WAIT_S + 2
+
+
+class TestFirstVerdictFirst:
+    async def test_the_feeder_waits_while_the_first_judged_pair_is_being_stored(self) -> None:
+        """Judged but not written yet: the next chunk waits for that write; later results
+        waiting for the writer hold nothing up."""
+        worker, writes = recording_worker()
+        backlog = Backlog(cast(Labeler, object()), uuid.uuid4(), worker, bound=1000)
+        await backlog.room(16)  # nothing judged yet: the chunk goes in at once
+        worker._unwritten = 1
+        worker._results.put_nowait(cast(WorkItem, object()))
+        feeder = asyncio.create_task(backlog.room(32))
+        await asyncio.sleep(0.02)
+        assert not feeder.done()
+        writer = asyncio.create_task(worker._write_loop())
+        await asyncio.wait_for(feeder, 1.0)
+        assert writes
+        assert not worker.first_verdict_due
+        worker._unwritten = 1  # a later result waiting for the writer
+        await asyncio.wait_for(backlog.room(64), 0.01)
+        worker._results.put_nowait(None)
+        await writer
 
 
 @contextmanager

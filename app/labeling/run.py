@@ -319,6 +319,12 @@ class Backlog:
 
     async def room(self, adding: int) -> None:
         """Return once ``adding`` more pending rows stay within the bound (or none is pending)."""
+        # The first judged pair is about to be stored: a chunk's insert now would go first
+        # (on SQLite, holding the one write lock in front of the first verdict).
+        while self.worker.first_verdict_due and not self.worker.stopping:
+            self.worker.written.clear()
+            if self.worker.first_verdict_due:
+                await self.worker.written.wait()
         progress = self.worker.progress
         # Pending before the run plus what it stored, less what it judged: the most that can
         # be pending unless another process stores into this batch too. Within the bound, no

@@ -124,6 +124,7 @@ class Worker:
         """Set after each write and when the run ends: whoever waits for judging to catch up
         (the feeder of ``referee label``) looks again."""
         self.finished = False
+        self._written_once = False
         # Set when a slot frees up or new rows are stored: the claim loop looks again.
         self._slot_freed = asyncio.Event()
         # ``concurrency`` bounds requests, not pairs: as many pairs as requests
@@ -144,6 +145,11 @@ class Worker:
     def wake(self) -> None:
         """New pending rows were stored: claim them now rather than at the next poll."""
         self._slot_freed.set()
+
+    @property
+    def first_verdict_due(self) -> bool:
+        """A pair is judged and the first write has not committed yet."""
+        return self._unwritten > 0 and not self._written_once
 
     @property
     def stopping(self) -> bool:
@@ -315,6 +321,7 @@ class Worker:
                 await self._write(written)
             finally:
                 self._unwritten -= len(written)
+                self._written_once = True
                 self._slot_freed.set()
                 self.written.set()
 
