@@ -11,11 +11,14 @@ and this client):
    in-flight ÷ latency completions per second; steps/s is reported against it.
    The fake provider and this client run on the same machine as the server:
    on a small one their CPU lowers the ratio too.
-   One step of the same shape warms up first and is not counted.
+   One step of the same shape warms up first and is not counted. Printed
+   with the target (ratio >= 0.9, issue 17), the load average before and
+   after the steps, and the CPU per completion of the server, the fake
+   provider and this client.
 2. Overhead: sequential requests of ``--batch`` new completions (all in flight
    at once), each one's time minus the judge's latency, p50 and p99.
 
-    python -m bench.rewards --steps 5 --completions 256 --latency-ms 1000 --in-flight 128
+    python -m bench.rewards --steps 10 --overhead-requests 20
 """
 
 from __future__ import annotations
@@ -68,8 +71,10 @@ def post(client: httpx.Client, body: dict[str, Any]) -> float:
     return elapsed
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere or unknown."""
+    if pid is None:
+        return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -77,7 +82,13 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def steps(client: httpx.Client, args: argparse.Namespace, server_pid: int) -> None:
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def steps(
+    client: httpx.Client, args: argparse.Namespace, server_pid: int, provider_pid: int | None
+) -> None:
     per_request = args.completions // args.requests_per_step
     with ThreadPoolExecutor(args.requests_per_step) as pool:
         # Warm up with one step of the same shape, not measured: the judge's SDK client is
@@ -85,13 +96,15 @@ def steps(client: httpx.Client, args: argparse.Namespace, server_pid: int) -> No
         # first step does once; the figure is the steady state of the steps after it.
         warm = [batch(per_request, "warm-up", 0) for _ in range(args.requests_per_step)]
         list(pool.map(lambda body: post(client, body), warm))
-        cpu_before = cpu_seconds(server_pid)
+        load_before = load_average()
+        pids = (server_pid, provider_pid, os.getpid())
+        cpu_before: dict[int | None, float | None] = {pid: cpu_seconds(pid) for pid in pids}
         started = time.perf_counter()
         for step in range(args.steps):
             bodies = [batch(per_request, "bench", step) for _ in range(args.requests_per_step)]
             list(pool.map(lambda body: post(client, body), bodies))
         elapsed = time.perf_counter() - started
-    cpu_after = cpu_seconds(server_pid)
+    cpu_after = {pid: cpu_seconds(pid) for pid in cpu_before}
     ideal = args.in_flight / (args.latency_ms / 1000) / args.completions
     measured = args.steps / elapsed
     print(
@@ -100,15 +113,30 @@ def steps(client: httpx.Client, args: argparse.Namespace, server_pid: int) -> No
         f" {measured:.3f} steps/s, ideal {ideal:.3f}, ratio {measured / ideal:.3f}"
     )
     met = "met" if measured / ideal >= args.target else "not met"
-    print(f"target: ratio >= {args.target:.2f}: {met}")
-    if cpu_before is not None and cpu_after is not None:
-        per_item = (cpu_after - cpu_before) / (args.steps * args.completions) * 1000
+    print(
+        f"target: ratio >= {args.target:.2f}: {met} (load average {load_before} before the steps,"
+        f" {load_average()} after, {os.cpu_count()} CPUs)"
+    )
+    completions: int = args.steps * args.completions
+
+    def per_completion(pid: int | None) -> float | None:
+        before, after = cpu_before.get(pid), cpu_after.get(pid)
+        if before is None or after is None:
+            return None
+        return (after - before) / completions * 1000
+
+    per_item = per_completion(server_pid)
+    if per_item is not None:
         print(
             f"server CPU: {per_item:.2f} ms per completion (one core keeps up with"
             f" {1000 / per_item:.0f} completions/s; the ideal above needs"
-            f" {args.in_flight / (args.latency_ms / 1000):.0f}); load average"
-            f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, shared by the server, the"
-            " fake provider and this client (their CPU competes with the server's)"
+            f" {args.in_flight / (args.latency_ms / 1000):.0f})"
+        )
+    provider_cpu, client_cpu = per_completion(provider_pid), per_completion(os.getpid())
+    if provider_cpu is not None and client_cpu is not None:
+        print(
+            f"on the same CPUs: fake provider {provider_cpu:.2f} ms, this client"
+            f" {client_cpu:.2f} ms per completion (their CPU competes with the server's)"
         )
 
 
@@ -165,7 +193,9 @@ def main() -> None:
         wait_healthy(url, timeout=120.0)
         with httpx.Client(base_url=url, timeout=300.0) as client:
             if args.steps:
-                steps(client, args, server.pid)
+                # The fake's process id, to count its CPU beside the server's (None if unknown).
+                process = getattr(provider, "_proc", None)
+                steps(client, args, server.pid, getattr(process, "pid", None))
             if args.overhead_requests:
                 provider.configure(latency_ms=args.overhead_latency_ms)
                 overhead(client, args)
