@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, aliased
@@ -133,26 +134,37 @@ def _json_string_sqlite(element: json_string, compiler: Any, **kw: Any) -> str:
     )
 
 
-def counting_gold(scope: Scope) -> Subquery:
+def counting_gold(scope: Scope, *, sorted_on_postgresql: bool = False) -> Subquery:
     """The gold label that counts for each pair: (pair_key, winner, source).
 
     A review (a person looking at this very pair in this service) outranks an
     imported label; among several of one kind, the newest counts. Written as
     "no label of the pair ranks above it" (an anti-join, as for the current
-    verdict) rather than a ranking window: no sort of every gold label. A
-    scoped report looks at the labels of its own pairs only.
+    verdict) rather than a ranking window: no sort of every gold label.
+    ``sorted_on_postgresql``: on PostgreSQL, the first label of each pair in
+    rank order instead (DISTINCT ON, pair keys sorted bytewise): a sort of
+    500,000 labels took 1.4 s where the anti-join took 1.9-2.6 s. Not for
+    :func:`cells`: through DISTINCT ON the planner loses the winners'
+    statistics, guesses far more groups, and sorts a million joined rows
+    instead of hashing them. A scoped report looks at the labels of its own
+    pairs only.
     """
-    better = aliased(GoldLabel)
-
-    def rank(label: type[GoldLabel]) -> ColumnElement[int]:
-        return case((label.source == "review", 1), else_=0)
-
-    outranked = exists().where(
-        better.pair_key == GoldLabel.pair_key,
-        tuple_(rank(better), better.created_at, better.id)
-        > tuple_(rank(GoldLabel), GoldLabel.created_at, GoldLabel.id),
-    )
-    statement = select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source).where(~outranked)
+    rank = case((GoldLabel.source == "review", 1), else_=0)
+    if sorted_on_postgresql:
+        pair_key = GoldLabel.pair_key.collate("C")
+        statement = (
+            select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source)
+            .ext(distinct_on(pair_key))
+            .order_by(pair_key, rank.desc(), GoldLabel.created_at.desc(), GoldLabel.id.desc())
+        )
+    else:
+        better = aliased(GoldLabel)
+        outranked = exists().where(
+            better.pair_key == GoldLabel.pair_key,
+            tuple_(case((better.source == "review", 1), else_=0), better.created_at, better.id)
+            > tuple_(rank, GoldLabel.created_at, GoldLabel.id),
+        )
+        statement = select(GoldLabel.pair_key, GoldLabel.winner, GoldLabel.source).where(~outranked)
     if scope.conditions():
         keys = select(Comparison.pair_key).where(*scope.conditions())
         statement = statement.where(GoldLabel.pair_key.in_(keys))
@@ -390,7 +402,9 @@ async def pair_counts(session: AsyncSession, scope: Scope, judges: Sequence[str]
         .group_by(ranked.c.pair_key)
         .subquery("per_pair")
     )
-    gold = counting_gold(scope)
+    gold = counting_gold(
+        scope, sorted_on_postgresql=session.get_bind().dialect.name == "postgresql"
+    )
     winners = [per_pair.c[f"w{index}"] for index in range(len(names))]
     keys = [*winners, gold.c.winner, gold.c.source]
     statement = (
