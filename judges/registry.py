@@ -48,6 +48,8 @@ def _on_first_use(ep: EntryPoint) -> JudgeFactory:
 
 
 DEFAULT_CACHE_SIZE = 64
+# Config objects whose cache key is remembered (see JudgeRegistry._key).
+KEY_MEMO_SIZE = 1024
 
 
 class JudgeRegistry:
@@ -71,6 +73,7 @@ class JudgeRegistry:
         self._named: dict[str, JudgeConfig] = dict(named or {})
         self.cache_size = cache_size
         self._instances: OrderedDict[str, Judge] = OrderedDict()
+        self._keys: dict[int, tuple[JudgeConfig, str]] = {}
         # Users in flight per instance (by id), and instances evicted while in use,
         # closed when their last user leaves.
         self._holds: dict[int, int] = {}
@@ -174,7 +177,7 @@ class JudgeRegistry:
         entered with no ``await`` in between, so an eviction meanwhile
         cannot close it under the call.
         """
-        key = json.dumps(asdict(config), sort_keys=True, default=str)
+        key = self._key(config)
         judge = self._instances.get(key)
         if judge is not None:
             self._instances.move_to_end(key)
@@ -188,6 +191,23 @@ class JudgeRegistry:
             _, evicted = self._instances.popitem(last=False)
             self._retire(evicted)
         return judge
+
+    def _key(self, config: JudgeConfig) -> str:
+        """The instance cache's key for ``config``, memoised by identity.
+
+        The worker looks its judge up for every pair with the same config
+        object, and serialising the whole config each time was a measurable
+        share of its CPU. The config is kept beside its key, so its id is
+        not reused while the entry lives.
+        """
+        known = self._keys.get(id(config))
+        if known is not None and known[0] is config:
+            return known[1]
+        key = json.dumps(asdict(config), sort_keys=True, default=str)
+        if len(self._keys) >= KEY_MEMO_SIZE:
+            self._keys.clear()
+        self._keys[id(config)] = (config, key)
+        return key
 
     @property
     def cached(self) -> int:

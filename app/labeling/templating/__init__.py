@@ -103,13 +103,18 @@ def matching(
 
     ``stored`` is the pair's stored judge fingerprint; None when no variant matches.
     """
-    candidates = [config, routed(config, metadata)]
+    # Tried in order and built only when the one before does not match: the
+    # worker asks this for every pair it claims, and most match as configured.
+    if config.fingerprint() == stored:
+        return config
+    candidate = routed(config, metadata)
+    if candidate.fingerprint() == stored:
+        return candidate
     if isinstance(config, JudgeConfig) and isinstance(stored.get("template"), str):
         try:
-            candidates.append(replace(config, template=stored["template"]))
+            candidate = replace(config, template=stored["template"])
         except JudgeConfigError:
             return None  # the template changed since the pair was queued
-    for candidate in candidates:
         if candidate.fingerprint() == stored:
             return candidate
     return None
