@@ -32,6 +32,7 @@ from app.labeling.compare import (
     run_cost,
     run_rows,
 )
+from app.labeling.gathering import WAIT_S, gathered
 from app.labeling.inputs import PairIn
 from app.labeling.templating import matching
 from app.observability import metrics
@@ -46,7 +47,7 @@ from judges.jury import PairJudgeConfig
 log = logging.getLogger("referee.worker")
 WRITE_PAIRS = 1024
 """Judged pairs stored in one transaction at most (their ids are bound in one IN list)."""
-WRITE_WAIT_S = 0.1
+WRITE_WAIT_S = WAIT_S
 """How long a judged pair waits for others to be stored with it (the first one never waits)."""
 REFILL_FRACTION = 4
 """Claim again once 1/REFILL_FRACTION of the pair slots is free (fewer, larger claims)."""
@@ -305,18 +306,10 @@ class Worker:
         await self._results.put(WorkItem(row, judge.config, pair_lengths(pair), outcome))
 
     async def _write_loop(self) -> None:
-        done, first = False, True
-        while not done:
-            items = [await self._results.get()]
-            if items[0] is not None and not first:
-                # Let what finishes meanwhile join this one transaction: one timer a flush,
-                # not a wait per result. The first verdict is stored at once.
-                await asyncio.sleep(WRITE_WAIT_S)
-            first = False
-            while len(items) < WRITE_PAIRS and not self._results.empty():
-                items.append(self._results.get_nowait())
-            done = None in items
-            written = [i for i in items if i is not None]
+        # The first verdict is stored at once; later ones gather for WRITE_WAIT_S.
+        async for written in gathered(
+            self._results, limit=WRITE_PAIRS, first_at_once=True, wait_s=WRITE_WAIT_S
+        ):
             try:
                 await self._write(written)
             finally:

@@ -25,6 +25,7 @@ from itertools import groupby
 from typing import Any
 
 from app.labeling.batch import worker_id
+from app.labeling.gathering import WAIT_S, gathered
 from app.labeling.pricing import call_cost
 from app.observability import metrics
 from app.observability.logs import observed_generation_run
@@ -44,7 +45,7 @@ from judges.types import Message, Text, Usage
 
 WRITE_SAMPLES = 2048
 """Samples stored in one transaction at most (their ids are bound in one IN list)."""
-WRITE_WAIT_S = 0.1
+WRITE_WAIT_S = WAIT_S
 """How long a finished request waits for others to be stored with it."""
 COST_QUANTUM = Decimal("1e-8")
 """Costs are stored to the cent's millionth (Numeric(14, 8))."""
@@ -93,6 +94,10 @@ class _Drawn:
     outcome: RequestOutcome
     cost: Decimal | None
     """The request's cost (None: unpriced), shared over its samples when stored."""
+
+
+def _sample_count(drawn: _Drawn) -> int:
+    return len(drawn.samples)
 
 
 class Generator:
@@ -285,20 +290,9 @@ class Generator:
             raise
 
     async def _write_all(self) -> None:
-        done = False
-        while not done:
-            items = [await self._results.get()]
-            if items[0] is not None:
-                # Let what finishes meanwhile join this one transaction: one timer a flush,
-                # not a wait per result (a burst of answers is stored in a few statements).
-                await asyncio.sleep(WRITE_WAIT_S)
-            samples = 0
-            while samples < WRITE_SAMPLES and not self._results.empty():
-                item = self._results.get_nowait()
-                items.append(item)
-                samples += len(item.samples) if item is not None else 0
-            done = None in items
-            drawn = [i for i in items if i is not None]
+        async for drawn in gathered(
+            self._results, limit=WRITE_SAMPLES, weight=_sample_count, wait_s=WRITE_WAIT_S
+        ):
             await self._write(drawn)
             self._unwritten -= len(drawn)
             self._written.set()
