@@ -123,3 +123,11 @@ def test_stored_fields_keep_their_values() -> None:
 )
 def test_a_body_of_another_shape_is_left_to_the_sdk(raw: bytes) -> None:
     assert Reply.of_body(raw) is None
+
+
+def test_an_sdk_without_its_block_constructor_leaves_every_body_to_the_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The constructor is the SDK's private API; a release without it must not break judging.
+    monkeypatch.setattr("judges.backends.anthropic._construct_block", None)
+    assert Reply.of_body(json.dumps(body([TOOL_USE])).encode()) is None

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
-from anthropic._models import construct_type
 from anthropic.types import ContentBlock
+
+try:
+    # The SDK's own constructor of Message.content's blocks. Not public API: a
+    # release without it reads every reply through the SDK's whole parse instead.
+    from anthropic._models import construct_type as _construct_block
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    _construct_block: Callable[..., object] | None = None  # type: ignore[no-redef]
 
 from judges.backends._caching import cacheable, preamble_tokens, system_blocks
 from judges.backends._sdk_errors import translate
@@ -301,7 +307,9 @@ def _block(value: object) -> dict[str, Any] | None:
     The SDK's own constructor for the block, as it builds ``Message.content``;
     None for a value no model matches (the SDK then parses the whole reply).
     """
-    block = construct_type(type_=ContentBlock, value=value)
+    if _construct_block is None:
+        return None
+    block = _construct_block(type_=ContentBlock, value=value)
     if not isinstance(block, anthropic.BaseModel):
         return None
     dumped: dict[str, Any] = block.model_dump(mode="json")
