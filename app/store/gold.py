@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store import db
+from app.store import db, review_pending
 from app.store.models import Base, GoldLabel
 
 _GOLD = Base.metadata.tables["gold_labels"]
@@ -40,6 +40,10 @@ async def insert_imports(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
             fresh.setdefault(row["dedupe_key"], row)
     # ON CONFLICT DO NOTHING as well: a concurrent import of the same rows converges.
     await db.insert_many_ignoring(session, _GOLD, list(fresh.values()), "dedupe_key")
+    # Their pairs leave the review queue's work list (a row already there is the same pair).
+    await review_pending.pairs_reviewed(session, [row["pair_key"] for row in fresh.values()])
+    for comparison_id in {row.get("comparison_id") for row in fresh.values()} - {None}:
+        await review_pending.reviewed(session, comparison_id, None)
     return len(fresh)
 
 
@@ -47,6 +51,7 @@ async def add_review(session: AsyncSession, values: dict[str, Any]) -> GoldLabel
     """Store one human review of a comparison and return it."""
     result = await session.execute(insert(GoldLabel).values(**values).returning(GoldLabel))
     review: GoldLabel = result.scalar_one()
+    await review_pending.reviewed(session, review.comparison_id, review.pair_key)
     return review
 
 

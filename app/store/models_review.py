@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -140,6 +141,45 @@ class ReviewAssignment(Base):
         Index("ix_review_assignments_reviewer", "queue_id", "reviewer", "item_id"),
         Index("ix_review_assignments_state", "queue_id", "reviewer", "state"),
         Index("ix_review_assignments_item", "item_id", "state"),
+    )
+
+
+class ReviewPending(Base):
+    """A split jury verdict no human has reviewed yet: the review queue's work list (issue 20).
+
+    One row per current jury verdict with a disagreement above 0 whose pair
+    has no gold label (by the comparison or by its pair key), kept by the
+    writes (app/store/review_pending.py): storing a jury verdict adds its row
+    and drops the comparison's older ones, a gold label drops its pair's
+    rows, deleting a gold label puts them back. Rows are a superset: the
+    queue still checks each row it returns, so a row left behind (two writes
+    racing) costs a skipped row, never a wrong answer.
+    """
+
+    __tablename__ = "review_pending"
+
+    verdict_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("verdicts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    comparison_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE")
+    )
+    pair_key: Mapped[str | None] = mapped_column(String(64))
+    judge: Mapped[str] = mapped_column(String(256))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL")
+    )
+    disagreement: Mapped[float] = mapped_column(Float)
+    """The verdict's, copied with the comparison's judge and batch: the queue's filters read
+    this table alone."""
+
+    __table_args__ = (
+        # A newer verdict or a review drops rows by the comparison or the pair key.
+        Index("ix_review_pending_comparison", "comparison_id"),
+        Index("ix_review_pending_pair", "pair_key"),
+        # The queue of one judge or one batch, in verdict-id order.
+        Index("ix_review_pending_judge", "judge", "verdict_id"),
+        Index("ix_review_pending_batch", "batch_id", "verdict_id"),
     )
 
 

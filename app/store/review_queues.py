@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.store import db
+from app.store import db, review_pending
 from app.store.comparisons import is_current_verdict
 from app.store.models import Comparison, GoldLabel, Verdict, utcnow
 from app.store.models_review import ReviewAssignment, ReviewItem, ReviewQueue
@@ -454,7 +454,14 @@ async def last_answer(
 
 
 async def delete_gold(session: AsyncSession, gold_label_id: int) -> None:
-    await session.execute(delete(GoldLabel).where(GoldLabel.id == gold_label_id))
+    """Delete a gold label (an undone answer): the split verdicts it covered go back to review."""
+    deleted = await session.execute(
+        delete(GoldLabel)
+        .where(GoldLabel.id == gold_label_id)
+        .returning(GoldLabel.comparison_id, GoldLabel.pair_key)
+    )
+    for comparison_id, pair_key in deleted.all():
+        await review_pending.review_deleted(session, comparison_id, pair_key)
 
 
 async def queue_answers(
