@@ -123,6 +123,10 @@ class Comparison(Base):
     __table_args__ = (
         Index("ix_comparisons_created_at_id", "created_at", "id"),
         Index("ix_comparisons_judge", "judge"),
+        # GET /v1/comparisons?judge=…: one judge's rows in page order, from the cursor on
+        # (migration 0024). Without it a page walks every judge's rows from the cursor (a rare
+        # judge's page reads most of them).
+        Index("ix_comparisons_judge_created", "judge", "created_at", "id"),
         Index("ix_comparisons_status", "status"),
         Index("ix_comparisons_claim", "batch_id", "status", "lease_expires_at"),
         # A batch's pages in order (and any batch filter): migration 0021, in place of
@@ -202,6 +206,18 @@ class Verdict(Base):
             "ix_verdicts_jury",
             "id",
             "disagreement",
+            postgresql_where=text("disagreement IS NOT NULL"),
+            sqlite_where=text("disagreement IS NOT NULL"),
+        ),
+        # The review queue's candidates with reviewed pairs too (split jury verdicts in id
+        # order) with their comparison, read from this small index alone (migration 0024):
+        # ix_verdicts_jury lacks the comparison id, so every candidate cost a read of the
+        # verdicts table.
+        Index(
+            "ix_verdicts_jury_queue",
+            "id",
+            "disagreement",
+            "comparison_id",
             postgresql_where=text("disagreement IS NOT NULL"),
             sqlite_where=text("disagreement IS NOT NULL"),
         ),

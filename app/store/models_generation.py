@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,6 +92,9 @@ class GenerationPrompt(Base):
 
     __table_args__ = (
         UniqueConstraint("generation_id", "prompt_key", name="uq_generation_prompts_key"),
+        # A generation's prompts in file order, a page at a time (the candidates' pages;
+        # migration 0025).
+        Index("ix_generation_prompts_page", "generation_id", "source_line", "created_at", "id"),
     )
 
 
@@ -165,4 +169,18 @@ class GenerationSample(Base):
         UniqueConstraint("prompt_id", "sample_index", name="uq_generation_samples_index"),
         CheckConstraint("status IN ('pending', 'done', 'failed', 'cancelled')", name="status"),
         Index("ix_generation_samples_claim", "generation_id", "status", "lease_expires_at"),
+        # A claim takes a generation's oldest pending samples by id: read in that order from
+        # the index, not every pending sample of the generation sorted for each claim of 64
+        # (migration 0025).
+        Index("ix_generation_samples_claim_order", "generation_id", "status", "id"),
+        # A worker's leased samples (resume, hand-over, release on stop): only leased rows
+        # are in it, and an equality on the owner is enough for both databases to use it.
+        Index(
+            "ix_generation_samples_lease",
+            "lease_owner",
+            "status",
+            "id",
+            postgresql_where=text("lease_owner IS NOT NULL"),
+            sqlite_where=text("lease_owner IS NOT NULL"),
+        ),
     )

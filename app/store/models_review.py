@@ -1,14 +1,13 @@
 """Human review queues, their items, and each reviewer's assignment on an item (issue 18).
 
-The end of the module also declares indexes of other tables that read paths
-walk: the comparison and review-queue pages, the generation worker's claims
-and leases, a generation's prompt pages.
-
 A queue is a fixed set of pairs chosen when it is made (jury disagreements,
 an audit sample, …). Each item is answered by up to ``overlap`` reviewers.
 A reviewer's assignment on an item holds the left/right order they were
 shown (stored, so the answer maps back to a/b through the protocol's one
 mapping function), a lease while they look at it, and then their answer.
+
+``review_pending`` (issue 20) is the jury review queue's work list: the
+split jury verdicts no human has labeled yet, kept by the writes.
 """
 
 from __future__ import annotations
@@ -28,20 +27,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.store.models import (
     Base,
-    Comparison,
     IdType,
     JsonType,
     UtcDateTime,
-    Verdict,
     utcnow,
 )
-from app.store.models_generation import GenerationPrompt, GenerationSample
 
 QUEUE_KINDS = (
     "disagreement",
@@ -181,59 +176,3 @@ class ReviewPending(Base):
         Index("ix_review_pending_judge", "judge", "verdict_id"),
         Index("ix_review_pending_batch", "batch_id", "verdict_id"),
     )
-
-
-# Indexes the read pages walk (migration 0024), declared here beside the review models as
-# app/store/models_reports.py declares the report's.
-
-JUDGE_PAGE_INDEX = Index(
-    "ix_comparisons_judge_created",
-    Comparison.judge,
-    Comparison.created_at,
-    Comparison.id,
-)
-"""GET /v1/comparisons?judge=…: one judge's rows in page order, from the cursor on. Without
-it a page walks every judge's rows from the cursor (a rare judge's page reads most of them)."""
-
-JURY_QUEUE_INDEX = Index(
-    "ix_verdicts_jury_queue",
-    Verdict.id,
-    Verdict.disagreement,
-    Verdict.comparison_id,
-    postgresql_where=text("disagreement IS NOT NULL"),
-    sqlite_where=text("disagreement IS NOT NULL"),
-)
-"""The review queue's candidates (split jury verdicts in id order) with their comparison,
-read from this small index alone: ``ix_verdicts_jury`` lacks the comparison id, so every
-candidate cost a read of the verdicts table, most of them for a pair already reviewed."""
-
-# The generation worker and a generation's pages (migration 0025).
-
-SAMPLE_CLAIM_ORDER_INDEX = Index(
-    "ix_generation_samples_claim_order",
-    GenerationSample.generation_id,
-    GenerationSample.status,
-    GenerationSample.id,
-)
-"""A claim takes a generation's oldest pending samples by id: read in that order from the
-index, not every pending sample of the generation sorted for each claim of 64."""
-
-SAMPLE_LEASE_INDEX = Index(
-    "ix_generation_samples_lease",
-    GenerationSample.lease_owner,
-    GenerationSample.status,
-    GenerationSample.id,
-    postgresql_where=text("lease_owner IS NOT NULL"),
-    sqlite_where=text("lease_owner IS NOT NULL"),
-)
-"""A worker's leased samples (resume, hand-over, release on stop): only leased rows are in
-it, and an equality on the owner is enough for both databases to use it."""
-
-PROMPT_PAGE_INDEX = Index(
-    "ix_generation_prompts_page",
-    GenerationPrompt.generation_id,
-    GenerationPrompt.source_line,
-    GenerationPrompt.created_at,
-    GenerationPrompt.id,
-)
-"""A generation's prompts in file order, a page at a time (the candidates' pages)."""
