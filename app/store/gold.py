@@ -40,7 +40,8 @@ async def insert_imports(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
             fresh.setdefault(row["dedupe_key"], row)
     # ON CONFLICT DO NOTHING as well: a concurrent import of the same rows converges.
     await db.insert_many_ignoring(session, _GOLD, list(fresh.values()), "dedupe_key")
-    # Their pairs leave the review queue's work list (a row already there is the same pair).
+    # Their pairs leave the review queue's work list: by pair key, and by comparison for a row
+    # that names one (imports do not today).
     await review_pending.pairs_reviewed(session, [row["pair_key"] for row in fresh.values()])
     for comparison_id in {row.get("comparison_id") for row in fresh.values()} - {None}:
         await review_pending.reviewed(session, comparison_id, None)
