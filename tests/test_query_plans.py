@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,7 @@ from app.store.comparisons import ComparisonFilters
 from app.store.db import Database
 from app.store.exports import Reader, VerdictQuery, read_engine
 from app.store.models import Batch, Comparison, Verdict
+from app.store.models_review import ReviewPending
 from app.store.review_queue import QueueFilters
 from bench.seed import seed
 from tests.conftest import POSTGRES_ADMIN_URL, SKIP_POSTGRES
@@ -69,9 +70,35 @@ class Seeded:
     plans: dict[str, list[str]] = field(default_factory=dict)
 
 
+def _fill_review_pending(engine: Engine) -> None:
+    """The review queue's work list as writes racing could leave it: a row for every split
+    verdict, reviewed pairs' too (the seed reviews every pair, so the writes would leave it
+    empty), so the queue's ordered read of it is planned over thousands of rows."""
+    columns = ["verdict_id", "comparison_id", "pair_key", "judge", "batch_id", "disagreement"]
+    rows = (
+        select(
+            Verdict.id,
+            Verdict.comparison_id,
+            Comparison.pair_key,
+            Comparison.judge,
+            Comparison.batch_id,
+            Verdict.disagreement,
+        )
+        .join(Comparison, Comparison.id == Verdict.comparison_id)
+        .where(Verdict.disagreement > 0)
+    )
+    with engine.begin() as connection:
+        connection.execute(insert(ReviewPending).from_select(columns, rows))
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("ANALYZE review_pending"))
+            connection.commit()
+
+
 def _facts(url: str) -> Seeded:
     engine = create_engine(url)
     workflow = seed_workflow(engine)
+    _fill_review_pending(engine)
     with engine.connect() as connection:
         batch_id, judge = connection.execute(
             select(Batch.id, Batch.judge).order_by(Batch.name).limit(1).offset(3)
@@ -289,9 +316,10 @@ def _claim(of_batch: bool) -> Work:
     )
 
 
-def _queue(later: bool) -> Work:
+def _queue(later: bool, include_reviewed: bool = False) -> Work:
+    filters = QueueFilters(0.3, include_reviewed=include_reviewed)
     return lambda s, db: review_queue_store.review_queue(
-        db, QueueFilters(0.3), after=s.verdict_after if later else None, limit=50
+        db, filters, after=s.verdict_after if later else None, limit=50
     )
 
 
@@ -315,6 +343,9 @@ CASES = [
     # GET /v1/reviews/queue: split juries, first and later pages.
     _async_case("review queue", _queue(later=False), ordered=True),
     _async_case("review queue later page", _queue(later=True), ordered=True),
+    _async_case(
+        "review queue with reviewed pairs", _queue(later=False, include_reviewed=True), ordered=True
+    ),
     # Exports: everything is a whole read; a batch's is not.
     _reader_case(
         "export everything",

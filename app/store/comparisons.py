@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
-from app.store import db
+from app.store import db, review_pending
 from app.store.juries import VoteRows, write_votes
 from app.store.models import Base, Comparison, JudgeCall, Verdict, utcnow
 
@@ -113,6 +113,15 @@ async def write_runs(session: AsyncSession, runs: Sequence[RunRows]) -> None:
             ],
         )
         verdict_ids = {comparison_id: verdict_id for verdict_id, comparison_id in result.all()}
+        # The review queue's work list: a jury's verdict replaces the comparison's row.
+        await review_pending.verdicts_stored(
+            session,
+            [
+                (run.comparison_id, verdict_ids[run.comparison_id], run.verdict["disagreement"])
+                for run in with_verdict
+                if run.verdict is not None and run.verdict.get("disagreement") is not None
+            ],
+        )
     calls = [
         {**call, "verdict_id": verdict_ids.get(run.comparison_id), "created_at": now}
         for run in runs
