@@ -48,10 +48,12 @@ from typing import Any
 
 import orjson
 import psycopg
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from app.keys import digest, pair_key
-from app.store import migrate
+from app.store import migrate, review_pending
+from app.store.db import sync_url
 
 JUDGES = ("anthropic:claude-sonnet-4-6", "openai:gpt-5-mini", "anthropic:claude-haiku-4-5")
 JURY = "panel-of-three"
@@ -632,6 +634,14 @@ def seed(
         writer.finish(progress)
     finally:
         writer.close()
+    # Rows loaded around the store's writes: the review queue's work list is filled from them.
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            for statement in review_pending.refill_statements():
+                connection.execute(statement)
+    finally:
+        engine.dispose()
     stats.seconds = time.perf_counter() - started
     return stats
 
