@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from app.api.heap import SERVING_THRESHOLDS
 from app.labeling.batch import Progress
 from app.labeling.compare import Labeler
+from app.labeling.heap import SERVING_THRESHOLDS
 from app.labeling.run import Backlog, LabelOptions, label_stream
 from app.labeling.worker import WRITE_WAIT_S, Worker, WorkerOptions, WorkItem
 from app.settings import Settings

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from genai_prices import calc_price
 
-from app.api.heap import SERVING_THRESHOLDS, serving_collector
 from app.labeling import pricing
+from app.labeling.heap import SERVING_THRESHOLDS, serving_collector
 from judges.prompts import RATING_TOOL_NAME
 from judges.types import Usage
 from tests.fake_provider import FakeProvider

@@ -10,7 +10,6 @@ from fastapi import Depends, FastAPI
 
 from app.api import errors, metrics, review_page
 from app.api.deps import require_access
-from app.api.heap import serving_collector
 from app.api.limits import BodyLimitMiddleware, body_limits
 from app.api.routes import (
     batches,
@@ -31,6 +30,7 @@ from app.api.routes import (
 )
 from app.api.schemas import ErrorOut
 from app.api.telemetry import FASTAPI_TELEMETRY
+from app.labeling.heap import serving_collector
 from app.labeling.limits import RequestLimits
 from app.labeling.metrics_serving import pending_pairs
 from app.labeling.runtime import runtime

@@ -25,13 +25,12 @@ from rich.progress import Progress as RichProgress
 from app.cli.console import RejectPrinter, err, fail, load_settings, out, run_fast
 from app.cli.label import MetricsPortOption
 from app.errors import RefereeError
+from app.labeling.heap import SERVING_THRESHOLDS
 from app.labeling.jsonl import open_input
 
 if TYPE_CHECKING:
     from app.labeling.rounds.generate import GenerationProgress
     from app.labeling.rounds.generation_files import GenerateEstimate, GenerateSummary
-
-SAMPLING_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def generate(
@@ -195,8 +194,8 @@ def progress_view(total: int) -> Iterator[Callable[[GenerationProgress], None]]:
     gc.freeze()
     # 256 requests in flight keep their SDK objects alive for a model call's latency: at
     # the default 700 new objects the youngest generation was scanned (and promoted) again
-    # and again; at 50,000 far fewer times (as the server does, app/api/heap.py).
-    gc.set_threshold(*SAMPLING_GC_THRESHOLDS)
+    # and again; at 50,000 far fewer times (as the server does, app/labeling/heap.py).
+    gc.set_threshold(*SERVING_THRESHOLDS)
     started = time.monotonic()
     # Redrawn 4 times a second (rich's default is 10): its thread takes the GIL from the loop.
     with RichProgress(*columns, console=err, transient=False, refresh_per_second=4) as bar:

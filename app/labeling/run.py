@@ -27,12 +27,13 @@ from app.labeling.batch import (
 )
 from app.labeling.compare import Labeler
 from app.labeling.gold import GoldConflict, GoldLedger
+from app.labeling.heap import busy_collector
 from app.labeling.jsonl import LineError, RejectsFile, read_pairs
 from app.labeling.runtime import runtime
 from app.labeling.screening import TextPolicy
 from app.labeling.shapes import Document
 from app.labeling.templating import with_template
-from app.labeling.worker import Worker, WorkerOptions, judging_collector
+from app.labeling.worker import Worker, WorkerOptions
 from app.settings import Settings
 from app.store import batches
 from judges import JudgeConfig, JudgeError, Order, show
@@ -387,7 +388,7 @@ async def _judge_while_enqueueing(
     task.add_done_callback(fed)
     loop = asyncio.get_running_loop()
     try:
-        with judging_collector():
+        with busy_collector():
             progress = await run_in_foreground(worker, progress_view, pending)
         # Judging ended first (a budget, a judge that cannot be built): the rest of the
         # file is still stored, unless Ctrl-C asks to stop now.

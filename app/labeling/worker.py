@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from app.api.heap import SERVING_THRESHOLDS
 from app.errors import RefereeError
 from app.labeling.access import Caller, acting_key, batch_payer, check_payer
 from app.labeling.batch import BatchRunner, Progress, worker_id
@@ -33,6 +31,7 @@ from app.labeling.compare import (
     run_rows,
 )
 from app.labeling.gathering import WAIT_S, gathered
+from app.labeling.heap import busy_collector
 from app.labeling.inputs import PairIn
 from app.labeling.templating import matching
 from app.observability import metrics
@@ -51,22 +50,6 @@ WRITE_WAIT_S = WAIT_S
 """How long a judged pair waits for others to be stored with it (the first one never waits)."""
 REFILL_FRACTION = 4
 """Claim again once 1/REFILL_FRACTION of the pair slots is free (fewer, larger claims)."""
-
-
-@contextlib.contextmanager
-def judging_collector() -> Iterator[None]:
-    """Collect the youngest generation after 50,000 new objects while pairs are judged.
-
-    Hundreds of pairs in flight keep their SDK objects alive for a model
-    call's latency: at the default 700 they were scanned (and promoted) again
-    and again. The server does the same (app.api.heap); restored afterwards.
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*SERVING_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 @dataclass
@@ -377,7 +360,7 @@ async def run_worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, worker.stop, "interrupted")
-        with judging_collector():
+        with busy_collector():
             return await worker.run()
 
 
