@@ -4,7 +4,7 @@
 judge's comparisons reads that judge's rows from the cursor on, in order.
 ``ix_verdicts_jury_queue`` (id, disagreement, comparison_id) over jury
 verdicts: the review queue walks its candidates in this index alone
-(app/store/models_review.py).
+(declared in app/store/models.py).
 
 Revision ID: 0024
 Revises: 0023

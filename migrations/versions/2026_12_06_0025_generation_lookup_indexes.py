@@ -6,7 +6,7 @@ reads a generation's pending samples in id order instead of sorting them.
 samples: a worker's leases without reading every sample.
 ``ix_generation_prompts_page`` (generation_id, source_line, created_at,
 id): a generation's prompts a page at a time, in file order
-(app/store/models_review.py).
+(declared in app/store/models_generation.py).
 
 Revision ID: 0025
 Revises: 0024
