@@ -114,7 +114,7 @@ async def lock_status(session: AsyncSession, model: Any, row_id: uuid.UUID) -> s
 
 async def insert_many_ignoring(
     session: AsyncSession, table: Table, rows: list[dict[str, Any]], unique: str
-) -> None:
+) -> int | None:
     """``INSERT … ON CONFLICT (unique) DO NOTHING`` for many rows, straight to the driver.
 
     SQLAlchemy's own executemany spends more per row than the database does
@@ -122,9 +122,14 @@ async def insert_many_ignoring(
     statement is compiled once and each value goes through its column
     type's own bind processor, so stored formats are exactly SQLAlchemy's,
     then the driver's executemany runs it. All rows must have the same keys.
+
+    Returns how many rows were inserted where the driver counts an
+    executemany's rows, else None. A count equal to ``len(rows)`` means no
+    row met a conflict, so every row is stored with the values given (its
+    own id): a caller need not read the ids back.
     """
     if not rows:
-        return
+        return 0
     dialect = session.get_bind().dialect
     names = list(rows[0])
     statement = insert_for(session)(table).on_conflict_do_nothing(index_elements=[unique])
@@ -141,7 +146,10 @@ async def insert_many_ignoring(
     if not compiled.positional:
         params = [dict(zip(order, values, strict=True)) for values in params]
     connection = await session.connection()
-    await connection.exec_driver_sql(str(compiled), params)
+    result = await connection.exec_driver_sql(str(compiled), params)
+    if not dialect.supports_sane_multi_rowcount or result.rowcount < 0:
+        return None
+    return result.rowcount
 
 
 # The SQLite databases whose write turn the current task holds (see Database._turn).

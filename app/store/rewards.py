@@ -54,12 +54,14 @@ async def record_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
     if not rows:
         return {}
     now = utcnow()
-    await db.insert_many_ignoring(
+    inserted = await db.insert_many_ignoring(
         session,
         RewardItem.__table__,  # type: ignore[arg-type]
         [{**row, "created_at": now, "updated_at": now} for row in rows],
         unique="item_key",
     )
+    if inserted == len(rows):  # all new (the usual request): the ids are the rows' own
+        return {row["item_key"]: row["id"] for row in rows}
     statement = select(RewardItem.item_key, RewardItem.id, RewardItem.status).where(
         RewardItem.item_key.in_({row["item_key"] for row in rows})
     )
@@ -113,10 +115,13 @@ async def store_ratings(
     """
     now = utcnow()
     rows = [_rating_row(run, now) for run in runs]
-    await db.insert_many_ignoring(session, Rating.__table__, rows, unique="label_key")  # type: ignore[arg-type]
-    keys = {row["label_key"] for row in rows}
-    statement = select(Rating.label_key, Rating.id).where(Rating.label_key.in_(keys))
-    found = {key: row_id for key, row_id in await session.execute(statement)}
+    inserted = await db.insert_many_ignoring(session, Rating.__table__, rows, unique="label_key")  # type: ignore[arg-type]
+    if inserted == len(rows):  # all new (the usual group): the ids are the rows' own
+        found = {row["label_key"]: row["id"] for row in rows}
+    else:
+        keys = {row["label_key"] for row in rows}
+        statement = select(Rating.label_key, Rating.id).where(Rating.label_key.in_(keys))
+        found = {key: row_id for key, row_id in await session.execute(statement)}
     results: list[tuple[uuid.UUID, bool]] = []
     calls: list[dict[str, Any]] = []
     for row, run in zip(rows, runs, strict=True):
