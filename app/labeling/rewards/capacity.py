@@ -7,6 +7,14 @@ Items admitted but not finished are bounded by ``queued``: a request that
 would pass it is refused at once with 429 and a Retry-After estimated from
 the work ahead, never left to time out. A local reward model's micro-batcher
 gathers the items in flight into forward passes.
+
+Sends come first. While items wait for a slot, the judge is the bottleneck
+and every millisecond of the one event loop's CPU spent elsewhere delays the
+next call: an item leaving its slot, and a request about to store its rows,
+first wait (``after_sends``) until no item is waiting for a slot, so that
+storing and answering run while the calls are out instead of between them.
+The wait is bounded (``MAX_DEFER_S``, and the caller's deadline), so under
+a queue that never empties the bookkeeping still runs, only later.
 """
 
 from __future__ import annotations
@@ -18,6 +26,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.errors import TooManyRequestsError
+
+MAX_DEFER_S = 0.5
+"""How long bookkeeping waits at most for the items waiting for a slot to be sent."""
+STORE_RESERVE_S = 0.1
+"""An item's bookkeeping stops deferring this long before its request's deadline."""
 
 
 class DeadlinePassed(Exception):
@@ -34,6 +47,9 @@ class Capacity:
         self.latency_s = 1.0
         """Moving average of how long an item holds a slot: the Retry-After estimate."""
         self._slots: asyncio.Semaphore | None = None
+        self.waiting = 0
+        """Items waiting for a slot: while there are any, sends come first."""
+        self._sent: asyncio.Event | None = None
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -60,21 +76,61 @@ class Capacity:
     def finished(self) -> None:
         self.pending -= 1
 
+    def withdraw(self, items: int) -> None:
+        """Count out ``items`` admitted but never started (their request was cancelled)."""
+        self.pending -= items
+
     def retry_after(self) -> int:
         """Seconds until the work ahead should have drained at the current pace."""
         return max(1, math.ceil(self.latency_s * self.pending / self.in_flight))
 
+    @property
+    def sent(self) -> asyncio.Event:
+        """Set while no item waits for a slot."""
+        if self._sent is None:  # made in the loop that serves the requests
+            self._sent = asyncio.Event()
+            self._sent.set()
+        return self._sent
+
+    async def after_sends(self, deadline: float) -> None:
+        """Return once no item waits for a slot, or at ``MAX_DEFER_S`` or ``deadline`` (loop time).
+
+        For work that is not a judge call (storing, answering): the calls
+        waiting for a slot freed a moment ago are sent before it runs.
+        """
+        # One turn of the loop at least: the item woken by a slot just released sends first.
+        await asyncio.sleep(0)
+        if self.sent.is_set():
+            return
+        until = min(asyncio.get_running_loop().time() + MAX_DEFER_S, deadline)
+        try:
+            async with asyncio.timeout_at(until):
+                await self.sent.wait()
+        except TimeoutError:
+            pass
+
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:
-        """A slot, awaited until ``deadline`` (loop time) at most; DeadlinePassed after."""
+        """A slot, awaited until ``deadline`` (loop time) at most; DeadlinePassed after.
+
+        Leaving it normally, the caller's next steps (storing the result) wait
+        for the items waiting for a slot to be sent (``after_sends``).
+        """
+        self.waiting += 1
+        self.sent.clear()
         try:
             async with asyncio.timeout_at(deadline):
                 await self.slots.acquire()
         except TimeoutError:
             raise DeadlinePassed from None
+        finally:
+            self.waiting -= 1
+            if not self.waiting:
+                self.sent.set()
         started = time.monotonic()
         try:
             yield
         finally:
             self.slots.release()
             self.latency_s = 0.9 * self.latency_s + 0.1 * (time.monotonic() - started)
+        await self.after_sends(deadline - STORE_RESERVE_S)

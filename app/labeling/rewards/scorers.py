@@ -17,7 +17,6 @@ A scorer maps the stored label onto a reward:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -177,8 +176,6 @@ class RatingScorer(Scorer):
             outcome = await rate_response(
                 self.judge, to_text(item.prompt), to_text(item.completion), self.rubric
             )
-        # The slot is free: the item waiting for it sends its call before this one is stored.
-        await asyncio.sleep(0)
         values = rating_values(self._rated(item), self.config, self.rubric, key)
         calls = [call_row(self.config, call) for call in outcome.calls]
         run = rewards.RatingRun(values, outcome_values(outcome), calls)

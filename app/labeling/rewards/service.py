@@ -94,15 +94,29 @@ class RewardService:
                 results: dict[str, Scored] = await scorer.lookup(session, keys)
             todo = {p.key: p.item for p in planned if p.problem is None and p.key not in results}
             self.capacity.admit(len(todo))
-            tasks = {key: self._start(scorer, item, key, deadline) for key, item in todo.items()}
+            tasks: dict[str, asyncio.Task[Scored]] = {}
+            try:
+                for key, item in todo.items():
+                    tasks[key] = self._start(scorer, item, key, deadline)
+                    # Each item's call goes out before the next item is started: the
+                    # first call of a batch is sent at once, not after every item's set-up.
+                    await asyncio.sleep(0)
+            finally:
+                self.capacity.withdraw(len(todo) - len(tasks))  # not started: cancelled
+            # The reward rows are made while the judge works, once the calls waiting for a
+            # slot are sent; only the outcomes are added after.
+            await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
+            rows = self._rows(request, scorer, planned)
             if tasks:
                 await asyncio.wait(
                     tasks.values(), timeout=max(0.0, deadline - loop.time() - ANSWER_RESERVE_S)
                 )
             results.update({key: _result(task) for key, task in tasks.items()})
             outcomes = [Scored.refused(p.problem) if p.problem else results[p.key] for p in planned]
-            rows = await self._record(request, scorer, planned, outcomes)
-        items = [ItemOutcome(s, rows[i]) for i, s in enumerate(outcomes)]
+            # Storing the rows waits for the calls queued behind this request to be sent.
+            await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
+            ids = await self._record(rows, outcomes)
+        items = [ItemOutcome(s, ids[i]) for i, s in enumerate(outcomes)]
         return RewardBatch(scorer, items, loop.time() - started)
 
     def _plan(self, scorer: Scorer, item: RewardItemIn, index: int) -> _Planned:
@@ -149,20 +163,19 @@ class RewardService:
             except DeadlinePassed:
                 return DEADLINE
 
-    async def _record(
-        self,
-        request: RewardRequest,
-        scorer: Scorer,
-        planned: list[_Planned],
-        outcomes: list[Scored],
-    ) -> list[uuid.UUID]:
-        """One reward row per item, keyed so that the same request again finds the same rows."""
+    def _rows(
+        self, request: RewardRequest, scorer: Scorer, planned: list[_Planned]
+    ) -> list[dict[str, Any]]:
+        """One reward row per item, keyed so that the same request again finds the same rows.
+
+        Without the outcome's columns: :meth:`_record` adds them.
+        """
         fingerprint = scorer.fingerprint()
         # Scorer and idempotency key are the request's: an item's identity within it is
         # its run, step and texts (the nth repeat of one gets n in its key).
         seen: Counter[tuple[str | None, int | None, str]] = Counter()
         rows = []
-        for plan, scored in zip(planned, outcomes, strict=True):
+        for plan in planned:
             stored = plan.item.stored()
             same = (plan.run, plan.step, json.dumps(stored, sort_keys=True, ensure_ascii=False))
             occurrence = seen[same]
@@ -190,9 +203,15 @@ class RewardService:
                     **stored,
                     "metadata": plan.item.metadata,
                     "api_key_id": acting_key.get(),
-                    **_outcome_columns(scored),
                 }
             )
+        return rows
+
+    async def _record(self, rows: list[dict[str, Any]], outcomes: list[Scored]) -> list[uuid.UUID]:
+        """Store the rows with their outcomes; each row's id (the one stored before, if any)."""
+        rows = [
+            {**row, **_outcome_columns(scored)} for row, scored in zip(rows, outcomes, strict=True)
+        ]
         async with self.labeler.db.transaction() as session:
             found = await rewards.record_items(session, rows)
         return [found[row["item_key"]] for row in rows]
