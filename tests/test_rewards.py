@@ -259,6 +259,33 @@ class TestUnderLoad:
         # One slot: one call was under way at the deadline (and finished); two never left.
         assert len(provider.requests()) == 1 + 1
 
+    def test_a_cached_request_answers_at_once_while_calls_wait_for_slots(
+        self, settings: Settings, registry: JudgeRegistry, provider: FakeProvider
+    ) -> None:
+        """Storing waits for queued sends (bounded), but a request with nothing to judge never."""
+        capped = settings.model_copy(update={"reward_max_in_flight": 1})
+        with serve_app(capped, registry) as client:
+            cached = {"scorer": {"judge": JUDGE}, "items": items("a", "b")}
+            assert client.post("/v1/rewards", json=cached).status_code == 200
+            provider.configure(latency_ms=1500)
+            busy = threading.Thread(
+                target=lambda: client.post(
+                    "/v1/rewards", json={"scorer": {"judge": JUDGE}, "items": items("x", "y")}
+                )
+            )
+            busy.start()
+            for _ in range(200):  # "x" is out and holds the one slot: "y" waits for it
+                if len(provider.requests()) == 3:
+                    break
+                time.sleep(0.01)
+            started = time.monotonic()
+            again = client.post("/v1/rewards", json=cached)
+            elapsed = time.monotonic() - started
+            busy.join()
+        assert again.json()["counts"]["cached"] == 2
+        # Two deferred steps would take 2 x MAX_DEFER_S (0.5 s) while "y" waits.
+        assert elapsed < 0.4
+
     def test_cached_items_are_not_judged_again(
         self, api: TestClient, provider: FakeProvider
     ) -> None:

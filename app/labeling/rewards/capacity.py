@@ -14,7 +14,8 @@ next call: an item leaving its slot, and a request about to store its rows,
 first wait (``after_sends``) until no item is waiting for a slot, so that
 storing and answering run while the calls are out instead of between them.
 The wait is bounded (``MAX_DEFER_S``, and the caller's deadline), so under
-a queue that never empties the bookkeeping still runs, only later.
+a queue that never empties the bookkeeping still runs, only later. A
+request with nothing to judge (every item cached) does not wait.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextlib import asynccontextmanager
 
 from app.errors import TooManyRequestsError
 
-MAX_DEFER_S = 0.5
+MAX_DEFER_S = 0.25
 """How long bookkeeping waits at most for the items waiting for a slot to be sent."""
 STORE_RESERVE_S = 0.1
 """An item's bookkeeping stops deferring this long before its request's deadline."""

@@ -103,18 +103,20 @@ class RewardService:
                     await asyncio.sleep(0)
             finally:
                 self.capacity.withdraw(len(todo) - len(tasks))  # not started: cancelled
-            # The reward rows are made while the judge works, once the calls waiting for a
-            # slot are sent; only the outcomes are added after.
-            await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
+            if tasks:
+                # The reward rows are made while the judge works, once the calls waiting
+                # for a slot are sent; only the outcomes are added after.
+                await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
             rows = self._rows(request, scorer, planned)
             if tasks:
                 await asyncio.wait(
                     tasks.values(), timeout=max(0.0, deadline - loop.time() - ANSWER_RESERVE_S)
                 )
+                # Storing them waits likewise. A request with nothing to judge (all cached
+                # or refused) answers at once.
+                await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
             results.update({key: _result(task) for key, task in tasks.items()})
             outcomes = [Scored.refused(p.problem) if p.problem else results[p.key] for p in planned]
-            # Storing the rows waits for the calls queued behind this request to be sent.
-            await self.capacity.after_sends(deadline - ANSWER_RESERVE_S)
             ids = await self._record(rows, outcomes)
         items = [ItemOutcome(s, ids[i]) for i, s in enumerate(outcomes)]
         return RewardBatch(scorer, items, loop.time() - started)
