@@ -22,6 +22,9 @@ from app.settings import Settings
 from app.store.db import Database
 from judges import JudgeRegistry
 from judges.testing import Script
+from tests.fake_provider import FakeProvider
+
+JUDGE = "anthropic:claude-sonnet-4-6"
 
 
 def far() -> float:
@@ -160,3 +163,38 @@ async def test_a_request_cancelled_anywhere_leaves_nothing_admitted(
         started_counts.append(len(script.rated) - judged_before)
     await db.dispose()
     assert any(0 < started < size for started in started_counts), started_counts
+
+
+async def test_requests_arriving_together_get_slots_in_arrival_order(
+    database_url: str, registry: JudgeRegistry, provider: FakeProvider
+) -> None:
+    """Two requests that fill the slots each: the first finishes a judge latency before the second.
+
+    Had their items been started in turns, both would hold half the slots and
+    both would finish after two latencies.
+    """
+    latency = 1.0
+    provider.configure(latency_ms=latency * 1000)
+    size = 32  # enough that starting one request's items spans many turns of the loop
+    settings = Settings(database_url=database_url, judges_file=None, reward_max_in_flight=size)
+    db = Database(database_url)
+    service = RewardService(Labeler(db, registry, settings))
+    loop = asyncio.get_running_loop()
+
+    def request(name: str) -> RewardRequest:
+        items = [{"prompt": "Say something.", "completion": f"{name} {n}"} for n in range(size)]
+        return RewardRequest.model_validate({"scorer": {"judge": JUDGE}, "items": items})
+
+    async def timed(body: RewardRequest) -> float:
+        batch = await service.score(body)
+        assert batch.counts()["scored"] == size
+        return loop.time()
+
+    # The judge's SDK client is built on first use: not part of what is timed.
+    await service.score(request("warm-up"))
+    started = loop.time()
+    first, second = await asyncio.gather(timed(request("first")), timed(request("second")))
+    await service.aclose()
+    await db.dispose()
+    assert first - started < 1.5 * latency
+    assert second - started >= 2 * latency

@@ -77,6 +77,7 @@ class RewardService:
         )
         self.writer: RatingWriter = GroupWriter(labeler.db, rewards.store_ratings)
         self._background: set[asyncio.Task[Scored]] = set()
+        self._starting = asyncio.Lock()
 
     def deadline_s(self, timeout_s: float | None) -> float:
         return min(timeout_s or self.settings.reward_timeout_s, self.settings.reward_max_timeout_s)
@@ -96,11 +97,14 @@ class RewardService:
             self.capacity.admit(len(todo))
             tasks: dict[str, asyncio.Task[Scored]] = {}
             try:
-                for key, item in todo.items():
-                    tasks[key] = self._start(scorer, item, key, deadline)
-                    # Each item's call goes out before the next item is started: the
-                    # first call of a batch is sent at once, not after every item's set-up.
-                    await asyncio.sleep(0)
+                # One request starts its items at a time, so slots go to requests in the
+                # order they came: the first ones finish (and store) while later ones wait.
+                async with self._starting:
+                    for key, item in todo.items():
+                        tasks[key] = self._start(scorer, item, key, deadline)
+                        # Each item's call goes out before the next item is started: the
+                        # first call of a batch is sent at once, not after every item's set-up.
+                        await asyncio.sleep(0)
             finally:
                 self.capacity.withdraw(len(todo) - len(tasks))  # not started: cancelled
             if tasks:
