@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from app.store.models import Batch, Comparison, GoldLabel, Verdict, utcnow
 from app.store.models_review import ReviewPending
 from app.store.review_queue import QueueFilters, review_queue
 from bench.seed import seed
+from tests.test_query_plans import explain
 
 T = TypeVar("T")
 JUDGES = ("jury-a", "jury-b", "solo")
@@ -119,18 +119,7 @@ async def _step(session: AsyncSession, world: World, rng: random.Random) -> str:
         return "review"
     if kind == "import":  # gold labels by pair key alone, a repeated row in the file
         keys = [key for _, key, _, _ in rng.sample(world.comparisons, rng.randint(1, 3))]
-        rows = [
-            {
-                "pair_key": key,
-                "dedupe_key": uuid.uuid4().hex,
-                "winner": "b",
-                "source": "import",
-                "comparison_id": None,
-                "created_at": utcnow(),
-            }
-            for key in [*keys, keys[0]]
-        ]
-        await gold.insert_imports(session, rows)
+        await gold.insert_imports(session, _imported([*keys, keys[0]], "b"))
         return "import"
     labels = (await session.scalars(select(GoldLabel.id))).all()
     if not labels:
@@ -265,19 +254,7 @@ def test_stale_rows_are_checked_not_trusted(database_url: str) -> None:
             run.verdict["disagreement"] = 0.0
             await comparisons.write_runs(session, [run])
             key = world.comparisons[[c for c, *_ in world.comparisons].index(ids[1])][1]
-            await gold.insert_imports(
-                session,
-                [
-                    {
-                        "pair_key": key,
-                        "dedupe_key": uuid.uuid4().hex,
-                        "winner": "a",
-                        "source": "import",
-                        "comparison_id": None,
-                        "created_at": utcnow(),
-                    }
-                ],
-            )
+            await gold.insert_imports(session, _imported([key], "a"))
             await session.execute(delete(ReviewPending))
             await session.execute(insert(ReviewPending), snapshot)
             # A split verdict after them: a page of one passes over both to reach it.
@@ -294,6 +271,21 @@ def test_stale_rows_are_checked_not_trusted(database_url: str) -> None:
             assert await _pages(database, QueueFilters(0.3), limit) == want, limit
 
     _run(database_url, work)
+
+
+def _imported(pair_keys: list[str], winner: str) -> list[dict[str, Any]]:
+    """Gold label rows as an import file gives them: by pair key alone, each its own row."""
+    return [
+        {
+            "pair_key": key,
+            "dedupe_key": uuid.uuid4().hex,
+            "winner": winner,
+            "source": "import",
+            "comparison_id": None,
+            "created_at": utcnow(),
+        }
+        for key in pair_keys
+    ]
 
 
 def _executed_scans(database_url: str, statement: str, parameters: Any) -> list[tuple[str, int]]:
@@ -317,17 +309,6 @@ def _executed_scans(database_url: str, statement: str, parameters: Any) -> list[
     return found
 
 
-def _sqlite_plan(database_url: str, statement: str, parameters: Any) -> list[str]:
-    database = make_url(database_url).database
-    assert database
-    connection = sqlite3.connect(database)
-    try:
-        rows = connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
-    finally:
-        connection.close()
-    return [detail for _, _, _, detail in rows]
-
-
 def test_an_exhausted_queue_reads_no_verdict(database_url: str) -> None:
     """Every split reviewed: the work list is empty, and the queue's one statement reads it
     alone (the verdicts, comparisons and gold labels are only its rows' checks)."""
@@ -344,18 +325,7 @@ def test_an_exhausted_queue_reads_no_verdict(database_url: str) -> None:
             await comparisons.write_runs(session, runs)
             assert (await _stored(session)).pending
             keys = sorted({key for _, key, _, _ in world.comparisons})
-            rows = [
-                {
-                    "pair_key": key,
-                    "dedupe_key": uuid.uuid4().hex,
-                    "winner": "a",
-                    "source": "import",
-                    "comparison_id": None,
-                    "created_at": utcnow(),
-                }
-                for key in keys
-            ]
-            await gold.insert_imports(session, rows)
+            await gold.insert_imports(session, _imported(keys, "a"))
         async with database.transaction() as session:
             assert (await _stored(session)).pending == []
 
@@ -374,7 +344,7 @@ def test_an_exhausted_queue_reads_no_verdict(database_url: str) -> None:
     assert len(selects) == 1, selects  # no second statement: no page to load
     statement, parameters = selects[0]
     if database_url.startswith("sqlite"):
-        plan = _sqlite_plan(database_url, statement, parameters)
+        plan = explain(database_url, statement, parameters).text.splitlines()
         scans = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
         assert "review_pending" in scans[0], plan
         assert not any(
